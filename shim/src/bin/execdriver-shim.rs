@@ -1,0 +1,59 @@
+//! `execdriver-shim`: creates one container and supervises it until it is deleted.
+//!
+//! Started by execdriverd as `execdriver-shim --id ID --state DIR [--stdin]
+//! [--log-max-size BYTES --log-max-files N]`. It reads DIR/container.json, reports on its stdout
+//! (one protocol frame) whether the container was created, and then serves DIR/shim.sock.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use execdriver_shim::logfile::Rotation;
+use execdriver_shim::supervisor::{self, Options};
+
+fn parse_args() -> Result<Options, String> {
+    let mut opts = Options::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--id" => opts.id = value("--id")?,
+            "--state" => opts.state_dir = PathBuf::from(value("--state")?),
+            "--stdin" => opts.stdin = true,
+            "--log-max-size" => {
+                opts.log_rotation.max_size = value("--log-max-size")?.parse().map_err(|_| "bad --log-max-size")?
+            }
+            "--log-max-files" => {
+                opts.log_rotation.max_files = value("--log-max-files")?.parse().map_err(|_| "bad --log-max-files")?
+            }
+            "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if opts.id.is_empty() || !opts.state_dir.is_absolute() {
+        return Err("usage: execdriver-shim --id ID --state /ABSOLUTE/DIR [--stdin]".into());
+    }
+    if opts.log_rotation == Rotation::default() {
+        opts.log_rotation = Rotation { max_size: 0, max_files: 1 };
+    }
+    Ok(opts)
+}
+
+fn main() -> ExitCode {
+    // Nothing the caller left open may reach the container.
+    execdriver_shim::sys::close_from(3);
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match supervisor::prepare_process(&opts.state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("execdriver-shim: preparing {}: {e}", opts.state_dir.display());
+            return ExitCode::from(1);
+        }
+    };
+    ExitCode::from(supervisor::run(opts, report) as u8)
+}

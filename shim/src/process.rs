@@ -1,0 +1,378 @@
+//! A container's init: cloned into its namespaces, set up, held until Start, then exec'd.
+//!
+//! Parent and child talk over a `SOCK_SEQPACKET` socketpair with typed [`SyncMsg`]s:
+//!
+//! ```text
+//! shim (parent)                          init (child, in the new namespaces)
+//! clone(flags) ------------------------> waits for Configured
+//! joins it to cgroups, network, ...
+//! Configured --------------------------> hostname, mounts, pivot_root, cwd, user, caps
+//!          <---------------------------- Ready  (or Error: the create fails)
+//! ... Create has returned; later Start:
+//! Start -------------------------------> execve(command)
+//!          <---------------------------- EOF (exec worked: the socket is close-on-exec)
+//!                                        or Error (exec failed)
+//! ```
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::waitpid;
+use nix::unistd::{Gid, Pid, Uid};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities;
+use crate::config::Config;
+use crate::namespaces::{self, Namespace};
+use crate::protocol::ErrorCode;
+use crate::rootfs;
+use crate::sys::{self, Forked};
+
+/// Messages between the shim and the init it is creating.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum SyncMsg {
+    /// Parent to child: cgroups and network are in place; set up and report.
+    Configured,
+    /// Child to parent: everything is set up; waiting for Start.
+    Ready,
+    /// Parent to child: exec the command now.
+    Start,
+    /// Child to parent: a step failed.
+    Error { code: ChildErrorCode, message: String },
+}
+
+/// Whether a child failure is the request's fault (FAILED_PRECONDITION) or the system's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildErrorCode {
+    /// Something the request names is not there: the command, the cwd, a mount source.
+    Precondition,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("socketpair: {0}")]
+    Socketpair(#[source] Errno),
+    #[error("clone into namespaces: {0}")]
+    Clone(#[source] Errno),
+    #[error("{0}")]
+    ParentSetup(String),
+    #[error("talking to the container's init: {0}")]
+    Sync(#[source] Errno),
+    #[error("the container's init exited during setup")]
+    ChildVanished,
+    #[error("{message}")]
+    Child { code: ChildErrorCode, message: String },
+    #[error("unexpected message from the container's init: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Child { code: ChildErrorCode::Precondition, .. } => ErrorCode::FailedPrecondition,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+fn send(fd: &OwnedFd, msg: &SyncMsg) -> Result<(), Errno> {
+    // Serializing a plain enum to a Vec cannot fail.
+    let data = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
+    nix::unistd::write(fd, &data).map(drop)
+}
+
+/// Receives one message; `None` when the other side closed its end.
+fn recv(fd: &OwnedFd) -> Result<Option<SyncMsg>, Error> {
+    let mut buf = [0u8; 8192];
+    let n = loop {
+        match nix::unistd::read(fd, &mut buf) {
+            Err(Errno::EINTR) => continue,
+            r => break r.map_err(Error::Sync)?,
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+/// The descriptors the init gets as 0, 1 and 2.
+pub enum Stdio {
+    /// Keep the caller's (nsinit in the foreground).
+    Inherit,
+    /// These three (pipe ends, or /dev/null).
+    Fds { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+}
+
+/// A created init, waiting for Start.
+pub struct Init {
+    pub pid: Pid,
+    sync: Option<OwnedFd>,
+}
+
+/// Clones the init into the config's namespaces and sets it up, up to the point of exec.
+/// `parent_setup` runs in the shim once the child exists (join cgroups, move network links).
+/// On error the child is killed and reaped; what `parent_setup` made is the caller's to undo.
+pub fn create(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>,
+) -> Result<Init, Error> {
+    let (parent_sock, child_sock) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(Error::Socketpair)?;
+    let flags = namespaces::clone_flags(&config.namespaces);
+    match sys::clone_process(flags).map_err(Error::Clone)? {
+        Forked::Child => {
+            drop(parent_sock);
+            child_main(config, rootfs, stdio, child_sock)
+        }
+        Forked::Parent(pid) => {
+            drop(child_sock);
+            drop(stdio);
+            let mut init = Init { pid, sync: Some(parent_sock) };
+            match init.configure(parent_setup) {
+                Ok(()) => Ok(init),
+                Err(e) => {
+                    init.kill_and_reap();
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+impl Init {
+    fn sync(&self) -> Result<&OwnedFd, Error> {
+        self.sync.as_ref().ok_or(Error::ChildVanished)
+    }
+
+    fn configure(&mut self, parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>) -> Result<(), Error> {
+        parent_setup(self.pid).map_err(Error::ParentSetup)?;
+        send(self.sync()?, &SyncMsg::Configured).map_err(Error::Sync)?;
+        match recv(self.sync()?)? {
+            Some(SyncMsg::Ready) => Ok(()),
+            Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
+            Some(other) => Err(Error::Protocol(format!("{other:?}"))),
+            None => Err(Error::ChildVanished),
+        }
+    }
+
+    /// Lets the init exec its command. Returns once it has (or has failed to).
+    pub fn start(&mut self) -> Result<(), Error> {
+        let sock = self.sync.take().ok_or(Error::ChildVanished)?;
+        send(&sock, &SyncMsg::Start).map_err(Error::Sync)?;
+        match recv(&sock)? {
+            None => Ok(()), // the socket closed on exec
+            Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
+            Some(other) => Err(Error::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    fn kill_and_reap(&mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+        self.sync = None;
+    }
+}
+
+/// A failed init step, carried back to the parent.
+struct ChildError {
+    code: ChildErrorCode,
+    message: String,
+}
+
+impl ChildError {
+    fn internal(what: &str, e: impl std::fmt::Display) -> ChildError {
+        ChildError { code: ChildErrorCode::Internal, message: format!("{what}: {e}") }
+    }
+    fn precondition(message: String) -> ChildError {
+        ChildError { code: ChildErrorCode::Precondition, message }
+    }
+}
+
+/// The init's life until exec. Never returns: it execs, or reports and exits.
+fn child_main(config: &Config, rootfs: &Path, stdio: Stdio, sync: OwnedFd) -> ! {
+    let err = match setup_child(config, rootfs, stdio, &sync) {
+        Ok(None) => sys::exit_now(0), // the shim went away before Start
+        Ok(Some(exec)) => exec.run(),
+        Err(e) => e,
+    };
+    let _ = send(&sync, &SyncMsg::Error { code: err.code, message: err.message });
+    sys::exit_now(127)
+}
+
+/// Everything needed to exec, computed before Start so Start is one syscall.
+struct Exec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Exec {
+    fn run(self) -> ChildError {
+        if let Err(e) = sys::cloexec_from(3) {
+            return ChildError::internal("marking descriptors close-on-exec", e);
+        }
+        if let Err(e) = sys::reset_signals() {
+            return ChildError::internal("resetting signals", e);
+        }
+        let e = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
+        let code = if matches!(e, Errno::ENOENT | Errno::EACCES | Errno::ENOEXEC) {
+            ChildErrorCode::Precondition
+        } else {
+            ChildErrorCode::Internal
+        };
+        ChildError { code, message: format!("exec {}: {e}", self.path.to_string_lossy()) }
+    }
+}
+
+fn setup_child(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    sync: &OwnedFd,
+) -> Result<Option<Exec>, ChildError> {
+    // Die with the shim: a container must not run unsupervised.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| ChildError::internal("pdeathsig", e))?;
+    match recv(sync) {
+        Ok(Some(SyncMsg::Configured)) => {}
+        Ok(None) => return Ok(None),
+        Ok(Some(other)) => return Err(ChildError::internal("sync", format!("{other:?}"))),
+        Err(e) => return Err(ChildError::internal("sync", e)),
+    }
+    nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
+    if let Stdio::Fds { stdin, stdout, stderr } = stdio {
+        for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+            if fd.as_raw_fd() != target {
+                let r = match target {
+                    0 => nix::unistd::dup2_stdin(fd.as_fd()),
+                    1 => nix::unistd::dup2_stdout(fd.as_fd()),
+                    _ => nix::unistd::dup2_stderr(fd.as_fd()),
+                };
+                r.map_err(|e| ChildError::internal("stdio", e))?;
+            } else {
+                std::mem::forget(fd); // already in place; keep it open
+            }
+        }
+    }
+    if config.has_namespace(Namespace::Uts) && !config.hostname.is_empty() {
+        nix::unistd::sethostname(&config.hostname).map_err(|e| ChildError::internal("sethostname", e))?;
+    }
+    if config.has_namespace(Namespace::Net) {
+        crate::network::loopback_up().map_err(|e| ChildError::internal("loopback", e))?;
+    }
+    rootfs::setup(config, rootfs).map_err(|e| match e {
+        rootfs::Error::MissingSource { .. } | rootfs::Error::NotADirectory(_) => {
+            ChildError::precondition(e.to_string())
+        }
+        e => ChildError::internal("rootfs", e),
+    })?;
+
+    let cwd = if config.working_dir.is_empty() { "/" } else { &config.working_dir };
+    nix::unistd::chdir(cwd)
+        .map_err(|e| ChildError::precondition(format!("working_dir {cwd}: {e}")))?;
+    let exec = prepare_exec(config)?;
+
+    let mask = capabilities::parse_all(&config.capabilities_mask);
+    capabilities::drop_bounding(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
+    let user = config.user();
+    let gid = Gid::from_raw(user.gid);
+    let uid = Uid::from_raw(user.uid);
+    nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| ChildError::internal("setgid", e))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
+    capabilities::drop_process(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
+
+    send(sync, &SyncMsg::Ready).map_err(|e| ChildError::internal("sync", e))?;
+    match recv(sync) {
+        Ok(Some(SyncMsg::Start)) => Ok(Some(exec)),
+        Ok(None) => Ok(None),
+        Ok(Some(other)) => Err(ChildError::internal("sync", format!("{other:?}"))),
+        Err(e) => Err(ChildError::internal("sync", e)),
+    }
+}
+
+/// Resolves the command in the container (as execvp would) and builds argv and envp.
+fn prepare_exec(config: &Config) -> Result<Exec, ChildError> {
+    let Some(cmd) = config.args.first() else {
+        return Err(ChildError::precondition("args: no command given".into()));
+    };
+    let path = find_executable(cmd, config.path_env())
+        .ok_or_else(|| ChildError::precondition(format!("exec {cmd}: no such executable in the container")))?;
+    let cstr = |s: &[u8]| CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()));
+    let args = config.args.iter().map(|a| cstr(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
+    let env = process_env(config).iter().map(|e| cstr(e.as_bytes())).collect::<Result<Vec<_>, _>>()?;
+    Ok(Exec { path: cstr(path.as_os_str().as_bytes())?, args, env })
+}
+
+/// The environment the command gets: the configured one, plus PATH, HOME and (with a tty) TERM
+/// when it does not set them.
+pub fn process_env(config: &Config) -> Vec<String> {
+    let mut env = config.environment.clone();
+    let has = |env: &[String], key: &str| env.iter().any(|e| e.split_once('=').is_some_and(|(k, _)| k == key));
+    if !has(&env, "PATH") {
+        env.push(format!("PATH={}", config.path_env()));
+    }
+    if !has(&env, "HOME") {
+        env.push("HOME=/".into());
+    }
+    if config.tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    if !config.hostname.is_empty() && !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={}", config.hostname));
+    }
+    env
+}
+
+/// execvp's search: a name with a '/' is taken as it is; otherwise each PATH entry is tried.
+pub fn find_executable(cmd: &str, path_env: &str) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if cmd.contains('/') {
+        let p = PathBuf::from(cmd);
+        return is_exec(&p).then_some(p);
+    }
+    path_env
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| is_exec(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_executables_like_execvp() {
+        assert_eq!(find_executable("sh", "/nonexistent:/bin"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_executable("/bin/sh", ""), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_executable("no-such-binary-here", "/bin:/usr/bin"), None);
+        assert_eq!(find_executable("/etc/passwd", ""), None);
+    }
+
+    #[test]
+    fn env_gets_defaults() {
+        let c = Config { environment: vec!["A=1".into()], tty: true, ..Default::default() };
+        let env = process_env(&c);
+        assert!(env.contains(&"A=1".to_string()));
+        assert!(env.iter().any(|e| e.starts_with("PATH=")));
+        assert!(env.contains(&"HOME=/".to_string()));
+        assert!(env.contains(&"TERM=xterm".to_string()));
+    }
+}

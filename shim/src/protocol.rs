@@ -1,0 +1,313 @@
+//! The driver <-> shim protocol: length-prefixed protobuf messages on the shim's unix socket.
+//!
+//! Each frame is a little-endian `u32` length followed by that many bytes of an encoded
+//! [`Request`] (driver to shim) or [`Response`] (shim to driver). A connection carries one
+//! request and its reply, except `Wait` (the reply comes when the process ends) and `Attach`
+//! (after it, the connection is a stream: `Output` frames then one `Exit` from the shim;
+//! `Stdin`, `CloseStdin` and `Resize` frames from the driver).
+//!
+//! The same `Response` (a `State` or an `Error`) is what a new shim writes once on its stdout to
+//! tell the driver whether the container was created.
+
+use std::io::{self, Read, Write};
+
+use prost::Message;
+
+/// The largest frame either side accepts.
+pub const MAX_FRAME: usize = 8 << 20;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Empty {}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Request {
+    #[prost(oneof = "request::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
+    pub kind: Option<request::Kind>,
+}
+
+pub mod request {
+    use super::*;
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        /// Let the created init exec its command.
+        #[prost(message, tag = "1")]
+        Start(Empty),
+        #[prost(message, tag = "2")]
+        State(Empty),
+        /// Reply with `Exit` once the init has ended (at once if it has).
+        #[prost(message, tag = "3")]
+        Wait(Empty),
+        #[prost(message, tag = "4")]
+        Kill(Kill),
+        /// Turn this connection into a stdio stream.
+        #[prost(message, tag = "5")]
+        Attach(Attach),
+        #[prost(bytes, tag = "6")]
+        Stdin(Vec<u8>),
+        #[prost(message, tag = "7")]
+        CloseStdin(Empty),
+        #[prost(message, tag = "8")]
+        Resize(Resize),
+        /// Remove what the shim made (cgroups) and exit. Refused while the init runs.
+        #[prost(message, tag = "9")]
+        Shutdown(Empty),
+    }
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Kill {
+    #[prost(int32, tag = "1")]
+    pub signal: i32,
+    /// Signal every process of the container, not only its init.
+    #[prost(bool, tag = "2")]
+    pub all: bool,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Attach {
+    #[prost(bool, tag = "1")]
+    pub stdin: bool,
+    #[prost(bool, tag = "2")]
+    pub stdout: bool,
+    #[prost(bool, tag = "3")]
+    pub stderr: bool,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Resize {
+    #[prost(uint32, tag = "1")]
+    pub rows: u32,
+    #[prost(uint32, tag = "2")]
+    pub cols: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Response {
+    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5")]
+    pub kind: Option<response::Kind>,
+}
+
+pub mod response {
+    use super::*;
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "1")]
+        Ok(Empty),
+        #[prost(message, tag = "2")]
+        Error(ErrorReply),
+        #[prost(message, tag = "3")]
+        State(ShimState),
+        #[prost(message, tag = "4")]
+        Exit(Exit),
+        #[prost(message, tag = "5")]
+        Output(Output),
+    }
+}
+
+/// What kind of failure an error is; the driver maps it to a gRPC code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum ErrorCode {
+    Unspecified = 0,
+    InvalidArgument = 1,
+    NotFound = 2,
+    FailedPrecondition = 3,
+    Internal = 4,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ErrorReply {
+    #[prost(enumeration = "ErrorCode", tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Status {
+    Unspecified = 0,
+    Created = 1,
+    Running = 2,
+    Paused = 3,
+    Stopped = 4,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ShimState {
+    #[prost(enumeration = "Status", tag = "1")]
+    pub status: i32,
+    /// The init's pid as the host sees it.
+    #[prost(int32, tag = "2")]
+    pub pid: i32,
+    /// Unix nanoseconds; 0 until started.
+    #[prost(int64, tag = "3")]
+    pub started_at: i64,
+    /// Set once stopped.
+    #[prost(message, optional, tag = "4")]
+    pub exit: Option<Exit>,
+    #[prost(int32, tag = "5")]
+    pub shim_pid: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Exit {
+    #[prost(int32, optional, tag = "1")]
+    pub exit_code: Option<i32>,
+    #[prost(int32, optional, tag = "2")]
+    pub signal: Option<i32>,
+    #[prost(bool, tag = "3")]
+    pub oom_killed: bool,
+    #[prost(int64, tag = "4")]
+    pub started_at: i64,
+    #[prost(int64, tag = "5")]
+    pub finished_at: i64,
+    #[prost(string, tag = "6")]
+    pub reason: String,
+    #[prost(int32, tag = "7")]
+    pub pid: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Stream {
+    Unspecified = 0,
+    Stdout = 1,
+    Stderr = 2,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Output {
+    #[prost(enumeration = "Stream", tag = "1")]
+    pub stream: i32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
+impl From<&crate::state::ExitRecord> for Exit {
+    fn from(r: &crate::state::ExitRecord) -> Exit {
+        Exit {
+            exit_code: r.exit_code,
+            signal: r.signal,
+            oom_killed: r.oom_killed,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            reason: r.reason.clone(),
+            pid: r.pid,
+        }
+    }
+}
+
+impl Response {
+    pub fn ok() -> Response {
+        Response { kind: Some(response::Kind::Ok(Empty {})) }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response {
+            kind: Some(response::Kind::Error(ErrorReply { code: code as i32, message: message.into() })),
+        }
+    }
+}
+
+impl Request {
+    pub fn new(kind: request::Kind) -> Request {
+        Request { kind: Some(kind) }
+    }
+}
+
+/// Encodes `msg` as one frame.
+pub fn encode_frame(msg: &impl Message) -> Vec<u8> {
+    let len = msg.encoded_len();
+    let mut buf = Vec::with_capacity(4 + len);
+    buf.extend_from_slice(&(len as u32).to_le_bytes());
+    // Encoding into a Vec cannot run out of room.
+    msg.encode(&mut buf).expect("Vec grows as needed");
+    buf
+}
+
+/// Writes one frame to a blocking writer.
+pub fn write_frame(w: &mut impl Write, msg: &impl Message) -> io::Result<()> {
+    w.write_all(&encode_frame(msg))
+}
+
+/// Reads one frame from a blocking reader; `None` at a clean end of stream.
+pub fn read_frame<M: Message + Default>(r: &mut impl Read) -> io::Result<Option<M>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf)?;
+    M::decode(buf.as_slice()).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Splits a byte stream read in pieces into frames.
+#[derive(Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next whole frame, if one has arrived.
+    pub fn next_frame<M: Message + Default>(&mut self) -> io::Result<Option<M>> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let msg = M::decode(&self.buf[4..4 + len])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.buf.drain(..4 + len);
+        Ok(Some(msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_in_pieces() {
+        let a = Request::new(request::Kind::Kill(Kill { signal: 9, all: true }));
+        let b = Request::new(request::Kind::Stdin(b"hello".to_vec()));
+        let mut bytes = encode_frame(&a);
+        bytes.extend(encode_frame(&b));
+        let mut dec = FrameDecoder::default();
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(3) {
+            dec.push(chunk);
+            while let Some(m) = dec.next_frame::<Request>().unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, vec![a.clone(), b]);
+        let mut cursor = io::Cursor::new(encode_frame(&a));
+        assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), Some(a));
+        assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), None);
+    }
+
+    #[test]
+    fn oversized_frame_is_refused() {
+        let mut dec = FrameDecoder::default();
+        dec.push(&u32::MAX.to_le_bytes());
+        assert!(dec.next_frame::<Request>().is_err());
+    }
+}

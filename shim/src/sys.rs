@@ -1,0 +1,137 @@
+//! The few system calls that nix does not wrap safely. Every `unsafe` block of the crate is here.
+#![allow(unsafe_code)]
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// Which side of a [`clone_process`] we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// `clone(2)` with fork semantics: the child gets a copy of the address space and runs on a
+/// copy of our stack, in the new namespaces in `flags`. The caller must be single-threaded.
+pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: with a null stack the kernel gives the child a copy-on-write copy of the caller's
+    // stack, as fork() does; the shim is single-threaded here, so no lock is held by another
+    // thread that the child could deadlock on. No pointer arguments are passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Marks every descriptor from `first` up close-on-exec (`close_range(2)` with
+/// `CLOSE_RANGE_CLOEXEC`), falling back to walking /proc/self/fd on older kernels.
+pub fn cloexec_from(first: i32) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes integers only and, with CLOSE_RANGE_CLOEXEC, closes nothing.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::EBADF)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a descriptor number; an fd closed meanwhile just returns EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `first` up (`close_range(2)`), for a process that must not
+/// keep what it inherited.
+pub fn close_from(first: i32) {
+    // SAFETY: close_range takes integers only; the caller owns every descriptor it closes here
+    // (it is called at process start, before any are opened by Rust code).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    if ret == 0 {
+        return;
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd >= first)
+            .collect();
+        for fd in fds {
+            // SAFETY: as above; the read_dir descriptor may be closed already, which is harmless.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Ends the process at once, without running destructors or atexit handlers: what a forked
+/// child must do so it does not flush or free the parent's copies.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no memory of ours.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sets the window size of a terminal.
+pub fn set_winsize(fd: std::os::fd::BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize struct from the pointer, which lives across the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    Errno::result(ret).map(drop)
+}
+
+/// Reads the window size of a terminal.
+pub fn get_winsize(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
+    use std::os::fd::AsRawFd;
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes a winsize struct to the pointer, which lives across the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(ret).map(|_| (ws.ws_row, ws.ws_col))
+}
+
+/// Makes a terminal the controlling terminal of the calling session leader.
+pub fn set_controlling_tty(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal from another session).
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Restores the default disposition of every signal and unblocks them all, as a process
+/// should find them after exec (dispositions set to "ignore", such as Rust's SIGPIPE, and the
+/// blocked mask survive execve).
+pub fn reset_signals() -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no handler code of ours, so no signal-safety rules
+        // apply; the previous action is discarded.
+        unsafe { sigaction(sig, &dfl) }?;
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Ignores `sig` (SIGPIPE in the shim: a vanished client must surface as EPIPE, not death).
+pub fn ignore_signal(sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_IGN runs no handler code.
+    unsafe { signal(sig, SigHandler::SigIgn) }.map(drop)
+}
