@@ -1,1 +1,11 @@
+//! execdriverd: the gRPC driver. Requests become container.json files; one shim per container
+//! does the Linux work. `shim` knows nothing of gRPC; this crate knows no syscalls beyond
+//! spawning shims and talking to them.
+#![deny(unsafe_code)]
 
+pub mod convert;
+pub mod driver;
+pub mod error;
+pub mod server;
+pub mod service;
+pub mod shims;

@@ -21,6 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::waitpid;
@@ -83,16 +84,25 @@ impl Error {
 }
 
 fn send(fd: &OwnedFd, msg: &SyncMsg) -> Result<(), Errno> {
+    send_fd(fd, msg, None)
+}
+
+fn send_fd(fd: &OwnedFd, msg: &SyncMsg, attached: Option<std::os::fd::BorrowedFd<'_>>) -> Result<(), Errno> {
     // Serializing a plain enum to a Vec cannot fail.
     let data = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
-    nix::unistd::write(fd, &data).map(drop)
+    sys::send_with_fd(fd.as_fd(), &data, attached)
 }
 
 /// Receives one message; `None` when the other side closed its end.
 fn recv(fd: &OwnedFd) -> Result<Option<SyncMsg>, Error> {
+    recv_fd(fd).map(|m| m.map(|(msg, _)| msg))
+}
+
+/// Receives one message and the descriptor sent with it.
+fn recv_fd(fd: &OwnedFd) -> Result<Option<(SyncMsg, Option<OwnedFd>)>, Error> {
     let mut buf = [0u8; 8192];
-    let n = loop {
-        match nix::unistd::read(fd, &mut buf) {
+    let (n, attached) = loop {
+        match sys::recv_with_fd(fd.as_fd(), &mut buf) {
             Err(Errno::EINTR) => continue,
             r => break r.map_err(Error::Sync)?,
         }
@@ -100,7 +110,8 @@ fn recv(fd: &OwnedFd) -> Result<Option<SyncMsg>, Error> {
     if n == 0 {
         return Ok(None);
     }
-    serde_json::from_slice(&buf[..n]).map(Some).map_err(|e| Error::Protocol(e.to_string()))
+    let msg = serde_json::from_slice(&buf[..n]).map_err(|e| Error::Protocol(e.to_string()))?;
+    Ok(Some((msg, attached)))
 }
 
 /// The descriptors the init gets as 0, 1 and 2.
@@ -109,11 +120,16 @@ pub enum Stdio {
     Inherit,
     /// These three (pipe ends, or /dev/null).
     Fds { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    /// A new terminal from the container's own devpts, its slave as 0, 1, 2 and /dev/console;
+    /// the master comes back in [`Init::pty_master`]. A size of 0 leaves the kernel's default.
+    Pty { rows: u16, cols: u16 },
 }
 
 /// A created init, waiting for Start.
 pub struct Init {
     pub pid: Pid,
+    /// The terminal's master side, with [`Stdio::Pty`].
+    pub pty_master: Option<OwnedFd>,
     sync: Option<OwnedFd>,
 }
 
@@ -142,7 +158,7 @@ pub fn create(
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
-            let mut init = Init { pid, sync: Some(parent_sock) };
+            let mut init = Init { pid, pty_master: None, sync: Some(parent_sock) };
             match init.configure(parent_setup) {
                 Ok(()) => Ok(init),
                 Err(e) => {
@@ -162,10 +178,13 @@ impl Init {
     fn configure(&mut self, parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>) -> Result<(), Error> {
         parent_setup(self.pid).map_err(Error::ParentSetup)?;
         send(self.sync()?, &SyncMsg::Configured).map_err(Error::Sync)?;
-        match recv(self.sync()?)? {
-            Some(SyncMsg::Ready) => Ok(()),
-            Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
-            Some(other) => Err(Error::Protocol(format!("{other:?}"))),
+        match recv_fd(self.sync()?)? {
+            Some((SyncMsg::Ready, pty)) => {
+                self.pty_master = pty;
+                Ok(())
+            }
+            Some((SyncMsg::Error { code, message }, _)) => Err(Error::Child { code, message }),
+            Some((other, _)) => Err(Error::Protocol(format!("{other:?}"))),
             None => Err(Error::ChildVanished),
         }
     }
@@ -254,20 +273,14 @@ fn setup_child(
         Err(e) => return Err(ChildError::internal("sync", e)),
     }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
-    if let Stdio::Fds { stdin, stdout, stderr } = stdio {
-        for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
-            if fd.as_raw_fd() != target {
-                let r = match target {
-                    0 => nix::unistd::dup2_stdin(fd.as_fd()),
-                    1 => nix::unistd::dup2_stdout(fd.as_fd()),
-                    _ => nix::unistd::dup2_stderr(fd.as_fd()),
-                };
-                r.map_err(|e| ChildError::internal("stdio", e))?;
-            } else {
-                std::mem::forget(fd); // already in place; keep it open
-            }
+    let pty_size = match stdio {
+        Stdio::Fds { stdin, stdout, stderr } => {
+            install_stdio(stdin, stdout, stderr)?;
+            None
         }
-    }
+        Stdio::Pty { rows, cols } => Some((rows, cols)),
+        Stdio::Inherit => None,
+    };
     if config.has_namespace(Namespace::Uts) && !config.hostname.is_empty() {
         nix::unistd::sethostname(&config.hostname).map_err(|e| ChildError::internal("sethostname", e))?;
     }
@@ -281,6 +294,12 @@ fn setup_child(
         e => ChildError::internal("rootfs", e),
     })?;
 
+    let user = config.user();
+    let pty_master = match pty_size {
+        Some((rows, cols)) => Some(open_console(rows, cols, user.uid)?),
+        None => None,
+    };
+
     let cwd = if config.working_dir.is_empty() { "/" } else { &config.working_dir };
     nix::unistd::chdir(cwd)
         .map_err(|e| ChildError::precondition(format!("working_dir {cwd}: {e}")))?;
@@ -288,7 +307,6 @@ fn setup_child(
 
     let mask = capabilities::parse_all(&config.capabilities_mask);
     capabilities::drop_bounding(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
-    let user = config.user();
     let gid = Gid::from_raw(user.gid);
     let uid = Uid::from_raw(user.uid);
     nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
@@ -296,13 +314,59 @@ fn setup_child(
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
     capabilities::drop_process(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
 
-    send(sync, &SyncMsg::Ready).map_err(|e| ChildError::internal("sync", e))?;
+    send_fd(sync, &SyncMsg::Ready, pty_master.as_ref().map(|m| m.as_fd()))
+        .map_err(|e| ChildError::internal("sync", e))?;
+    drop(pty_master);
     match recv(sync) {
         Ok(Some(SyncMsg::Start)) => Ok(Some(exec)),
         Ok(None) => Ok(None),
         Ok(Some(other)) => Err(ChildError::internal("sync", format!("{other:?}"))),
         Err(e) => Err(ChildError::internal("sync", e)),
     }
+}
+
+/// Makes three descriptors the process's 0, 1 and 2.
+fn install_stdio(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> Result<(), ChildError> {
+    for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+        if fd.as_raw_fd() == target {
+            std::mem::forget(fd); // already in place; keep it open
+            continue;
+        }
+        let r = match target {
+            0 => nix::unistd::dup2_stdin(fd.as_fd()),
+            1 => nix::unistd::dup2_stdout(fd.as_fd()),
+            _ => nix::unistd::dup2_stderr(fd.as_fd()),
+        };
+        r.map_err(|e| ChildError::internal("stdio", e))?;
+    }
+    Ok(())
+}
+
+/// Opens a terminal in the container's devpts (after pivot_root, /dev/ptmx is its own), makes
+/// the slave our controlling terminal, 0, 1, 2 and /dev/console, and returns the master.
+fn open_console(rows: u16, cols: u16, uid: u32) -> Result<OwnedFd, ChildError> {
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let err = |what: &str| {
+        let what = what.to_owned();
+        move |e: Errno| ChildError::internal(&what, e)
+    };
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(err("opening /dev/ptmx"))?;
+    grantpt(&master).map_err(err("grantpt"))?;
+    unlockpt(&master).map_err(err("unlockpt"))?;
+    let name = ptsname_r(&master).map_err(err("ptsname"))?;
+    let slave: OwnedFd = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(err("opening the pty slave"))?;
+    // The user the command runs as owns its terminal, as login(1) would arrange.
+    nix::unistd::fchown(&slave, Some(Uid::from_raw(uid)), None).map_err(err("chown the pty"))?;
+    if rows > 0 && cols > 0 {
+        sys::set_winsize(slave.as_fd(), rows, cols).map_err(err("setting the window size"))?;
+    }
+    nix::mount::mount(Some(name.as_str()), "/dev/console", None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
+        .map_err(err("binding /dev/console"))?;
+    sys::set_controlling_tty(slave.as_fd()).map_err(err("TIOCSCTTY"))?;
+    let dup = |f: &OwnedFd| f.try_clone().map_err(|e| ChildError::internal("dup pty", e));
+    install_stdio(dup(&slave)?, dup(&slave)?, slave)?;
+    Ok(master.into())
 }
 
 /// Resolves the command in the container (as execvp would) and builds argv and envp.

@@ -54,6 +54,8 @@ pub struct Options {
     /// Give the container a stdin pipe that attached clients can write to.
     pub stdin: bool,
     pub log_rotation: Rotation,
+    /// The terminal's initial size (rows, cols) when container.json asks for a tty.
+    pub console_size: (u16, u16),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,8 @@ struct Shim {
     epoll: Epoll,
     signals: SignalFd,
     listener: UnixListener,
+    /// The terminal's master, for resizes.
+    pty: Option<File>,
     stdout: Option<File>,
     stderr: Option<File>,
     stdin: Option<File>,
@@ -223,6 +227,7 @@ impl Shim {
             }
         };
         let pid = init.pid;
+        let tty = config.tty;
         let mut shim = Shim {
             id: opts.id.clone(),
             dir: dir.clone(),
@@ -237,8 +242,9 @@ impl Shim {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys_err("epoll"))?,
             signals,
             listener: bind_socket(&dir)?,
+            pty: if tty { stdout.try_clone().ok() } else { None },
             stdout: Some(stdout),
-            stderr: Some(stderr),
+            stderr,
             stdin,
             stdin_buf: Vec::new(),
             stdin_close: false,
@@ -268,7 +274,28 @@ impl Shim {
         config: &Config,
         rootfs: &Path,
         cgroup: Option<&Cgroup>,
-    ) -> Result<(Init, Option<File>, File, File), Error> {
+    ) -> Result<(Init, Option<File>, File, Option<File>), Error> {
+        let add_to_cgroup = &mut |pid| {
+            if let Some(cg) = cgroup {
+                cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
+            }
+            Ok(())
+        };
+        if config.tty {
+            let (rows, cols) = opts.console_size;
+            let mut init = process::create(config, rootfs, Stdio::Pty { rows, cols }, add_to_cgroup)?;
+            let Some(master) = init.pty_master.take() else {
+                return Err(Error::Io { what: "the container's terminal", source: io::ErrorKind::NotFound.into() });
+            };
+            set_nonblocking(&master)?;
+            let output = File::from(master);
+            let input = if opts.stdin {
+                Some(output.try_clone().map_err(io_err("dup the terminal"))?)
+            } else {
+                None
+            };
+            return Ok((init, input, output, None));
+        }
         let (stdin_child, stdin_ours) = if opts.stdin {
             let (r, w) = pipe()?;
             (r, Some(File::from(w)))
@@ -279,19 +306,14 @@ impl Shim {
         let (stdout_ours, stdout_child) = pipe()?;
         let (stderr_ours, stderr_child) = pipe()?;
         let stdio = Stdio::Fds { stdin: stdin_child, stdout: stdout_child, stderr: stderr_child };
-        let init = process::create(config, rootfs, stdio, &mut |pid| {
-            if let Some(cg) = cgroup {
-                cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
-            }
-            Ok(())
-        })?;
+        let init = process::create(config, rootfs, stdio, add_to_cgroup)?;
         for fd in [Some(&stdout_ours), Some(&stderr_ours)].into_iter().flatten() {
             set_nonblocking(fd)?;
         }
         if let Some(w) = &stdin_ours {
             set_nonblocking(w)?;
         }
-        Ok((init, stdin_ours, File::from(stdout_ours), File::from(stderr_ours)))
+        Ok((init, stdin_ours, File::from(stdout_ours), Some(File::from(stderr_ours))))
     }
 
     fn register(&self) -> Result<(), Error> {
@@ -582,7 +604,7 @@ impl Shim {
                 }
                 Response::ok()
             }
-            Kind::Resize(_) => Response::error(ErrorCode::FailedPrecondition, "the container has no terminal"),
+            Kind::Resize(r) => self.resize(r),
             Kind::Shutdown(_) => self.shutdown(),
         };
         self.reply(token, resp);
@@ -636,6 +658,22 @@ impl Shim {
         }
     }
 
+    fn resize(&mut self, r: protocol::Resize) -> Response {
+        let Some(pty) = &self.pty else {
+            return Response::error(ErrorCode::FailedPrecondition, format!("container {} has no terminal", self.id));
+        };
+        let (Ok(rows), Ok(cols)) = (u16::try_from(r.rows), u16::try_from(r.cols)) else {
+            return Response::error(ErrorCode::InvalidArgument, "rows and cols must be at most 65535");
+        };
+        if self.status == Status::Stopped {
+            return Response::error(ErrorCode::FailedPrecondition, format!("container {} is not running", self.id));
+        }
+        match crate::sys::set_winsize(pty.as_fd(), rows, cols) {
+            Ok(()) => Response::ok(),
+            Err(e) => Response::error(ErrorCode::Internal, format!("resize: {e}")),
+        }
+    }
+
     fn shutdown(&mut self) -> Response {
         if self.status != Status::Stopped {
             return Response::error(
@@ -672,21 +710,25 @@ impl Shim {
             };
             let Some(file) = file else { return };
             match file.read(&mut buf) {
-                Ok(0) => {
-                    let _ = self.log.flush_partial(stream);
-                    let f = match stream {
-                        Stream::Stderr => self.stderr.take(),
-                        _ => self.stdout.take(),
-                    };
-                    if let Some(f) = f {
-                        let _ = self.epoll.delete(f.as_fd());
-                    }
-                    return;
+                Ok(n) if n > 0 => {
+                    self.forward(stream, &buf[..n]);
+                    continue;
                 }
-                Ok(n) => self.forward(stream, &buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A terminal's master reads EIO once every slave is closed: the end, as EOF is.
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {}
                 Err(_) => return, // EAGAIN: empty for now
             }
+            let _ = self.log.flush_partial(stream);
+            let f = match stream {
+                Stream::Stderr => self.stderr.take(),
+                _ => self.stdout.take(),
+            };
+            if let Some(f) = f {
+                let _ = self.epoll.delete(f.as_fd());
+            }
+            return;
         }
     }
 

@@ -135,3 +135,39 @@ pub fn ignore_signal(sig: nix::sys::signal::Signal) -> nix::Result<()> {
     // SAFETY: SIG_IGN runs no handler code.
     unsafe { signal(sig, SigHandler::SigIgn) }.map(drop)
 }
+
+/// Sends `data` on a unix socket with `fd` attached (SCM_RIGHTS).
+pub fn send_with_fd(sock: std::os::fd::BorrowedFd<'_>, data: &[u8], fd: Option<std::os::fd::BorrowedFd<'_>>) -> nix::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let iov = [std::io::IoSlice::new(data)];
+    let raw = fd.map(|f| [f.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage<'_>> = raw.as_ref().map(|r| vec![ControlMessage::ScmRights(r)]).unwrap_or_default();
+    sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).map(drop)
+}
+
+/// Receives one message from a unix socket, and the descriptor sent with it, if any.
+pub fn recv_with_fd(
+    sock: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fd = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for raw in fds {
+                // SAFETY: the kernel just installed this descriptor in our table for us (it is
+                // new and owned by nobody else); wrapping it makes sure it is closed.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                if fd.is_none() {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
+}

@@ -1,1 +1,82 @@
-fn main(){}
+//! `execdriverd`: serves the execdriver.v1 API on a unix socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use execdriver_driver::convert::Defaults;
+use execdriver_driver::driver::DriverConfig;
+use execdriver_driver::server::{self, ServerConfig};
+use execdriver_driver::shims::default_shim_path;
+
+#[derive(Parser, Debug)]
+#[command(name = "execdriverd", version, about = "The execdriver container execution driver daemon")]
+struct Args {
+    /// State directory: one subdirectory per container.
+    #[arg(long, default_value = "/run/execdriver")]
+    root: PathBuf,
+    /// The unix socket to serve the gRPC API on.
+    #[arg(long, default_value = "/run/execdriverd.sock")]
+    socket: PathBuf,
+    /// The shim binary (default: execdriver-shim beside this binary).
+    #[arg(long)]
+    shim: Option<PathBuf>,
+    /// Cgroup parent of every container.
+    #[arg(long, default_value = "execdriver")]
+    cgroup_parent: String,
+    /// Also admit this uid on the socket (root and the daemon's uid always are).
+    #[arg(long = "allow-uid")]
+    allow_uids: Vec<u32>,
+    /// Admit peers whose gid is this, and make the socket 0660 owned by it.
+    #[arg(long = "allow-gid")]
+    allow_gid: Option<u32>,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log filter (tracing's EnvFilter syntax), e.g. info or execdriver_driver=debug.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_format, &args.log_level);
+    let root = if args.root.is_absolute() {
+        args.root.clone()
+    } else {
+        std::env::current_dir().map(|d| d.join(&args.root)).unwrap_or_else(|_| args.root.clone())
+    };
+    let driver_cfg = DriverConfig {
+        root,
+        shim_path: args.shim.clone().unwrap_or_else(default_shim_path),
+        defaults: Defaults { cgroup_parent: args.cgroup_parent.clone() },
+    };
+    let server_cfg =
+        ServerConfig { socket: args.socket.clone(), allow_uids: args.allow_uids.clone(), allow_gid: args.allow_gid };
+    // The runtime starts only now: nothing above needed threads.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("execdriverd: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::serve(driver_cfg, server_cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("execdriverd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `execdriver-shim`: creates one container and supervises it until it is deleted.
 //!
 //! Started by execdriverd as `execdriver-shim --id ID --state DIR [--stdin]
-//! [--log-max-size BYTES --log-max-files N]`. It reads DIR/container.json, reports on its stdout
+//! [--log-max-size BYTES --log-max-files N] [--console-size ROWSxCOLS]`. It reads DIR/container.json, reports on its stdout
 //! (one protocol frame) whether the container was created, and then serves DIR/shim.sock.
 
 use std::path::PathBuf;
@@ -24,6 +24,11 @@ fn parse_args() -> Result<Options, String> {
             }
             "--log-max-files" => {
                 opts.log_rotation.max_files = value("--log-max-files")?.parse().map_err(|_| "bad --log-max-files")?
+            }
+            "--console-size" => {
+                let v = value("--console-size")?;
+                let parsed = v.split_once('x').and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
+                opts.console_size = parsed.ok_or("bad --console-size (ROWSxCOLS)")?;
             }
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
             other => return Err(format!("unknown argument {other:?}")),

@@ -1,0 +1,342 @@
+//! Request -> container.json: every request field is checked here, and only here.
+//!
+//! Errors are INVALID_ARGUMENT naming the request field (`process.args`, `mounts[1].source`),
+//! raised before anything is created.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use execdriver_proto::{CreateRequest, Mount as ProtoMount};
+use execdriver_shim::capabilities;
+use execdriver_shim::config::{self, Cgroups, Config, Mount, User, DEFAULT_NAMESPACES};
+use execdriver_shim::namespaces::Namespace;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The longest id accepted (Docker's ids are 64 hex digits).
+pub const MAX_ID: usize = 64;
+const MAX_LIST: usize = 4096;
+const MAX_MOUNTS: usize = 256;
+const MAX_LABELS: usize = 256;
+const MAX_LABEL_KEY: usize = 256;
+const MAX_LABEL_VALUE: usize = 4096;
+const MAX_STRING: usize = 64 * 1024;
+
+/// What the driver records beside container.json (`meta.json`): what the seed's format does
+/// not hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    pub rootfs: PathBuf,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Unix nanoseconds.
+    pub created_at: i64,
+    #[serde(default)]
+    pub open_stdin: bool,
+    #[serde(default)]
+    pub tty: bool,
+    /// The terminal's initial size (rows, cols).
+    #[serde(default)]
+    pub console_size: (u16, u16),
+}
+
+/// Options of the daemon that shape every container.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Cgroup parent for containers, e.g. "execdriver".
+    pub cgroup_parent: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults { cgroup_parent: "execdriver".into() }
+    }
+}
+
+/// Checks a container id: 1 to 64 of [A-Za-z0-9_.-], starting with a letter or digit.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid("id", "missing"));
+    }
+    if id.len() > MAX_ID {
+        return Err(Error::invalid("id", format!("{} characters; at most {MAX_ID}", id.chars().count())));
+    }
+    let first_ok = id.as_bytes()[0].is_ascii_alphanumeric();
+    if !first_ok || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        return Err(Error::invalid(
+            "id",
+            format!("{id:?} must be letters, digits, '_', '.', '-', starting with a letter or digit"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_string(field: &str, s: &str) -> Result<()> {
+    if s.len() > MAX_STRING {
+        return Err(Error::invalid(field, format!("longer than {MAX_STRING} bytes")));
+    }
+    if s.contains('\0') {
+        return Err(Error::invalid(field, "contains a NUL byte"));
+    }
+    Ok(())
+}
+
+fn check_list(field: &str, len: usize, max: usize) -> Result<()> {
+    if len > max {
+        return Err(Error::invalid(field, format!("{len} entries; at most {max}")));
+    }
+    Ok(())
+}
+
+fn absolute(field: &str, s: &str) -> Result<PathBuf> {
+    check_string(field, s)?;
+    if s.is_empty() {
+        return Err(Error::invalid(field, "missing"));
+    }
+    let p = PathBuf::from(s);
+    if !p.is_absolute() {
+        return Err(Error::invalid(field, format!("{s:?} is not an absolute path")));
+    }
+    Ok(p)
+}
+
+/// Turns a Create request into the container's config and the driver's record of it.
+pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> Result<(Config, Meta)> {
+    validate_id(&req.id)?;
+
+    let rootfs = absolute("rootfs", &req.rootfs)?;
+    let rootfs = rootfs
+        .canonicalize()
+        .map_err(|e| Error::invalid("rootfs", format!("{}: {e}", rootfs.display())))?;
+    if !rootfs.is_dir() {
+        return Err(Error::invalid("rootfs", format!("{} is not a directory", rootfs.display())));
+    }
+    if rootfs == Path::new("/") {
+        return Err(Error::invalid("rootfs", "the host's / cannot be a container's rootfs"));
+    }
+
+    let Some(process) = &req.process else {
+        return Err(Error::invalid("process", "missing"));
+    };
+    check_list("process.args", process.args.len(), MAX_LIST)?;
+    if process.args.is_empty() {
+        return Err(Error::invalid("process.args", "empty: a command is required"));
+    }
+    for (i, a) in process.args.iter().enumerate() {
+        check_string(&format!("process.args[{i}]"), a)?;
+    }
+    check_list("process.env", process.env.len(), MAX_LIST)?;
+    for (i, e) in process.env.iter().enumerate() {
+        check_string(&format!("process.env[{i}]"), e)?;
+    }
+    if !process.cwd.is_empty() {
+        absolute("process.cwd", &process.cwd)?;
+    }
+    check_string("process.user", &process.user)?;
+    User::parse(&process.user).map_err(|r| Error::invalid("process.user", r))?;
+    let console_size = match (&process.console_size, process.tty) {
+        (Some(_), false) => return Err(Error::invalid("process.console_size", "needs process.tty")),
+        (Some(c), true) => {
+            if c.rows == 0 || c.cols == 0 || c.rows > u16::MAX as u32 || c.cols > u16::MAX as u32 {
+                return Err(Error::invalid("process.console_size", "rows and cols must be 1 to 65535"));
+            }
+            (c.rows as u16, c.cols as u16)
+        }
+        (None, _) => (24, 80),
+    };
+
+    check_list("namespaces", req.namespaces.len(), 16)?;
+    let namespaces = if req.namespaces.is_empty() {
+        DEFAULT_NAMESPACES.to_vec()
+    } else {
+        let mut out = Vec::new();
+        for (i, name) in req.namespaces.iter().enumerate() {
+            let ns = Namespace::from_name(name).ok_or_else(|| {
+                Error::invalid(format!("namespaces[{i}]"), format!("unknown namespace {name:?}"))
+            })?;
+            if !ns.available() {
+                return Err(Error::invalid(format!("namespaces[{i}]"), format!("{name} is not offered by this kernel")));
+            }
+            out.push(ns);
+        }
+        out
+    };
+
+    check_string("hostname", &req.hostname)?;
+    let hostname = if !req.hostname.is_empty() {
+        req.hostname.clone()
+    } else if namespaces.contains(&Namespace::Uts) {
+        req.id.chars().take(63).collect()
+    } else {
+        String::new()
+    };
+
+    check_list("mounts", req.mounts.len(), MAX_MOUNTS)?;
+    let mounts = req.mounts.iter().enumerate().map(|(i, m)| mount(i, m)).collect::<Result<Vec<_>>>()?;
+
+    check_list("capabilities_mask", req.capabilities_mask.len(), 64)?;
+    for (i, c) in req.capabilities_mask.iter().enumerate() {
+        check_string(&format!("capabilities_mask[{i}]"), c)?;
+        if capabilities::parse(c).is_none() {
+            return Err(Error::invalid(format!("capabilities_mask[{i}]"), format!("unknown capability {c:?}")));
+        }
+    }
+
+    check_list("labels", req.labels.len(), MAX_LABELS)?;
+    for (k, v) in &req.labels {
+        let field = format!("labels[{k:?}]");
+        if k.is_empty() || k.len() > MAX_LABEL_KEY || k.contains('\0') {
+            return Err(Error::invalid(field, format!("keys are 1 to {MAX_LABEL_KEY} bytes without NUL")));
+        }
+        if v.len() > MAX_LABEL_VALUE || v.contains('\0') {
+            return Err(Error::invalid(field, format!("values are at most {MAX_LABEL_VALUE} bytes without NUL")));
+        }
+    }
+
+    let config = Config {
+        hostname,
+        networks: Vec::new(),
+        cgroups: Some(Cgroups { parent: defaults.cgroup_parent.clone(), name: req.id.clone() }),
+        tty: process.tty,
+        environment: process.env.clone(),
+        capabilities_mask: req.capabilities_mask.clone(),
+        context: BTreeMap::new(),
+        mounts,
+        namespaces,
+        readonly_fs: req.readonly_rootfs,
+        user: process.user.clone(),
+        working_dir: process.cwd.clone(),
+        rootfs: Some(rootfs.clone()),
+        args: process.args.clone(),
+    };
+    config.validate().map_err(request_field)?;
+    let meta = Meta {
+        id: req.id.clone(),
+        rootfs,
+        labels: req.labels.clone().into_iter().collect(),
+        created_at: now_ns,
+        open_stdin: process.open_stdin,
+        tty: process.tty,
+        console_size,
+    };
+    Ok((config, meta))
+}
+
+fn mount(i: usize, m: &ProtoMount) -> Result<Mount> {
+    let source = absolute(&format!("mounts[{i}].source"), &m.source)?;
+    let destination = absolute(&format!("mounts[{i}].destination"), &m.destination)?;
+    if !source.exists() {
+        return Err(Error::invalid(format!("mounts[{i}].source"), format!("{} does not exist", source.display())));
+    }
+    Ok(Mount { source, destination, writable: m.writable, private: m.private })
+}
+
+/// Names a container.json field as the request does.
+fn request_field(e: config::ConfigError) -> Error {
+    let renames = [
+        ("environment", "process.env"),
+        ("args", "process.args"),
+        ("working_dir", "process.cwd"),
+        ("user", "process.user"),
+        ("readonly_fs", "readonly_rootfs"),
+    ];
+    let mut field = e.field;
+    for (from, to) in renames {
+        if let Some(rest) = field.strip_prefix(from) {
+            field = format!("{to}{rest}");
+            break;
+        }
+    }
+    Error::InvalidArgument { field, reason: e.reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use execdriver_proto::Process;
+
+    fn req() -> CreateRequest {
+        CreateRequest {
+            id: "c1".into(),
+            rootfs: "/tmp".into(),
+            process: Some(Process { args: vec!["/bin/true".into()], ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    fn field_of(r: CreateRequest) -> String {
+        match create_request(&r, &Defaults::default(), 0) {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_request_converts() {
+        let (c, m) = create_request(&req(), &Defaults::default(), 5).unwrap();
+        assert_eq!(c.namespaces, DEFAULT_NAMESPACES.to_vec());
+        assert_eq!(c.hostname, "c1");
+        assert_eq!(c.cgroups.unwrap().name, "c1");
+        assert_eq!(m.created_at, 5);
+    }
+
+    #[test]
+    fn bad_ids() {
+        for id in ["", "../x", "a/b", ".hidden", &"x".repeat(200), "a b", "ü"] {
+            let mut r = req();
+            r.id = id.into();
+            assert_eq!(field_of(r), "id", "{id:?}");
+        }
+        for id in ["a", "A-1_2.3", &"x".repeat(64)] {
+            validate_id(id).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut r = req();
+        r.rootfs = "relative".into();
+        assert_eq!(field_of(r), "rootfs");
+        let mut r = req();
+        r.rootfs = "/nonexistent-execdriver-rootfs".into();
+        assert_eq!(field_of(r), "rootfs");
+        let mut r = req();
+        r.process = None;
+        assert_eq!(field_of(r), "process");
+        let mut r = req();
+        r.process.as_mut().unwrap().args.clear();
+        assert_eq!(field_of(r), "process.args");
+        let mut r = req();
+        r.process.as_mut().unwrap().env = vec!["NOEQ".into()];
+        assert_eq!(field_of(r), "process.env[0]");
+        let mut r = req();
+        r.process.as_mut().unwrap().env = vec!["A=1".into(); 10_000];
+        assert_eq!(field_of(r), "process.env");
+        let mut r = req();
+        r.process.as_mut().unwrap().cwd = "rel".into();
+        assert_eq!(field_of(r), "process.cwd");
+        let mut r = req();
+        r.namespaces = vec!["NEWNS".into(), "NEWFOO".into()];
+        assert_eq!(field_of(r), "namespaces[1]");
+        let mut r = req();
+        r.namespaces = vec!["NEWPID".into()];
+        assert_eq!(field_of(r), "namespaces");
+        let mut r = req();
+        r.capabilities_mask = vec!["NET_ADMIN".into(), "BOGUS".into()];
+        assert_eq!(field_of(r), "capabilities_mask[1]");
+        let mut r = req();
+        r.mounts = vec![ProtoMount { source: "/nonexistent-src".into(), destination: "/x".into(), ..Default::default() }];
+        assert_eq!(field_of(r), "mounts[0].source");
+        let mut r = req();
+        r.mounts = vec![ProtoMount { source: "/tmp".into(), destination: "x".into(), ..Default::default() }];
+        assert_eq!(field_of(r), "mounts[0].destination");
+        let mut r = req();
+        r.labels.insert(String::new(), "v".into());
+        assert_eq!(field_of(r), "labels[\"\"]");
+        let mut r = req();
+        r.process.as_mut().unwrap().args = vec!["a\0b".into()];
+        assert_eq!(field_of(r), "process.args[0]");
+    }
+}

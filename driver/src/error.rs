@@ -1,0 +1,86 @@
+//! The driver's errors and the one place they become gRPC statuses.
+
+use execdriver_shim::protocol::ErrorCode;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is wrong; `field` names it.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    #[error("container {0:?} not found")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    AlreadyExists(String),
+    /// The container is in the wrong state, or the rootfs lacks what the request names.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The shim reported an error of its own.
+    #[error("{message}")]
+    Shim { code: ErrorCode, message: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidArgument { field: field.into(), reason: reason.into() }
+    }
+
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}
+
+impl From<execdriver_shim::config::ConfigError> for Error {
+    fn from(e: execdriver_shim::config::ConfigError) -> Error {
+        Error::InvalidArgument { field: e.field, reason: e.reason }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        let code = match &e {
+            Error::InvalidArgument { .. } => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Io { .. } | Error::Internal(_) => Code::Internal,
+            Error::Shim { code, .. } => match code {
+                ErrorCode::InvalidArgument => Code::InvalidArgument,
+                ErrorCode::NotFound => Code::NotFound,
+                ErrorCode::FailedPrecondition => Code::FailedPrecondition,
+                ErrorCode::Internal | ErrorCode::Unspecified => Code::Internal,
+            },
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map() {
+        let s: Status = Error::invalid("id", "empty").into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "id: empty");
+        let s: Status = Error::NotFound("x".into()).into();
+        assert_eq!(s.code(), Code::NotFound);
+        let s: Status = Error::Shim { code: ErrorCode::FailedPrecondition, message: "m".into() }.into();
+        assert_eq!(s.code(), Code::FailedPrecondition);
+    }
+}

@@ -1,0 +1,158 @@
+//! The gRPC service: thin. Each call hands its request to [`Driver`] and its error to
+//! `From<Error> for Status`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use execdriver_proto as pb;
+use execdriver_proto::exec_driver_server::ExecDriver;
+use execdriver_shim::cgroups::Layout;
+use execdriver_shim::namespaces;
+use execdriver_shim::protocol::{request, response, Empty, Response};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response as TonicResponse, Status, Streaming};
+use tracing::{debug, instrument};
+
+use crate::driver::{exit_status, Driver};
+use crate::error::Error;
+
+pub struct Service {
+    pub driver: Arc<Driver>,
+}
+
+type Reply<T> = Result<TonicResponse<T>, Status>;
+
+fn ok<T>(t: T) -> Reply<T> {
+    Ok(TonicResponse::new(t))
+}
+
+#[tonic::async_trait]
+impl ExecDriver for Service {
+    async fn info(&self, _req: Request<pb::InfoRequest>) -> Reply<pb::InfoResponse> {
+        let layout = Layout::detect().unwrap_or_default();
+        let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+        ok(pb::InfoResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            kernel_version: kernel,
+            cgroup_mode: layout.mode().into(),
+            namespaces: namespaces::ALL.iter().filter(|n| n.available()).map(|n| n.name().to_owned()).collect(),
+            root: self.driver.config.root.display().to_string(),
+            shim_path: self.driver.config.shim_path.display().to_string(),
+            cgroup_hierarchies: layout
+                .hierarchies
+                .iter()
+                .map(|h| if h.v2 { "v2".to_owned() } else { format!("v1:{}", h.controllers.join(",")) })
+                .collect(),
+        })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn create(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
+        let st = self.driver.create(req.get_ref(), false).await?;
+        ok(pb::CreateResponse { container: Some(st) })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn run(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
+        let st = self.driver.create(req.get_ref(), true).await?;
+        ok(pb::CreateResponse { container: Some(st) })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn start(&self, req: Request<pb::StartRequest>) -> Reply<pb::StartResponse> {
+        let st = self.driver.start(&req.get_ref().id).await?;
+        ok(pb::StartResponse { container: Some(st) })
+    }
+
+    async fn state(&self, req: Request<pb::StateRequest>) -> Reply<pb::StateResponse> {
+        let st = self.driver.state(&req.get_ref().id).await?;
+        ok(pb::StateResponse { container: Some(st) })
+    }
+
+    async fn list(&self, req: Request<pb::ListRequest>) -> Reply<pb::ListResponse> {
+        let filter = req.into_inner().label_filter.into_iter().collect();
+        let containers = self.driver.list(&filter).await?;
+        ok(pb::ListResponse { containers })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn wait(&self, req: Request<pb::WaitRequest>) -> Reply<pb::WaitResponse> {
+        let exit = self.driver.wait(&req.get_ref().id).await?;
+        ok(pb::WaitResponse { exit: Some(exit) })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id, signal = req.get_ref().signal))]
+    async fn kill(&self, req: Request<pb::KillRequest>) -> Reply<pb::KillResponse> {
+        let r = req.get_ref();
+        self.driver.kill(&r.id, r.signal, r.all).await?;
+        ok(pb::KillResponse {})
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn delete(&self, req: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
+        let r = req.get_ref();
+        let exit = self.driver.delete(&r.id, r.force).await?;
+        ok(pb::DeleteResponse { exit })
+    }
+
+    type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::AttachResponse, Status>> + Send>>;
+
+    async fn attach(&self, req: Request<Streaming<pb::AttachRequest>>) -> Reply<Self::AttachStream> {
+        let mut incoming = req.into_inner();
+        let start = match incoming.next().await {
+            Some(Ok(pb::AttachRequest { kind: Some(pb::attach_request::Kind::Start(s)) })) => s,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(Error::invalid("start", "the first attach message must be `start`").into()),
+        };
+        let conn = self.driver.attach(&start).await?;
+        let (mut from_shim, mut to_shim) = conn.stream.into_split();
+        let id = start.id.clone();
+
+        // Client -> shim: stdin bytes and close-stdin, until the client stops sending.
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = incoming.next().await {
+                let kind = match msg.kind {
+                    Some(pb::attach_request::Kind::Stdin(data)) => request::Kind::Stdin(data),
+                    Some(pb::attach_request::Kind::CloseStdin(_)) => request::Kind::CloseStdin(Empty {}),
+                    Some(pb::attach_request::Kind::Resize(r)) => {
+                        request::Kind::Resize(execdriver_shim::protocol::Resize { rows: r.rows, cols: r.cols })
+                    }
+                    _ => continue,
+                };
+                let frame = execdriver_shim::protocol::Request::new(kind);
+                if crate::shims::write_frame(&mut to_shim, &frame).await.is_err() {
+                    break;
+                }
+            }
+            debug!(id = %id, "attach client stopped sending");
+        });
+
+        // Shim -> client: output in order, then the exit.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::AttachResponse, Status>>(64);
+        tokio::spawn(async move {
+            loop {
+                let msg = match crate::shims::read_frame::<Response>(&mut from_shim).await {
+                    Ok(Some(Response { kind: Some(k) })) => k,
+                    Ok(_) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(format!("shim stream: {e}")))).await;
+                        break;
+                    }
+                };
+                let out = match msg {
+                    response::Kind::Output(o) => pb::attach_response::Kind::Output(pb::OutputChunk {
+                        stream: o.stream,
+                        data: o.data,
+                    }),
+                    response::Kind::Exit(e) => pb::attach_response::Kind::Exit(exit_status(&e)),
+                    _ => continue,
+                };
+                let last = matches!(out, pb::attach_response::Kind::Exit(_));
+                if tx.send(Ok(pb::AttachResponse { kind: Some(out) })).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,147 @@
+//! Starting shims and talking to them over their control sockets.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use execdriver_shim::protocol::{
+    self, request, response, ErrorCode, Request, Response, ShimState, MAX_FRAME,
+};
+use execdriver_shim::state;
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::process::Command;
+
+use crate::error::{Error, Result};
+
+/// How long a shim may take to create its container.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Writes one frame.
+pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), msg: &impl Message) -> std::io::Result<()> {
+    w.write_all(&protocol::encode_frame(msg)).await
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+pub async fn read_frame<M: Message + Default>(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<M>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    M::decode(buf.as_slice()).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Options for a new shim beyond its container.json.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    pub stdin: bool,
+    /// The terminal's initial size, for a container with a tty.
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// Starts a shim for the container whose state directory is `dir` and waits until it reports
+/// the container created (its state) or failed (the error).
+pub async fn spawn(shim_path: &Path, id: &str, dir: &Path, opts: &SpawnOptions) -> Result<ShimState> {
+    let mut cmd = Command::new(shim_path);
+    cmd.arg("--id").arg(id).arg("--state").arg(dir);
+    if opts.stdin {
+        cmd.arg("--stdin");
+    }
+    if let Some((rows, cols)) = opts.console_size {
+        cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(Error::io(format!("starting {}", shim_path.display())))?;
+    let Some(mut stdout) = child.stdout.take() else {
+        return Err(Error::Internal("shim stdout was not captured".into()));
+    };
+    let report = tokio::time::timeout(CREATE_TIMEOUT, read_frame::<Response>(&mut stdout)).await;
+    drop(stdout);
+    // The shim lives on after reporting; reap it whenever it ends (it is our child until we stop).
+    let reaper = tokio::spawn(async move { child.wait().await });
+    let report = match report {
+        Ok(r) => r,
+        Err(_) => {
+            return Err(Error::Internal(format!("the shim did not report within {CREATE_TIMEOUT:?}")));
+        }
+    };
+    match report {
+        Ok(Some(Response { kind: Some(response::Kind::State(st)) })) => Ok(st),
+        Ok(Some(Response { kind: Some(response::Kind::Error(e)) })) => {
+            let _ = reaper.await; // it exits right after reporting an error
+            Err(shim_error(e))
+        }
+        Ok(_) => {
+            let status = reaper.await.ok().and_then(|r| r.ok());
+            let log = std::fs::read_to_string(dir.join(state::SHIM_LOG)).unwrap_or_default();
+            Err(Error::Internal(format!(
+                "the shim exited ({}) without reporting: {}",
+                status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into()),
+                log.lines().last().unwrap_or("no log")
+            )))
+        }
+        Err(e) => Err(Error::io("reading the shim's report")(e)),
+    }
+}
+
+fn shim_error(e: protocol::ErrorReply) -> Error {
+    Error::Shim { code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Internal), message: e.message }
+}
+
+/// A connection to one shim.
+pub struct ShimConn {
+    pub stream: UnixStream,
+}
+
+impl ShimConn {
+    /// Connects to the shim of the container in `dir`.
+    pub async fn connect(dir: &Path) -> std::io::Result<ShimConn> {
+        let (path, _dirfd) = state::socket_path(&dir.join(state::SOCKET))?;
+        let stream = UnixStream::connect(&path).await?;
+        Ok(ShimConn { stream })
+    }
+
+    pub async fn send(&mut self, kind: request::Kind) -> std::io::Result<()> {
+        write_frame(&mut self.stream, &Request::new(kind)).await
+    }
+
+    pub async fn recv(&mut self) -> std::io::Result<Option<Response>> {
+        read_frame(&mut self.stream).await
+    }
+
+    /// One request, one reply. A shim error becomes `Err`.
+    pub async fn call(&mut self, kind: request::Kind) -> Result<response::Kind> {
+        self.send(kind).await.map_err(Error::io("talking to the shim"))?;
+        match self.recv().await.map_err(Error::io("talking to the shim"))? {
+            Some(Response { kind: Some(response::Kind::Error(e)) }) => Err(shim_error(e)),
+            Some(Response { kind: Some(k) }) => Ok(k),
+            _ => Err(Error::Internal("the shim closed the connection without a reply".into())),
+        }
+    }
+}
+
+/// Calls a shim once: connect, request, reply. `Ok(None)` when no shim answers on the socket.
+pub async fn call(dir: &Path, kind: request::Kind) -> Result<Option<response::Kind>> {
+    let mut conn = match ShimConn::connect(dir).await {
+        Ok(c) => c,
+        Err(_) => return Ok(None),
+    };
+    conn.call(kind).await.map(Some)
+}
+
+/// The path of the shim binary: `--shim`, or `execdriver-shim` beside the running executable.
+pub fn default_shim_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("execdriver-shim")))
+        .unwrap_or_else(|| PathBuf::from("execdriver-shim"))
+}
