@@ -51,7 +51,9 @@ pub struct Defaults {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Defaults { cgroup_parent: "execdriver".into() }
+        Defaults {
+            cgroup_parent: "execdriver".into(),
+        }
     }
 }
 
@@ -61,13 +63,22 @@ pub fn validate_id(id: &str) -> Result<()> {
         return Err(Error::invalid("id", "missing"));
     }
     if id.len() > MAX_ID {
-        return Err(Error::invalid("id", format!("{} characters; at most {MAX_ID}", id.chars().count())));
-    }
-    let first_ok = id.as_bytes()[0].is_ascii_alphanumeric();
-    if !first_ok || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
         return Err(Error::invalid(
             "id",
-            format!("{id:?} must be letters, digits, '_', '.', '-', starting with a letter or digit"),
+            format!("{} characters; at most {MAX_ID}", id.chars().count()),
+        ));
+    }
+    let first_ok = id.as_bytes()[0].is_ascii_alphanumeric();
+    if !first_ok
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err(Error::invalid(
+            "id",
+            format!(
+                "{id:?} must be letters, digits, '_', '.', '-', starting with a letter or digit"
+            ),
         ));
     }
     Ok(())
@@ -75,7 +86,10 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 fn check_string(field: &str, s: &str) -> Result<()> {
     if s.len() > MAX_STRING {
-        return Err(Error::invalid(field, format!("longer than {MAX_STRING} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("longer than {MAX_STRING} bytes"),
+        ));
     }
     if s.contains('\0') {
         return Err(Error::invalid(field, "contains a NUL byte"));
@@ -85,7 +99,10 @@ fn check_string(field: &str, s: &str) -> Result<()> {
 
 fn check_list(field: &str, len: usize, max: usize) -> Result<()> {
     if len > max {
-        return Err(Error::invalid(field, format!("{len} entries; at most {max}")));
+        return Err(Error::invalid(
+            field,
+            format!("{len} entries; at most {max}"),
+        ));
     }
     Ok(())
 }
@@ -97,13 +114,20 @@ fn absolute(field: &str, s: &str) -> Result<PathBuf> {
     }
     let p = PathBuf::from(s);
     if !p.is_absolute() {
-        return Err(Error::invalid(field, format!("{s:?} is not an absolute path")));
+        return Err(Error::invalid(
+            field,
+            format!("{s:?} is not an absolute path"),
+        ));
     }
     Ok(p)
 }
 
 /// Turns a Create request into the container's config and the driver's record of it.
-pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> Result<(Config, Meta)> {
+pub fn create_request(
+    req: &CreateRequest,
+    defaults: &Defaults,
+    now_ns: i64,
+) -> Result<(Config, Meta)> {
     validate_id(&req.id)?;
 
     let rootfs = absolute("rootfs", &req.rootfs)?;
@@ -111,10 +135,16 @@ pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> 
         .canonicalize()
         .map_err(|e| Error::invalid("rootfs", format!("{}: {e}", rootfs.display())))?;
     if !rootfs.is_dir() {
-        return Err(Error::invalid("rootfs", format!("{} is not a directory", rootfs.display())));
+        return Err(Error::invalid(
+            "rootfs",
+            format!("{} is not a directory", rootfs.display()),
+        ));
     }
     if rootfs == Path::new("/") {
-        return Err(Error::invalid("rootfs", "the host's / cannot be a container's rootfs"));
+        return Err(Error::invalid(
+            "rootfs",
+            "the host's / cannot be a container's rootfs",
+        ));
     }
 
     let Some(process) = &req.process else {
@@ -122,7 +152,10 @@ pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> 
     };
     check_list("process.args", process.args.len(), MAX_LIST)?;
     if process.args.is_empty() {
-        return Err(Error::invalid("process.args", "empty: a command is required"));
+        return Err(Error::invalid(
+            "process.args",
+            "empty: a command is required",
+        ));
     }
     for (i, a) in process.args.iter().enumerate() {
         check_string(&format!("process.args[{i}]"), a)?;
@@ -137,10 +170,15 @@ pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> 
     check_string("process.user", &process.user)?;
     User::parse(&process.user).map_err(|r| Error::invalid("process.user", r))?;
     let console_size = match (&process.console_size, process.tty) {
-        (Some(_), false) => return Err(Error::invalid("process.console_size", "needs process.tty")),
+        (Some(_), false) => {
+            return Err(Error::invalid("process.console_size", "needs process.tty"))
+        }
         (Some(c), true) => {
             if c.rows == 0 || c.cols == 0 || c.rows > u16::MAX as u32 || c.cols > u16::MAX as u32 {
-                return Err(Error::invalid("process.console_size", "rows and cols must be 1 to 65535"));
+                return Err(Error::invalid(
+                    "process.console_size",
+                    "rows and cols must be 1 to 65535",
+                ));
             }
             (c.rows as u16, c.cols as u16)
         }
@@ -154,10 +192,16 @@ pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> 
         let mut out = Vec::new();
         for (i, name) in req.namespaces.iter().enumerate() {
             let ns = Namespace::from_name(name).ok_or_else(|| {
-                Error::invalid(format!("namespaces[{i}]"), format!("unknown namespace {name:?}"))
+                Error::invalid(
+                    format!("namespaces[{i}]"),
+                    format!("unknown namespace {name:?}"),
+                )
             })?;
             if !ns.available() {
-                return Err(Error::invalid(format!("namespaces[{i}]"), format!("{name} is not offered by this kernel")));
+                return Err(Error::invalid(
+                    format!("namespaces[{i}]"),
+                    format!("{name} is not offered by this kernel"),
+                ));
             }
             out.push(ns);
         }
@@ -174,13 +218,21 @@ pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> 
     };
 
     check_list("mounts", req.mounts.len(), MAX_MOUNTS)?;
-    let mounts = req.mounts.iter().enumerate().map(|(i, m)| mount(i, m)).collect::<Result<Vec<_>>>()?;
+    let mounts = req
+        .mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| mount(i, m))
+        .collect::<Result<Vec<_>>>()?;
 
     check_list("capabilities_mask", req.capabilities_mask.len(), 64)?;
     for (i, c) in req.capabilities_mask.iter().enumerate() {
         check_string(&format!("capabilities_mask[{i}]"), c)?;
         if capabilities::parse(c).is_none() {
-            return Err(Error::invalid(format!("capabilities_mask[{i}]"), format!("unknown capability {c:?}")));
+            return Err(Error::invalid(
+                format!("capabilities_mask[{i}]"),
+                format!("unknown capability {c:?}"),
+            ));
         }
     }
 
@@ -188,17 +240,26 @@ pub fn create_request(req: &CreateRequest, defaults: &Defaults, now_ns: i64) -> 
     for (k, v) in &req.labels {
         let field = format!("labels[{k:?}]");
         if k.is_empty() || k.len() > MAX_LABEL_KEY || k.contains('\0') {
-            return Err(Error::invalid(field, format!("keys are 1 to {MAX_LABEL_KEY} bytes without NUL")));
+            return Err(Error::invalid(
+                field,
+                format!("keys are 1 to {MAX_LABEL_KEY} bytes without NUL"),
+            ));
         }
         if v.len() > MAX_LABEL_VALUE || v.contains('\0') {
-            return Err(Error::invalid(field, format!("values are at most {MAX_LABEL_VALUE} bytes without NUL")));
+            return Err(Error::invalid(
+                field,
+                format!("values are at most {MAX_LABEL_VALUE} bytes without NUL"),
+            ));
         }
     }
 
     let config = Config {
         hostname,
         networks: Vec::new(),
-        cgroups: Some(Cgroups { parent: defaults.cgroup_parent.clone(), name: req.id.clone() }),
+        cgroups: Some(Cgroups {
+            parent: defaults.cgroup_parent.clone(),
+            name: req.id.clone(),
+        }),
         tty: process.tty,
         environment: process.env.clone(),
         capabilities_mask: req.capabilities_mask.clone(),
@@ -228,9 +289,17 @@ fn mount(i: usize, m: &ProtoMount) -> Result<Mount> {
     let source = absolute(&format!("mounts[{i}].source"), &m.source)?;
     let destination = absolute(&format!("mounts[{i}].destination"), &m.destination)?;
     if !source.exists() {
-        return Err(Error::invalid(format!("mounts[{i}].source"), format!("{} does not exist", source.display())));
+        return Err(Error::invalid(
+            format!("mounts[{i}].source"),
+            format!("{} does not exist", source.display()),
+        ));
     }
-    Ok(Mount { source, destination, writable: m.writable, private: m.private })
+    Ok(Mount {
+        source,
+        destination,
+        writable: m.writable,
+        private: m.private,
+    })
 }
 
 /// Names a container.json field as the request does.
@@ -249,7 +318,10 @@ fn request_field(e: config::ConfigError) -> Error {
             break;
         }
     }
-    Error::InvalidArgument { field, reason: e.reason }
+    Error::InvalidArgument {
+        field,
+        reason: e.reason,
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +333,10 @@ mod tests {
         CreateRequest {
             id: "c1".into(),
             rootfs: "/tmp".into(),
-            process: Some(Process { args: vec!["/bin/true".into()], ..Default::default() }),
+            process: Some(Process {
+                args: vec!["/bin/true".into()],
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -327,10 +402,18 @@ mod tests {
         r.capabilities_mask = vec!["NET_ADMIN".into(), "BOGUS".into()];
         assert_eq!(field_of(r), "capabilities_mask[1]");
         let mut r = req();
-        r.mounts = vec![ProtoMount { source: "/nonexistent-src".into(), destination: "/x".into(), ..Default::default() }];
+        r.mounts = vec![ProtoMount {
+            source: "/nonexistent-src".into(),
+            destination: "/x".into(),
+            ..Default::default()
+        }];
         assert_eq!(field_of(r), "mounts[0].source");
         let mut r = req();
-        r.mounts = vec![ProtoMount { source: "/tmp".into(), destination: "x".into(), ..Default::default() }];
+        r.mounts = vec![ProtoMount {
+            source: "/tmp".into(),
+            destination: "x".into(),
+            ..Default::default()
+        }];
         assert_eq!(field_of(r), "mounts[0].destination");
         let mut r = req();
         r.labels.insert(String::new(), "v".into());

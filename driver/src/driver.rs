@@ -63,19 +63,34 @@ impl Driver {
     /// are still running and are reached through their sockets).
     pub fn open(config: DriverConfig) -> Result<Driver> {
         create_private_dir(&config.root)?;
-        let driver = Driver { config, table: Mutex::new(Table::default()) };
-        let entries = std::fs::read_dir(&driver.config.root)
-            .map_err(Error::io(format!("reading {}", driver.config.root.display())))?;
+        let driver = Driver {
+            config,
+            table: Mutex::new(Table::default()),
+        };
+        let entries = std::fs::read_dir(&driver.config.root).map_err(Error::io(format!(
+            "reading {}",
+            driver.config.root.display()
+        )))?;
         for entry in entries.flatten() {
             let dir = entry.path();
-            let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             if !dir.is_dir() || convert::validate_id(&id).is_err() {
                 continue;
             }
-            match std::fs::read(dir.join(state::META)).ok().and_then(|d| serde_json::from_slice::<Meta>(&d).ok()) {
+            match std::fs::read(dir.join(state::META))
+                .ok()
+                .and_then(|d| serde_json::from_slice::<Meta>(&d).ok())
+            {
                 Some(meta) if meta.id == id => {
                     info!(id = %id, "recovered container");
-                    let c = Container { id: id.clone(), dir, meta, op: Default::default() };
+                    let c = Container {
+                        id: id.clone(),
+                        dir,
+                        meta,
+                        op: Default::default(),
+                    };
                     driver.table().containers.insert(id, Arc::new(c));
                 }
                 _ => {
@@ -96,7 +111,11 @@ impl Driver {
 
     fn get(&self, id: &str) -> Result<Arc<Container>> {
         convert::validate_id(id)?;
-        self.table().containers.get(id).cloned().ok_or_else(|| Error::NotFound(id.to_owned()))
+        self.table()
+            .containers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(id.to_owned()))
     }
 
     /// Creates a container and, with `start`, starts it.
@@ -108,12 +127,17 @@ impl Driver {
             if t.containers.contains_key(&id) || !t.creating.insert(id.clone()) {
                 return Err(Error::AlreadyExists(id));
             }
-            Reservation { driver: self, id: id.clone() }
+            Reservation {
+                driver: self,
+                id: id.clone(),
+            }
         };
         let dir = self.config.root.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::AlreadyExists(id)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id))
+            }
             Err(e) => return Err(Error::io(format!("creating {}", dir.display()))(e)),
         }
         let made = self.create_in(&dir, &config, &meta).await;
@@ -124,8 +148,15 @@ impl Driver {
                 return Err(e);
             }
         };
-        let container = Arc::new(Container { id: id.clone(), dir, meta, op: Default::default() });
-        self.table().containers.insert(id.clone(), container.clone());
+        let container = Arc::new(Container {
+            id: id.clone(),
+            dir,
+            meta,
+            op: Default::default(),
+        });
+        self.table()
+            .containers
+            .insert(id.clone(), container.clone());
         info!(id = %id, pid = shim_state.pid, "created");
         if start {
             self.start(&id).await
@@ -134,14 +165,24 @@ impl Driver {
         }
     }
 
-    async fn create_in(&self, dir: &Path, config: &ContainerConfig, meta: &Meta) -> Result<ShimState> {
+    async fn create_in(
+        &self,
+        dir: &Path,
+        config: &ContainerConfig,
+        meta: &Meta,
+    ) -> Result<ShimState> {
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(Error::io("chmod state dir"))?;
         let json = serde_json::to_vec_pretty(config).map_err(|e| Error::Internal(e.to_string()))?;
-        state::write_atomic(dir, state::CONFIG, &json, false).map_err(Error::io("writing container.json"))?;
+        state::write_atomic(dir, state::CONFIG, &json, false)
+            .map_err(Error::io("writing container.json"))?;
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        state::write_atomic(dir, state::META, &meta_json, true).map_err(Error::io("writing meta.json"))?;
-        let opts = SpawnOptions { stdin: meta.open_stdin, console_size: meta.tty.then_some(meta.console_size) };
+        state::write_atomic(dir, state::META, &meta_json, true)
+            .map_err(Error::io("writing meta.json"))?;
+        let opts = SpawnOptions {
+            stdin: meta.open_stdin,
+            console_size: meta.tty.then_some(meta.console_size),
+        };
         shims::spawn(&self.config.shim_path, &meta.id, dir, &opts).await
     }
 
@@ -150,7 +191,11 @@ impl Driver {
         let _op = c.op.lock().await;
         match shims::call(&c.dir, request::Kind::Start(Empty {})).await? {
             Some(_) => {}
-            None => return Err(Error::FailedPrecondition(format!("container {id} is stopped (its shim is gone)"))),
+            None => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {id} is stopped (its shim is gone)"
+                )))
+            }
         }
         info!(id = %id, "started");
         self.state_of(&c).await
@@ -174,11 +219,23 @@ impl Driver {
         let (status, pid, started_at, exit, shim_pid) = match st {
             Some(st) => {
                 let status = Status::try_from(st.status).unwrap_or(Status::Unspecified);
-                (status, st.pid, st.started_at, st.exit.map(|e| exit_status(&e)), st.shim_pid)
+                (
+                    status,
+                    st.pid,
+                    st.started_at,
+                    st.exit.map(|e| exit_status(&e)),
+                    st.shim_pid,
+                )
             }
             None => {
                 let exit = orphan_exit(&c.dir);
-                (Status::Stopped, exit.pid, exit.started_at, Some(exit_status(&(&exit).into())), 0)
+                (
+                    Status::Stopped,
+                    exit.pid,
+                    exit.started_at,
+                    Some(exit_status(&(&exit).into())),
+                    0,
+                )
             }
         };
         let finished_at = exit.as_ref().and_then(|e| e.finished_at);
@@ -223,12 +280,17 @@ impl Driver {
         let c = self.get(id)?;
         let signal = if signal == 0 { libc::SIGTERM } else { signal };
         if !(1..=64).contains(&signal) {
-            return Err(Error::invalid("signal", format!("{signal} is not a signal number")));
+            return Err(Error::invalid(
+                "signal",
+                format!("{signal} is not a signal number"),
+            ));
         }
         let _op = c.op.lock().await;
         match shims::call(&c.dir, request::Kind::Kill(protocol::Kill { signal, all })).await? {
             Some(_) => Ok(()),
-            None => Err(Error::FailedPrecondition(format!("container {id} is not running"))),
+            None => Err(Error::FailedPrecondition(format!(
+                "container {id} is not running"
+            ))),
         }
     }
 
@@ -245,9 +307,21 @@ impl Driver {
                     status_name(st.status)
                 )));
             }
-            let _ = shims::call(&c.dir, request::Kind::Kill(protocol::Kill { signal: libc::SIGKILL, all: true })).await;
-            if tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir)).await.is_err() {
-                return Err(Error::Internal(format!("container {id} did not die after SIGKILL")));
+            let _ = shims::call(
+                &c.dir,
+                request::Kind::Kill(protocol::Kill {
+                    signal: libc::SIGKILL,
+                    all: true,
+                }),
+            )
+            .await;
+            if tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir))
+                .await
+                .is_err()
+            {
+                return Err(Error::Internal(format!(
+                    "container {id} did not die after SIGKILL"
+                )));
             }
         }
         let exit = match ShimConn::connect(&c.dir).await {
@@ -263,7 +337,8 @@ impl Driver {
                 ExitRecord::load(&c.dir).ok()
             }
         };
-        std::fs::remove_dir_all(&c.dir).map_err(Error::io(format!("removing {}", c.dir.display())))?;
+        std::fs::remove_dir_all(&c.dir)
+            .map_err(Error::io(format!("removing {}", c.dir.display())))?;
         self.table().containers.remove(id);
         info!(id = %id, "deleted");
         Ok(exit.map(|e| exit_status(&(&e).into())))
@@ -274,9 +349,18 @@ impl Driver {
         let c = self.get(&start.id)?;
         let mut conn = match ShimConn::connect(&c.dir).await {
             Ok(conn) => conn,
-            Err(_) => return Err(Error::FailedPrecondition(format!("container {} is stopped", c.id))),
+            Err(_) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {} is stopped",
+                    c.id
+                )))
+            }
         };
-        let attach = protocol::Attach { stdin: start.stdin, stdout: start.stdout, stderr: start.stderr };
+        let attach = protocol::Attach {
+            stdin: start.stdin,
+            stdout: start.stdout,
+            stderr: start.stderr,
+        };
         conn.call(request::Kind::Attach(attach)).await?;
         Ok(conn)
     }
@@ -303,7 +387,8 @@ fn orphan_exit(dir: &Path) -> ExitRecord {
 fn cleanup_without_shim(dir: &Path) {
     if let Ok(config) = ContainerConfig::load(&dir.join(state::CONFIG)) {
         if let Some(cg) = &config.cgroups {
-            if let Ok(cgroup) = Layout::detect().and_then(|l| Cgroup::new(&l, &cg.parent, &cg.name)) {
+            if let Ok(cgroup) = Layout::detect().and_then(|l| Cgroup::new(&l, &cg.parent, &cg.name))
+            {
                 if let Err(e) = cgroup.destroy() {
                     warn!(dir = %dir.display(), error = %e, "removing cgroups");
                 }
@@ -322,7 +407,10 @@ fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 pub fn timestamp(ns: i64) -> Option<prost_types::Timestamp> {
-    (ns > 0).then(|| prost_types::Timestamp { seconds: ns / 1_000_000_000, nanos: (ns % 1_000_000_000) as i32 })
+    (ns > 0).then_some(prost_types::Timestamp {
+        seconds: ns / 1_000_000_000,
+        nanos: (ns % 1_000_000_000) as i32,
+    })
 }
 
 pub fn exit_status(e: &protocol::Exit) -> pb::ExitStatus {

@@ -34,7 +34,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::InvalidArgument { field: field.into(), reason: reason.into() }
+        Error::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -45,7 +48,10 @@ impl Error {
 
 impl From<execdriver_shim::config::ConfigError> for Error {
     fn from(e: execdriver_shim::config::ConfigError) -> Error {
-        Error::InvalidArgument { field: e.field, reason: e.reason }
+        Error::InvalidArgument {
+            field: e.field,
+            reason: e.reason,
+        }
     }
 }
 
@@ -80,7 +86,11 @@ mod tests {
         assert_eq!(s.message(), "id: empty");
         let s: Status = Error::NotFound("x".into()).into();
         assert_eq!(s.code(), Code::NotFound);
-        let s: Status = Error::Shim { code: ErrorCode::FailedPrecondition, message: "m".into() }.into();
+        let s: Status = Error::Shim {
+            code: ErrorCode::FailedPrecondition,
+            message: "m".into(),
+        }
+        .into();
         assert_eq!(s.code(), Code::FailedPrecondition);
     }
 }

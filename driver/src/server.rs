@@ -43,12 +43,18 @@ pub struct PeerCheck {
 
 impl PeerCheck {
     pub fn admits(&self, uid: u32, gid: u32) -> bool {
-        uid == 0 || uid == self.own_uid || self.allow_uids.contains(&uid) || self.allow_gid == Some(gid)
+        uid == 0
+            || uid == self.own_uid
+            || self.allow_uids.contains(&uid)
+            || self.allow_gid == Some(gid)
     }
 
     #[allow(clippy::result_large_err)]
     pub fn check(&self, req: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let cred = req.extensions().get::<UdsConnectInfo>().and_then(|i| i.peer_cred);
+        let cred = req
+            .extensions()
+            .get::<UdsConnectInfo>()
+            .and_then(|i| i.peer_cred);
         match cred {
             Some(c) if self.admits(c.uid(), c.gid()) => Ok(req),
             Some(c) => Err(Status::permission_denied(format!(
@@ -64,19 +70,33 @@ impl PeerCheck {
 fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
     let path = &cfg.socket;
     if path.as_os_str().len() >= 108 {
-        return Err(Error::invalid("--socket", format!("{} is longer than a unix socket path may be", path.display())));
+        return Err(Error::invalid(
+            "--socket",
+            format!(
+                "{} is longer than a unix socket path may be",
+                path.display()
+            ),
+        ));
     }
     if let Ok(md) = std::fs::symlink_metadata(path) {
         if !md.file_type().is_socket() {
-            return Err(Error::invalid("--socket", format!("{} exists and is not a socket", path.display())));
+            return Err(Error::invalid(
+                "--socket",
+                format!("{} exists and is not a socket", path.display()),
+            ));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(Error::FailedPrecondition(format!("another daemon is serving {}", path.display())));
+            return Err(Error::FailedPrecondition(format!(
+                "another daemon is serving {}",
+                path.display()
+            )));
         }
-        std::fs::remove_file(path).map_err(Error::io(format!("removing stale {}", path.display())))?;
+        std::fs::remove_file(path)
+            .map_err(Error::io(format!("removing stale {}", path.display())))?;
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::io(format!("creating {}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(Error::io(format!("creating {}", parent.display())))?;
     }
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let listener = UnixListener::bind(path);
@@ -103,10 +123,12 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let svc = ExecDriverServer::new(Service { driver })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let svc = tonic::service::interceptor::InterceptedService::new(svc, move |req| check.check(req));
+    let svc =
+        tonic::service::interceptor::InterceptedService::new(svc, move |req| check.check(req));
     info!(socket = %server_cfg.socket.display(), "serving");
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
             match term.as_mut() {
                 Some(t) => {
@@ -131,7 +153,9 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
 }
 
 /// Connects a client to a daemon's socket.
-pub async fn connect(socket: &Path) -> std::result::Result<tonic::transport::Channel, tonic::transport::Error> {
+pub async fn connect(
+    socket: &Path,
+) -> std::result::Result<tonic::transport::Channel, tonic::transport::Error> {
     let socket = socket.to_owned();
     tonic::transport::Endpoint::from_static("http://execdriverd.sock")
         .connect_with_connector(tower::service_fn(move |_| {

@@ -30,18 +30,30 @@ fn ok<T>(t: T) -> Reply<T> {
 impl ExecDriver for Service {
     async fn info(&self, _req: Request<pb::InfoRequest>) -> Reply<pb::InfoResponse> {
         let layout = Layout::detect().unwrap_or_default();
-        let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
         ok(pb::InfoResponse {
             version: env!("CARGO_PKG_VERSION").into(),
             kernel_version: kernel,
             cgroup_mode: layout.mode().into(),
-            namespaces: namespaces::ALL.iter().filter(|n| n.available()).map(|n| n.name().to_owned()).collect(),
+            namespaces: namespaces::ALL
+                .iter()
+                .filter(|n| n.available())
+                .map(|n| n.name().to_owned())
+                .collect(),
             root: self.driver.config.root.display().to_string(),
             shim_path: self.driver.config.shim_path.display().to_string(),
             cgroup_hierarchies: layout
                 .hierarchies
                 .iter()
-                .map(|h| if h.v2 { "v2".to_owned() } else { format!("v1:{}", h.controllers.join(",")) })
+                .map(|h| {
+                    if h.v2 {
+                        "v2".to_owned()
+                    } else {
+                        format!("v1:{}", h.controllers.join(","))
+                    }
+                })
                 .collect(),
         })
     }
@@ -49,24 +61,32 @@ impl ExecDriver for Service {
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn create(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
         let st = self.driver.create(req.get_ref(), false).await?;
-        ok(pb::CreateResponse { container: Some(st) })
+        ok(pb::CreateResponse {
+            container: Some(st),
+        })
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn run(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
         let st = self.driver.create(req.get_ref(), true).await?;
-        ok(pb::CreateResponse { container: Some(st) })
+        ok(pb::CreateResponse {
+            container: Some(st),
+        })
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn start(&self, req: Request<pb::StartRequest>) -> Reply<pb::StartResponse> {
         let st = self.driver.start(&req.get_ref().id).await?;
-        ok(pb::StartResponse { container: Some(st) })
+        ok(pb::StartResponse {
+            container: Some(st),
+        })
     }
 
     async fn state(&self, req: Request<pb::StateRequest>) -> Reply<pb::StateResponse> {
         let st = self.driver.state(&req.get_ref().id).await?;
-        ok(pb::StateResponse { container: Some(st) })
+        ok(pb::StateResponse {
+            container: Some(st),
+        })
     }
 
     async fn list(&self, req: Request<pb::ListRequest>) -> Reply<pb::ListResponse> {
@@ -97,12 +117,21 @@ impl ExecDriver for Service {
 
     type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::AttachResponse, Status>> + Send>>;
 
-    async fn attach(&self, req: Request<Streaming<pb::AttachRequest>>) -> Reply<Self::AttachStream> {
+    async fn attach(
+        &self,
+        req: Request<Streaming<pb::AttachRequest>>,
+    ) -> Reply<Self::AttachStream> {
         let mut incoming = req.into_inner();
         let start = match incoming.next().await {
-            Some(Ok(pb::AttachRequest { kind: Some(pb::attach_request::Kind::Start(s)) })) => s,
+            Some(Ok(pb::AttachRequest {
+                kind: Some(pb::attach_request::Kind::Start(s)),
+            })) => s,
             Some(Err(e)) => return Err(e),
-            _ => return Err(Error::invalid("start", "the first attach message must be `start`").into()),
+            _ => {
+                return Err(
+                    Error::invalid("start", "the first attach message must be `start`").into(),
+                )
+            }
         };
         let conn = self.driver.attach(&start).await?;
         let (mut from_shim, mut to_shim) = conn.stream.into_split();
@@ -113,14 +142,22 @@ impl ExecDriver for Service {
             while let Some(Ok(msg)) = incoming.next().await {
                 let kind = match msg.kind {
                     Some(pb::attach_request::Kind::Stdin(data)) => request::Kind::Stdin(data),
-                    Some(pb::attach_request::Kind::CloseStdin(_)) => request::Kind::CloseStdin(Empty {}),
+                    Some(pb::attach_request::Kind::CloseStdin(_)) => {
+                        request::Kind::CloseStdin(Empty {})
+                    }
                     Some(pb::attach_request::Kind::Resize(r)) => {
-                        request::Kind::Resize(execdriver_shim::protocol::Resize { rows: r.rows, cols: r.cols })
+                        request::Kind::Resize(execdriver_shim::protocol::Resize {
+                            rows: r.rows,
+                            cols: r.cols,
+                        })
                     }
                     _ => continue,
                 };
                 let frame = execdriver_shim::protocol::Request::new(kind);
-                if crate::shims::write_frame(&mut to_shim, &frame).await.is_err() {
+                if crate::shims::write_frame(&mut to_shim, &frame)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -135,20 +172,29 @@ impl ExecDriver for Service {
                     Ok(Some(Response { kind: Some(k) })) => k,
                     Ok(_) => break,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(format!("shim stream: {e}")))).await;
+                        let _ = tx
+                            .send(Err(Status::internal(format!("shim stream: {e}"))))
+                            .await;
                         break;
                     }
                 };
                 let out = match msg {
-                    response::Kind::Output(o) => pb::attach_response::Kind::Output(pb::OutputChunk {
-                        stream: o.stream,
-                        data: o.data,
-                    }),
+                    response::Kind::Output(o) => {
+                        pb::attach_response::Kind::Output(pb::OutputChunk {
+                            stream: o.stream,
+                            data: o.data,
+                        })
+                    }
                     response::Kind::Exit(e) => pb::attach_response::Kind::Exit(exit_status(&e)),
                     _ => continue,
                 };
                 let last = matches!(out, pb::attach_response::Kind::Exit(_));
-                if tx.send(Ok(pb::AttachResponse { kind: Some(out) })).await.is_err() || last {
+                if tx
+                    .send(Ok(pb::AttachResponse { kind: Some(out) }))
+                    .await
+                    .is_err()
+                    || last
+                {
                     break;
                 }
             }

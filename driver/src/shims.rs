@@ -19,12 +19,17 @@ use crate::error::{Error, Result};
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Writes one frame.
-pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), msg: &impl Message) -> std::io::Result<()> {
+pub async fn write_frame(
+    w: &mut (impl AsyncWrite + Unpin),
+    msg: &impl Message,
+) -> std::io::Result<()> {
     w.write_all(&protocol::encode_frame(msg)).await
 }
 
 /// Reads one frame; `None` at a clean end of stream.
-pub async fn read_frame<M: Message + Default>(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<M>> {
+pub async fn read_frame<M: Message + Default>(
+    r: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<Option<M>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -33,11 +38,16 @@ pub async fn read_frame<M: Message + Default>(r: &mut (impl AsyncRead + Unpin)) 
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
-    M::decode(buf.as_slice()).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    M::decode(buf.as_slice())
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Options for a new shim beyond its container.json.
@@ -50,7 +60,12 @@ pub struct SpawnOptions {
 
 /// Starts a shim for the container whose state directory is `dir` and waits until it reports
 /// the container created (its state) or failed (the error).
-pub async fn spawn(shim_path: &Path, id: &str, dir: &Path, opts: &SpawnOptions) -> Result<ShimState> {
+pub async fn spawn(
+    shim_path: &Path,
+    id: &str,
+    dir: &Path,
+    opts: &SpawnOptions,
+) -> Result<ShimState> {
     let mut cmd = Command::new(shim_path);
     cmd.arg("--id").arg(id).arg("--state").arg(dir);
     if opts.stdin {
@@ -59,8 +74,13 @@ pub async fn spawn(shim_path: &Path, id: &str, dir: &Path, opts: &SpawnOptions) 
     if let Some((rows, cols)) = opts.console_size {
         cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(false);
-    let mut child = cmd.spawn().map_err(Error::io(format!("starting {}", shim_path.display())))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(false);
+    let mut child = cmd
+        .spawn()
+        .map_err(Error::io(format!("starting {}", shim_path.display())))?;
     let Some(mut stdout) = child.stdout.take() else {
         return Err(Error::Internal("shim stdout was not captured".into()));
     };
@@ -71,12 +91,18 @@ pub async fn spawn(shim_path: &Path, id: &str, dir: &Path, opts: &SpawnOptions) 
     let report = match report {
         Ok(r) => r,
         Err(_) => {
-            return Err(Error::Internal(format!("the shim did not report within {CREATE_TIMEOUT:?}")));
+            return Err(Error::Internal(format!(
+                "the shim did not report within {CREATE_TIMEOUT:?}"
+            )));
         }
     };
     match report {
-        Ok(Some(Response { kind: Some(response::Kind::State(st)) })) => Ok(st),
-        Ok(Some(Response { kind: Some(response::Kind::Error(e)) })) => {
+        Ok(Some(Response {
+            kind: Some(response::Kind::State(st)),
+        })) => Ok(st),
+        Ok(Some(Response {
+            kind: Some(response::Kind::Error(e)),
+        })) => {
             let _ = reaper.await; // it exits right after reporting an error
             Err(shim_error(e))
         }
@@ -85,7 +111,9 @@ pub async fn spawn(shim_path: &Path, id: &str, dir: &Path, opts: &SpawnOptions) 
             let log = std::fs::read_to_string(dir.join(state::SHIM_LOG)).unwrap_or_default();
             Err(Error::Internal(format!(
                 "the shim exited ({}) without reporting: {}",
-                status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into()),
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown status".into()),
                 log.lines().last().unwrap_or("no log")
             )))
         }
@@ -94,7 +122,10 @@ pub async fn spawn(shim_path: &Path, id: &str, dir: &Path, opts: &SpawnOptions) 
 }
 
 fn shim_error(e: protocol::ErrorReply) -> Error {
-    Error::Shim { code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Internal), message: e.message }
+    Error::Shim {
+        code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Internal),
+        message: e.message,
+    }
 }
 
 /// A connection to one shim.
@@ -120,11 +151,21 @@ impl ShimConn {
 
     /// One request, one reply. A shim error becomes `Err`.
     pub async fn call(&mut self, kind: request::Kind) -> Result<response::Kind> {
-        self.send(kind).await.map_err(Error::io("talking to the shim"))?;
-        match self.recv().await.map_err(Error::io("talking to the shim"))? {
-            Some(Response { kind: Some(response::Kind::Error(e)) }) => Err(shim_error(e)),
+        self.send(kind)
+            .await
+            .map_err(Error::io("talking to the shim"))?;
+        match self
+            .recv()
+            .await
+            .map_err(Error::io("talking to the shim"))?
+        {
+            Some(Response {
+                kind: Some(response::Kind::Error(e)),
+            }) => Err(shim_error(e)),
             Some(Response { kind: Some(k) }) => Ok(k),
-            _ => Err(Error::Internal("the shim closed the connection without a reply".into())),
+            _ => Err(Error::Internal(
+                "the shim closed the connection without a reply".into(),
+            )),
         }
     }
 }

@@ -22,7 +22,11 @@ pub enum Error {
 /// are accepted too.
 pub fn parse(name: &str) -> Option<Capability> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     Capability::from_str(&full).ok()
 }
 
@@ -60,7 +64,11 @@ pub fn drop_process(mask: &CapsHashSet) -> Result<(), Error> {
     ] {
         let current = caps::read(None, set).unwrap_or_default();
         for cap in mask.iter().filter(|c| current.contains(c)) {
-            caps::drop(None, set, *cap).map_err(|source| Error::Drop { cap: *cap, set: name, source })?;
+            caps::drop(None, set, *cap).map_err(|source| Error::Drop {
+                cap: *cap,
+                set: name,
+                source,
+            })?;
         }
     }
     Ok(())

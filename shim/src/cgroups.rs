@@ -67,7 +67,9 @@ impl Layout {
     pub fn parse(mountinfo: &str) -> Layout {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let fields: Vec<&str> = left.split(' ').collect();
             let rfields: Vec<&str> = right.split(' ').collect();
             if fields.len() < 5 || rfields.len() < 3 {
@@ -75,24 +77,42 @@ impl Layout {
             }
             let mountpoint = PathBuf::from(unescape(fields[4]));
             let h = match rfields[0] {
-                "cgroup2" => Hierarchy { mountpoint, controllers: Vec::new(), v2: true },
+                "cgroup2" => Hierarchy {
+                    mountpoint,
+                    controllers: Vec::new(),
+                    v2: true,
+                },
                 "cgroup" => {
                     let controllers: Vec<String> = rfields[2]
                         .split(',')
                         .filter(|o| {
-                            !matches!(*o, "rw" | "ro" | "relatime" | "noatime" | "nosuid" | "nodev" | "noexec")
-                                && !o.starts_with("release_agent=")
+                            !matches!(
+                                *o,
+                                "rw" | "ro"
+                                    | "relatime"
+                                    | "noatime"
+                                    | "nosuid"
+                                    | "nodev"
+                                    | "noexec"
+                            ) && !o.starts_with("release_agent=")
                                 && *o != "clone_children"
                                 && *o != "xattr"
                         })
                         .map(str::to_owned)
                         .collect();
-                    Hierarchy { mountpoint, controllers, v2: false }
+                    Hierarchy {
+                        mountpoint,
+                        controllers,
+                        v2: false,
+                    }
                 }
                 _ => continue,
             };
             // A hierarchy mounted twice (bind mounts) counts once.
-            if !hierarchies.iter().any(|x| x.v2 == h.v2 && x.controllers == h.controllers) {
+            if !hierarchies
+                .iter()
+                .any(|x| x.v2 == h.v2 && x.controllers == h.controllers)
+            {
                 hierarchies.push(h);
             }
         }
@@ -118,7 +138,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -163,7 +186,12 @@ impl Cgroup {
                 match fs::create_dir(&cur) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(source) => return Err(Error::Create { path: cur.clone(), source }),
+                    Err(source) => {
+                        return Err(Error::Create {
+                            path: cur.clone(),
+                            source,
+                        })
+                    }
                 }
                 if is_cpuset {
                     for file in ["cpuset.cpus", "cpuset.mems"] {
@@ -203,7 +231,11 @@ impl Cgroup {
         let mut out: Vec<Pid> = Vec::new();
         for (_, dir) in &self.dirs {
             if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-                for p in text.lines().filter_map(|l| l.trim().parse().ok()).map(Pid::from_raw) {
+                for p in text
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .map(Pid::from_raw)
+                {
                     if !out.contains(&p) {
                         out.push(p);
                     }
@@ -215,7 +247,10 @@ impl Cgroup {
 
     /// Sends `sig` to every process in the cgroup; returns how many were signalled.
     pub fn signal_all(&self, sig: Signal) -> usize {
-        self.procs().into_iter().filter(|p| kill(*p, sig).is_ok()).count()
+        self.procs()
+            .into_iter()
+            .filter(|p| kill(*p, sig).is_ok())
+            .count()
     }
 
     /// Kills what is left and removes the directories (deepest first). Waits a little for
@@ -239,7 +274,12 @@ impl Cgroup {
                         attempts += 1;
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err(source) => return Err(Error::Remove { path: dir.clone(), source }),
+                    Err(source) => {
+                        return Err(Error::Remove {
+                            path: dir.clone(),
+                            source,
+                        })
+                    }
                 }
             }
         }
@@ -277,8 +317,14 @@ mod tests {
         assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd"]);
         assert!(l.hierarchies[3].v2);
         let cg = Cgroup::new(&l, "execdriver", "abc").unwrap();
-        assert_eq!(cg.dir_for("memory").unwrap(), Path::new("/sys/fs/cgroup/memory/execdriver/abc"));
-        assert_eq!(cg.dir_for("pids").unwrap(), Path::new("/sys/fs/cgroup/unified/execdriver/abc"));
+        assert_eq!(
+            cg.dir_for("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/execdriver/abc")
+        );
+        assert_eq!(
+            cg.dir_for("pids").unwrap(),
+            Path::new("/sys/fs/cgroup/unified/execdriver/abc")
+        );
     }
 
     #[test]

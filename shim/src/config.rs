@@ -29,7 +29,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { field: field.into(), reason: reason.into() }
+        ConfigError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -163,9 +166,13 @@ impl User {
             Some((u, g)) => (u, Some(g)),
             None => (s, None),
         };
-        let uid: u32 = u.parse().map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?;
+        let uid: u32 = u
+            .parse()
+            .map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?;
         let gid: u32 = match g {
-            Some(g) => g.parse().map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?,
+            Some(g) => g
+                .parse()
+                .map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?,
             None => uid,
         };
         Ok(User { uid, gid })
@@ -173,8 +180,13 @@ impl User {
 }
 
 /// The default namespaces of a container, as in the seed's sample.
-pub const DEFAULT_NAMESPACES: [Namespace; 5] =
-    [Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Pid, Namespace::Net];
+pub const DEFAULT_NAMESPACES: [Namespace; 5] = [
+    Namespace::Mount,
+    Namespace::Uts,
+    Namespace::Ipc,
+    Namespace::Pid,
+    Namespace::Net,
+];
 
 /// Maximum lengths for strings that end up in kernel calls.
 const MAX_HOSTNAME: usize = 64;
@@ -183,13 +195,18 @@ const MAX_ARG_BYTES: usize = 128 * 1024;
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let data = std::fs::read(path)
-            .map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
-        let config: Config = serde_json::from_slice(&data)
-            .map_err(|source| LoadError::Parse { path: path.to_owned(), source })?;
-        config
-            .validate()
-            .map_err(|source| LoadError::Invalid { path: path.to_owned(), source })?;
+        let data = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = serde_json::from_slice(&data).map_err(|source| LoadError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        config.validate().map_err(|source| LoadError::Invalid {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(config)
     }
 
@@ -213,27 +230,44 @@ impl Config {
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.hostname.len() > MAX_HOSTNAME {
-            return Err(ConfigError::new("hostname", format!("longer than {MAX_HOSTNAME} bytes")));
+            return Err(ConfigError::new(
+                "hostname",
+                format!("longer than {MAX_HOSTNAME} bytes"),
+            ));
         }
         if self.hostname.contains(['\0', '/']) {
             return Err(ConfigError::new("hostname", "contains NUL or '/'"));
         }
         if !self.hostname.is_empty() && !self.has_namespace(Namespace::Uts) {
-            return Err(ConfigError::new("hostname", "setting a hostname needs the NEWUTS namespace"));
+            return Err(ConfigError::new(
+                "hostname",
+                "setting a hostname needs the NEWUTS namespace",
+            ));
         }
         if !self.has_namespace(Namespace::Mount) {
-            return Err(ConfigError::new("namespaces", "NEWNS is required (the rootfs is pivoted into)"));
+            return Err(ConfigError::new(
+                "namespaces",
+                "NEWNS is required (the rootfs is pivoted into)",
+            ));
         }
         for (i, ns) in self.namespaces.iter().enumerate() {
             if self.namespaces[..i].contains(ns) {
-                return Err(ConfigError::new(format!("namespaces[{i}]"), format!("{ns} listed twice")));
+                return Err(ConfigError::new(
+                    format!("namespaces[{i}]"),
+                    format!("{ns} listed twice"),
+                ));
             }
         }
         for (i, e) in self.environment.iter().enumerate() {
             check_no_nul(&format!("environment[{i}]"), e)?;
             match e.split_once('=') {
                 Some((k, _)) if !k.is_empty() => {}
-                _ => return Err(ConfigError::new(format!("environment[{i}]"), "must be KEY=VALUE")),
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("environment[{i}]"),
+                        "must be KEY=VALUE",
+                    ))
+                }
             }
         }
         for (i, c) in self.capabilities_mask.iter().enumerate() {
@@ -250,7 +284,10 @@ impl Config {
             check_absolute(&format!("{field}.destination"), &m.destination)?;
             check_no_dotdot(&format!("{field}.destination"), &m.destination)?;
             if m.destination == Path::new("/") {
-                return Err(ConfigError::new(format!("{field}.destination"), "cannot mount over /"));
+                return Err(ConfigError::new(
+                    format!("{field}.destination"),
+                    "cannot mount over /",
+                ));
             }
         }
         if let Some(cg) = &self.cgroups {
@@ -271,7 +308,10 @@ impl Config {
             arg_bytes += a.len() + 1;
         }
         if arg_bytes > MAX_ARG_BYTES {
-            return Err(ConfigError::new("args", format!("longer than {MAX_ARG_BYTES} bytes")));
+            return Err(ConfigError::new(
+                "args",
+                format!("longer than {MAX_ARG_BYTES} bytes"),
+            ));
         }
         if self.args.first().is_some_and(|a| a.is_empty()) {
             return Err(ConfigError::new("args[0]", "empty command"));
@@ -297,7 +337,10 @@ fn check_absolute(field: &str, p: &Path) -> Result<(), ConfigError> {
         return Err(ConfigError::new(field, "missing"));
     }
     if !p.is_absolute() {
-        return Err(ConfigError::new(field, format!("{} is not an absolute path", p.display())));
+        return Err(ConfigError::new(
+            field,
+            format!("{} is not an absolute path", p.display()),
+        ));
     }
     if p.as_os_str().as_encoded_bytes().contains(&0) {
         return Err(ConfigError::new(field, "contains a NUL byte"));
@@ -307,7 +350,10 @@ fn check_absolute(field: &str, p: &Path) -> Result<(), ConfigError> {
 
 fn check_no_dotdot(field: &str, p: &Path) -> Result<(), ConfigError> {
     if p.components().any(|c| c == Component::ParentDir) {
-        return Err(ConfigError::new(field, format!("{} contains '..'", p.display())));
+        return Err(ConfigError::new(
+            field,
+            format!("{} contains '..'", p.display()),
+        ));
     }
     Ok(())
 }
@@ -315,7 +361,11 @@ fn check_no_dotdot(field: &str, p: &Path) -> Result<(), ConfigError> {
 /// A cgroup path piece: plain names separated by '/', no '..', nothing absolute.
 fn check_cgroup_component(field: &str, s: &str, allow_slash: bool) -> Result<(), ConfigError> {
     if s.is_empty() {
-        return if allow_slash { Ok(()) } else { Err(ConfigError::new(field, "missing")) };
+        return if allow_slash {
+            Ok(())
+        } else {
+            Err(ConfigError::new(field, "missing"))
+        };
     }
     let bad = |why: &str| Err(ConfigError::new(field, format!("{s:?} {why}")));
     if s.len() > 200 {
@@ -328,7 +378,10 @@ fn check_cgroup_component(field: &str, s: &str, allow_slash: bool) -> Result<(),
         if part.is_empty() || part == "." || part == ".." {
             return bad("has an empty, '.' or '..' component");
         }
-        if !part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:@".contains(&b)) {
+        if !part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:@".contains(&b))
+        {
             return bad("has characters outside [A-Za-z0-9_.:@-]");
         }
     }
@@ -392,9 +445,18 @@ mod tests {
     fn errors_name_the_field() {
         type Mutation = Box<dyn Fn(&mut Config)>;
         let cases: Vec<(Mutation, &str)> = vec![
-            (Box::new(|c| c.capabilities_mask = vec!["SYS_BOGUS".into()]), "capabilities_mask[0]"),
-            (Box::new(|c| c.namespaces.retain(|n| *n != Namespace::Mount)), "namespaces"),
-            (Box::new(|c| c.namespaces.push(Namespace::Pid)), "namespaces[5]"),
+            (
+                Box::new(|c| c.capabilities_mask = vec!["SYS_BOGUS".into()]),
+                "capabilities_mask[0]",
+            ),
+            (
+                Box::new(|c| c.namespaces.retain(|n| *n != Namespace::Mount)),
+                "namespaces",
+            ),
+            (
+                Box::new(|c| c.namespaces.push(Namespace::Pid)),
+                "namespaces[5]",
+            ),
             (
                 Box::new(|c| {
                     c.mounts = vec![Mount {
@@ -415,12 +477,20 @@ mod tests {
                 }),
                 "mounts[0].destination",
             ),
-            (Box::new(|c| c.environment = vec!["NOEQUALS".into()]), "environment[0]"),
+            (
+                Box::new(|c| c.environment = vec!["NOEQUALS".into()]),
+                "environment[0]",
+            ),
             (Box::new(|c| c.user = "root".into()), "user"),
             (Box::new(|c| c.working_dir = "tmp".into()), "working_dir"),
             (Box::new(|c| c.hostname = "x".repeat(65)), "hostname"),
             (
-                Box::new(|c| c.cgroups = Some(Cgroups { parent: "../x".into(), name: "a".into() })),
+                Box::new(|c| {
+                    c.cgroups = Some(Cgroups {
+                        parent: "../x".into(),
+                        name: "a".into(),
+                    })
+                }),
                 "cgroups.parent",
             ),
             (Box::new(|c| c.args = vec!["a\0b".into()]), "args[0]"),
@@ -443,7 +513,13 @@ mod tests {
     #[test]
     fn user_parsing() {
         assert_eq!(User::parse("").unwrap(), User { uid: 0, gid: 0 });
-        assert_eq!(User::parse("1000").unwrap(), User { uid: 1000, gid: 1000 });
+        assert_eq!(
+            User::parse("1000").unwrap(),
+            User {
+                uid: 1000,
+                gid: 1000
+            }
+        );
         assert_eq!(User::parse("1000:5").unwrap(), User { uid: 1000, gid: 5 });
         assert!(User::parse("1000:").is_err());
         assert!(User::parse("-1").is_err());

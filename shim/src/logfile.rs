@@ -40,7 +40,12 @@ pub struct LogWriter {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_CLOEXEC).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
 }
 
 impl LogWriter {
@@ -111,12 +116,21 @@ impl LogWriter {
 
     fn emit_line(&mut self, stream: Stream, text: &[u8], full: bool) -> io::Result<()> {
         self.line.clear();
-        self.line.extend_from_slice(rfc3339_nanos(crate::state::now_ns()).as_bytes());
-        self.line.extend_from_slice(if stream == Stream::Stderr { b" stderr " } else { b" stdout " });
-        self.line.extend_from_slice(if full { b"F " } else { b"P " });
+        self.line
+            .extend_from_slice(rfc3339_nanos(crate::state::now_ns()).as_bytes());
+        self.line.extend_from_slice(if stream == Stream::Stderr {
+            b" stderr "
+        } else {
+            b" stdout "
+        });
+        self.line
+            .extend_from_slice(if full { b"F " } else { b"P " });
         self.line.extend_from_slice(text);
         self.line.push(b'\n');
-        if self.rotation.max_size > 0 && self.size > 0 && self.size + self.line.len() as u64 > self.rotation.max_size {
+        if self.rotation.max_size > 0
+            && self.size > 0
+            && self.size + self.line.len() as u64 > self.rotation.max_size
+        {
             self.rotate()?;
         }
         self.file.write_all(&self.line)?;
@@ -181,7 +195,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let nanos: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+    let nanos: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
     let days = days_from_civil(y, m, d);
     Some(((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000) + nanos)
 }
@@ -234,7 +252,12 @@ pub fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
         _ => return None,
     };
     let text = parts.next().unwrap_or(b"");
-    Some(LogLine { time_ns: parse_rfc3339(ts)?, stream, full, text })
+    Some(LogLine {
+        time_ns: parse_rfc3339(ts)?,
+        stream,
+        full,
+        text,
+    })
 }
 
 #[cfg(test)]
@@ -265,11 +288,17 @@ mod tests {
     #[test]
     fn time_round_trips() {
         assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_nanos(1_795_941_411_123_456_789), "2026-11-29T08:36:51.123456789Z");
+        assert_eq!(
+            rfc3339_nanos(1_795_941_411_123_456_789),
+            "2026-11-29T08:36:51.123456789Z"
+        );
         for ns in [0, 1, 951_782_400_000_000_007, 1_795_941_411_123_456_789] {
             assert_eq!(parse_rfc3339(&rfc3339_nanos(ns)), Some(ns));
         }
-        assert_eq!(parse_rfc3339("2026-11-29T08:36:51Z"), Some(1_795_941_411_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-29T08:36:51Z"),
+            Some(1_795_941_411_000_000_000)
+        );
     }
 
     #[test]
@@ -297,11 +326,22 @@ mod tests {
     fn rotation_bounds_size_and_count() {
         let d = tmp("rot");
         let path = d.join("log");
-        let mut w = LogWriter::open(&path, Rotation { max_size: 1000, max_files: 3 }).unwrap();
+        let mut w = LogWriter::open(
+            &path,
+            Rotation {
+                max_size: 1000,
+                max_files: 3,
+            },
+        )
+        .unwrap();
         for i in 0..200 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
         }
-        let mut names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut names: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         names.sort();
         assert_eq!(names, vec!["log", "log.1", "log.2"]);
         for n in &names {

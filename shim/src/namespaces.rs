@@ -95,7 +95,9 @@ impl fmt::Display for Namespace {
 
 /// The clone flags for a set of namespaces.
 pub fn clone_flags(namespaces: &[Namespace]) -> CloneFlags {
-    namespaces.iter().fold(CloneFlags::empty(), |acc, ns| acc | ns.clone_flag())
+    namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |acc, ns| acc | ns.clone_flag())
 }
 
 /// Opens /proc/PID/ns/* for each namespace in `namespaces` that differs from ours, in join order.

@@ -43,7 +43,9 @@ impl Netlink {
     pub fn open() -> Result<Netlink, Error> {
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(Error::Socket)?;
         socket.bind_auto().map_err(Error::Socket)?;
-        socket.connect(&SocketAddr::new(0, 0)).map_err(Error::Socket)?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(Error::Socket)?;
         Ok(Netlink { socket, seq: 0 })
     }
 
@@ -66,17 +68,24 @@ impl Netlink {
         packet.finalize();
         let mut buf = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut buf);
-        self.socket.send(&buf, 0).map_err(|source| Error::Request { op, source })?;
+        self.socket
+            .send(&buf, 0)
+            .map_err(|source| Error::Request { op, source })?;
 
         let mut out = Vec::new();
         let mut rx = vec![0u8; 64 * 1024];
         loop {
-            let n = self.socket.recv(&mut &mut rx[..], 0).map_err(|source| Error::Request { op, source })?;
+            let n = self
+                .socket
+                .recv(&mut &mut rx[..], 0)
+                .map_err(|source| Error::Request { op, source })?;
             let mut offset = 0;
             while offset < n {
                 let reply: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&rx[offset..n])
-                        .map_err(|e| Error::Decode { op, detail: e.to_string() })?;
+                    NetlinkMessage::deserialize(&rx[offset..n]).map_err(|e| Error::Decode {
+                        op,
+                        detail: e.to_string(),
+                    })?;
                 let len = reply.header.length as usize;
                 if reply.header.sequence_number != self.seq {
                     offset += len.max(1);
@@ -115,7 +124,11 @@ impl Netlink {
             msg.header.flags = LinkFlags::Up;
         }
         msg.header.change_mask = LinkFlags::Up;
-        self.request("set link up", RouteNetlinkMessage::SetLink(msg), Kind::Change { create: false })?;
+        self.request(
+            "set link up",
+            RouteNetlinkMessage::SetLink(msg),
+            Kind::Change { create: false },
+        )?;
         Ok(())
     }
 }

@@ -45,7 +45,10 @@ pub enum SyncMsg {
     /// Parent to child: exec the command now.
     Start,
     /// Child to parent: a step failed.
-    Error { code: ChildErrorCode, message: String },
+    Error {
+        code: ChildErrorCode,
+        message: String,
+    },
 }
 
 /// Whether a child failure is the request's fault (FAILED_PRECONDITION) or the system's.
@@ -69,7 +72,10 @@ pub enum Error {
     #[error("the container's init exited during setup")]
     ChildVanished,
     #[error("{message}")]
-    Child { code: ChildErrorCode, message: String },
+    Child {
+        code: ChildErrorCode,
+        message: String,
+    },
     #[error("unexpected message from the container's init: {0}")]
     Protocol(String),
 }
@@ -77,7 +83,10 @@ pub enum Error {
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Child { code: ChildErrorCode::Precondition, .. } => ErrorCode::FailedPrecondition,
+            Error::Child {
+                code: ChildErrorCode::Precondition,
+                ..
+            } => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
         }
     }
@@ -87,7 +96,11 @@ fn send(fd: &OwnedFd, msg: &SyncMsg) -> Result<(), Errno> {
     send_fd(fd, msg, None)
 }
 
-fn send_fd(fd: &OwnedFd, msg: &SyncMsg, attached: Option<std::os::fd::BorrowedFd<'_>>) -> Result<(), Errno> {
+fn send_fd(
+    fd: &OwnedFd,
+    msg: &SyncMsg,
+    attached: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<(), Errno> {
     // Serializing a plain enum to a Vec cannot fail.
     let data = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
     sys::send_with_fd(fd.as_fd(), &data, attached)
@@ -119,7 +132,11 @@ pub enum Stdio {
     /// Keep the caller's (nsinit in the foreground).
     Inherit,
     /// These three (pipe ends, or /dev/null).
-    Fds { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
     /// A new terminal from the container's own devpts, its slave as 0, 1, 2 and /dev/console;
     /// the master comes back in [`Init::pty_master`]. A size of 0 leaves the kernel's default.
     Pty { rows: u16, cols: u16 },
@@ -158,7 +175,11 @@ pub fn create(
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
-            let mut init = Init { pid, pty_master: None, sync: Some(parent_sock) };
+            let mut init = Init {
+                pid,
+                pty_master: None,
+                sync: Some(parent_sock),
+            };
             match init.configure(parent_setup) {
                 Ok(()) => Ok(init),
                 Err(e) => {
@@ -175,7 +196,10 @@ impl Init {
         self.sync.as_ref().ok_or(Error::ChildVanished)
     }
 
-    fn configure(&mut self, parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>) -> Result<(), Error> {
+    fn configure(
+        &mut self,
+        parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>,
+    ) -> Result<(), Error> {
         parent_setup(self.pid).map_err(Error::ParentSetup)?;
         send(self.sync()?, &SyncMsg::Configured).map_err(Error::Sync)?;
         match recv_fd(self.sync()?)? {
@@ -215,10 +239,16 @@ struct ChildError {
 
 impl ChildError {
     fn internal(what: &str, e: impl std::fmt::Display) -> ChildError {
-        ChildError { code: ChildErrorCode::Internal, message: format!("{what}: {e}") }
+        ChildError {
+            code: ChildErrorCode::Internal,
+            message: format!("{what}: {e}"),
+        }
     }
     fn precondition(message: String) -> ChildError {
-        ChildError { code: ChildErrorCode::Precondition, message }
+        ChildError {
+            code: ChildErrorCode::Precondition,
+            message,
+        }
     }
 }
 
@@ -229,7 +259,13 @@ fn child_main(config: &Config, rootfs: &Path, stdio: Stdio, sync: OwnedFd) -> ! 
         Ok(Some(exec)) => exec.run(),
         Err(e) => e,
     };
-    let _ = send(&sync, &SyncMsg::Error { code: err.code, message: err.message });
+    let _ = send(
+        &sync,
+        &SyncMsg::Error {
+            code: err.code,
+            message: err.message,
+        },
+    );
     sys::exit_now(127)
 }
 
@@ -254,7 +290,10 @@ impl Exec {
         } else {
             ChildErrorCode::Internal
         };
-        ChildError { code, message: format!("exec {}: {e}", self.path.to_string_lossy()) }
+        ChildError {
+            code,
+            message: format!("exec {}: {e}", self.path.to_string_lossy()),
+        }
     }
 }
 
@@ -265,7 +304,8 @@ fn setup_child(
     sync: &OwnedFd,
 ) -> Result<Option<Exec>, ChildError> {
     // Die with the shim: a container must not run unsupervised.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| ChildError::internal("pdeathsig", e))?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| ChildError::internal("pdeathsig", e))?;
     match recv(sync) {
         Ok(Some(SyncMsg::Configured)) => {}
         Ok(None) => return Ok(None),
@@ -274,7 +314,11 @@ fn setup_child(
     }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
     let pty_size = match stdio {
-        Stdio::Fds { stdin, stdout, stderr } => {
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
             install_stdio(stdin, stdout, stderr)?;
             None
         }
@@ -282,7 +326,8 @@ fn setup_child(
         Stdio::Inherit => None,
     };
     if config.has_namespace(Namespace::Uts) && !config.hostname.is_empty() {
-        nix::unistd::sethostname(&config.hostname).map_err(|e| ChildError::internal("sethostname", e))?;
+        nix::unistd::sethostname(&config.hostname)
+            .map_err(|e| ChildError::internal("sethostname", e))?;
     }
     if config.has_namespace(Namespace::Net) {
         crate::network::loopback_up().map_err(|e| ChildError::internal("loopback", e))?;
@@ -300,7 +345,11 @@ fn setup_child(
         None => None,
     };
 
-    let cwd = if config.working_dir.is_empty() { "/" } else { &config.working_dir };
+    let cwd = if config.working_dir.is_empty() {
+        "/"
+    } else {
+        &config.working_dir
+    };
     nix::unistd::chdir(cwd)
         .map_err(|e| ChildError::precondition(format!("working_dir {cwd}: {e}")))?;
     let exec = prepare_exec(config)?;
@@ -314,8 +363,12 @@ fn setup_child(
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
     capabilities::drop_process(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
 
-    send_fd(sync, &SyncMsg::Ready, pty_master.as_ref().map(|m| m.as_fd()))
-        .map_err(|e| ChildError::internal("sync", e))?;
+    send_fd(
+        sync,
+        &SyncMsg::Ready,
+        pty_master.as_ref().map(|m| m.as_fd()),
+    )
+    .map_err(|e| ChildError::internal("sync", e))?;
     drop(pty_master);
     match recv(sync) {
         Ok(Some(SyncMsg::Start)) => Ok(Some(exec)),
@@ -350,21 +403,35 @@ fn open_console(rows: u16, cols: u16, uid: u32) -> Result<OwnedFd, ChildError> {
         let what = what.to_owned();
         move |e: Errno| ChildError::internal(&what, e)
     };
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(err("opening /dev/ptmx"))?;
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(err("opening /dev/ptmx"))?;
     grantpt(&master).map_err(err("grantpt"))?;
     unlockpt(&master).map_err(err("unlockpt"))?;
     let name = ptsname_r(&master).map_err(err("ptsname"))?;
-    let slave: OwnedFd = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(err("opening the pty slave"))?;
+    let slave: OwnedFd = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(err("opening the pty slave"))?;
     // The user the command runs as owns its terminal, as login(1) would arrange.
     nix::unistd::fchown(&slave, Some(Uid::from_raw(uid)), None).map_err(err("chown the pty"))?;
     if rows > 0 && cols > 0 {
         sys::set_winsize(slave.as_fd(), rows, cols).map_err(err("setting the window size"))?;
     }
-    nix::mount::mount(Some(name.as_str()), "/dev/console", None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .map_err(err("binding /dev/console"))?;
+    nix::mount::mount(
+        Some(name.as_str()),
+        "/dev/console",
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(err("binding /dev/console"))?;
     sys::set_controlling_tty(slave.as_fd()).map_err(err("TIOCSCTTY"))?;
-    let dup = |f: &OwnedFd| f.try_clone().map_err(|e| ChildError::internal("dup pty", e));
+    let dup = |f: &OwnedFd| {
+        f.try_clone()
+            .map_err(|e| ChildError::internal("dup pty", e))
+    };
     install_stdio(dup(&slave)?, dup(&slave)?, slave)?;
     Ok(master.into())
 }
@@ -374,19 +441,36 @@ fn prepare_exec(config: &Config) -> Result<Exec, ChildError> {
     let Some(cmd) = config.args.first() else {
         return Err(ChildError::precondition("args: no command given".into()));
     };
-    let path = find_executable(cmd, config.path_env())
-        .ok_or_else(|| ChildError::precondition(format!("exec {cmd}: no such executable in the container")))?;
-    let cstr = |s: &[u8]| CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()));
-    let args = config.args.iter().map(|a| cstr(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
-    let env = process_env(config).iter().map(|e| cstr(e.as_bytes())).collect::<Result<Vec<_>, _>>()?;
-    Ok(Exec { path: cstr(path.as_os_str().as_bytes())?, args, env })
+    let path = find_executable(cmd, config.path_env()).ok_or_else(|| {
+        ChildError::precondition(format!("exec {cmd}: no such executable in the container"))
+    })?;
+    let cstr = |s: &[u8]| {
+        CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()))
+    };
+    let args = config
+        .args
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = process_env(config)
+        .iter()
+        .map(|e| cstr(e.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Exec {
+        path: cstr(path.as_os_str().as_bytes())?,
+        args,
+        env,
+    })
 }
 
 /// The environment the command gets: the configured one, plus PATH, HOME and (with a tty) TERM
 /// when it does not set them.
 pub fn process_env(config: &Config) -> Vec<String> {
     let mut env = config.environment.clone();
-    let has = |env: &[String], key: &str| env.iter().any(|e| e.split_once('=').is_some_and(|(k, _)| k == key));
+    let has = |env: &[String], key: &str| {
+        env.iter()
+            .any(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+    };
     if !has(&env, "PATH") {
         env.push(format!("PATH={}", config.path_env()));
     }
@@ -424,15 +508,28 @@ mod tests {
 
     #[test]
     fn finds_executables_like_execvp() {
-        assert_eq!(find_executable("sh", "/nonexistent:/bin"), Some(PathBuf::from("/bin/sh")));
-        assert_eq!(find_executable("/bin/sh", ""), Some(PathBuf::from("/bin/sh")));
-        assert_eq!(find_executable("no-such-binary-here", "/bin:/usr/bin"), None);
+        assert_eq!(
+            find_executable("sh", "/nonexistent:/bin"),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            find_executable("/bin/sh", ""),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            find_executable("no-such-binary-here", "/bin:/usr/bin"),
+            None
+        );
         assert_eq!(find_executable("/etc/passwd", ""), None);
     }
 
     #[test]
     fn env_gets_defaults() {
-        let c = Config { environment: vec!["A=1".into()], tty: true, ..Default::default() };
+        let c = Config {
+            environment: vec!["A=1".into()],
+            tty: true,
+            ..Default::default()
+        };
         let env = process_env(&c);
         assert!(env.contains(&"A=1".to_string()));
         assert!(env.iter().any(|e| e.starts_with("PATH=")));

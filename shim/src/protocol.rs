@@ -202,12 +202,17 @@ impl From<&crate::state::ExitRecord> for Exit {
 
 impl Response {
     pub fn ok() -> Response {
-        Response { kind: Some(response::Kind::Ok(Empty {})) }
+        Response {
+            kind: Some(response::Kind::Ok(Empty {})),
+        }
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
         Response {
-            kind: Some(response::Kind::Error(ErrorReply { code: code as i32, message: message.into() })),
+            kind: Some(response::Kind::Error(ErrorReply {
+                code: code as i32,
+                message: message.into(),
+            })),
         }
     }
 }
@@ -243,11 +248,16 @@ pub fn read_frame<M: Message + Default>(r: &mut impl Read) -> io::Result<Option<
     }
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf)?;
-    M::decode(buf.as_slice()).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    M::decode(buf.as_slice())
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Splits a byte stream read in pieces into frames.
@@ -268,7 +278,10 @@ impl FrameDecoder {
         }
         let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
         if len > MAX_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes"),
+            ));
         }
         if self.buf.len() < 4 + len {
             return Ok(None);
@@ -286,7 +299,10 @@ mod tests {
 
     #[test]
     fn frames_round_trip_in_pieces() {
-        let a = Request::new(request::Kind::Kill(Kill { signal: 9, all: true }));
+        let a = Request::new(request::Kind::Kill(Kill {
+            signal: 9,
+            all: true,
+        }));
         let b = Request::new(request::Kind::Stdin(b"hello".to_vec()));
         let mut bytes = encode_frame(&a);
         bytes.extend(encode_frame(&b));

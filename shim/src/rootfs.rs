@@ -68,7 +68,10 @@ fn mkdir_p(path: &Path, mode: u32) -> Result<()> {
         .recursive(true)
         .mode(mode)
         .create(path)
-        .map_err(|source| Error::Create { path: path.to_owned(), source })
+        .map_err(|source| Error::Create {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Resolves `unsafe_path` inside `root` the way the container will see it: symlinks are
@@ -90,10 +93,14 @@ pub fn secure_join(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
             Ok(md) if md.file_type().is_symlink() => {
                 links += 1;
                 if links > 40 {
-                    return Err(Error::SymlinkLoop { path: unsafe_path.to_owned() });
+                    return Err(Error::SymlinkLoop {
+                        path: unsafe_path.to_owned(),
+                    });
                 }
-                let target = fs::read_link(&full)
-                    .map_err(|source| Error::Create { path: full.clone(), source })?;
+                let target = fs::read_link(&full).map_err(|source| Error::Create {
+                    path: full.clone(),
+                    source,
+                })?;
                 if target.is_absolute() {
                     resolved = PathBuf::new();
                 }
@@ -125,9 +132,23 @@ pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
         return Err(Error::NotADirectory(rootfs.to_owned()));
     }
     // No mount event made here may reach the host; host events still reach us (as in 2014).
-    do_mount(None, Path::new("/"), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None, "slave propagation")?;
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+        "slave propagation",
+    )?;
     // pivot_root needs the new root to be a mount point.
-    do_mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "rootfs bind")?;
+    do_mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        "rootfs bind",
+    )?;
 
     mount_proc_sys(config, rootfs)?;
     mount_dev(config, rootfs)?;
@@ -145,24 +166,51 @@ fn mount_proc_sys(config: &Config, rootfs: &Path) -> Result<()> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc_dir = secure_join(rootfs, Path::new("/proc"))?;
     mkdir_p(&proc_dir, 0o555)?;
-    do_mount(Some(Path::new("proc")), &proc_dir, Some("proc"), nosuid_nodev_noexec, None, "proc")?;
+    do_mount(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+        "proc",
+    )?;
 
     let sys_dir = secure_join(rootfs, Path::new("/sys"))?;
     mkdir_p(&sys_dir, 0o555)?;
     let ro = nosuid_nodev_noexec | MsFlags::MS_RDONLY;
     if config.has_namespace(Namespace::Net) {
-        do_mount(Some(Path::new("sysfs")), &sys_dir, Some("sysfs"), ro, None, "sysfs")?;
+        do_mount(
+            Some(Path::new("sysfs")),
+            &sys_dir,
+            Some("sysfs"),
+            ro,
+            None,
+            "sysfs",
+        )?;
     } else {
         // A new sysfs instance is tied to a network namespace; share the host's, read-only.
-        do_mount(Some(Path::new("/sys")), &sys_dir, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, "sysfs bind")?;
+        do_mount(
+            Some(Path::new("/sys")),
+            &sys_dir,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            "sysfs bind",
+        )?;
         remount_readonly(&sys_dir)?;
     }
     Ok(())
 }
 
 /// The character devices every container gets: (name, major, minor).
-const DEVICES: [(&str, u64, u64); 6] =
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 fn mount_dev(config: &Config, rootfs: &Path) -> Result<()> {
     let dev = secure_join(rootfs, Path::new("/dev"))?;
@@ -181,23 +229,44 @@ fn mount_dev(config: &Config, rootfs: &Path) -> Result<()> {
         match mknod(&path, SFlag::S_IFCHR, mode, makedev(major, minor)) {
             Ok(()) => {
                 // mknod applies the umask; the devices must be usable by every user.
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o666))
-                    .map_err(|source| Error::Create { path: path.clone(), source })?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).map_err(
+                    |source| Error::Create {
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
             }
             // In a user namespace mknod is refused: bind the host's node instead.
             Err(Errno::EPERM) => {
-                fs::File::create(&path).map_err(|source| Error::Create { path: path.clone(), source })?;
+                fs::File::create(&path).map_err(|source| Error::Create {
+                    path: path.clone(),
+                    source,
+                })?;
                 let host = Path::new("/dev").join(name);
-                do_mount(Some(&host), &path, None, MsFlags::MS_BIND, None, "device bind")?;
+                do_mount(
+                    Some(&host),
+                    &path,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                    "device bind",
+                )?;
             }
             Err(source) => {
-                return Err(Error::Create { path, source: source.into() });
+                return Err(Error::Create {
+                    path,
+                    source: source.into(),
+                });
             }
         }
     }
     let pts = dev.join("pts");
     mkdir_p(&pts, 0o755)?;
-    let gid_opt = if config.has_namespace(Namespace::User) { "" } else { ",gid=5" };
+    let gid_opt = if config.has_namespace(Namespace::User) {
+        ""
+    } else {
+        ",gid=5"
+    };
     do_mount(
         Some(Path::new("devpts")),
         &pts,
@@ -229,27 +298,38 @@ fn mount_dev(config: &Config, rootfs: &Path) -> Result<()> {
             "/dev/mqueue",
         )?;
     }
-    for (link, target) in
-        [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
-    {
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         symlink(target, &dev.join(link))?;
     }
     if config.tty {
         // The pty slave is bound here by the caller; make the mount point now.
         let console = dev.join("console");
-        fs::File::create(&console).map_err(|source| Error::Create { path: console, source })?;
+        fs::File::create(&console).map_err(|source| Error::Create {
+            path: console,
+            source,
+        })?;
     }
     Ok(())
 }
 
 fn symlink(target: &str, link: &Path) -> Result<()> {
-    std::os::unix::fs::symlink(target, link).map_err(|source| Error::Create { path: link.to_owned(), source })
+    std::os::unix::fs::symlink(target, link).map_err(|source| Error::Create {
+        path: link.to_owned(),
+        source,
+    })
 }
 
 /// Bind-mounts `m.source` at `m.destination` inside `rootfs`, read-only unless writable.
 fn bind_mount(rootfs: &Path, m: &Mount, field: &str) -> Result<()> {
-    let src_meta = fs::metadata(&m.source)
-        .map_err(|_| Error::MissingSource { field: format!("{field}.source"), path: m.source.clone() })?;
+    let src_meta = fs::metadata(&m.source).map_err(|_| Error::MissingSource {
+        field: format!("{field}.source"),
+        path: m.source.clone(),
+    })?;
     let dest = secure_join(rootfs, &m.destination)?;
     if fs::symlink_metadata(&dest).is_err() {
         if src_meta.is_dir() {
@@ -258,15 +338,36 @@ fn bind_mount(rootfs: &Path, m: &Mount, field: &str) -> Result<()> {
             if let Some(parent) = dest.parent() {
                 mkdir_p(parent, 0o755)?;
             }
-            fs::File::create(&dest).map_err(|source| Error::Create { path: dest.clone(), source })?;
+            fs::File::create(&dest).map_err(|source| Error::Create {
+                path: dest.clone(),
+                source,
+            })?;
         }
     }
-    do_mount(Some(&m.source), &dest, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, &format!("{field} bind"))?;
+    do_mount(
+        Some(&m.source),
+        &dest,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        &format!("{field} bind"),
+    )?;
     if !m.writable {
         remount_readonly(&dest)?;
     }
-    let propagation = if m.private { MsFlags::MS_PRIVATE } else { MsFlags::MS_SLAVE };
-    do_mount(None, &dest, None, propagation | MsFlags::MS_REC, None, &format!("{field} propagation"))?;
+    let propagation = if m.private {
+        MsFlags::MS_PRIVATE
+    } else {
+        MsFlags::MS_SLAVE
+    };
+    do_mount(
+        None,
+        &dest,
+        None,
+        propagation | MsFlags::MS_REC,
+        None,
+        &format!("{field} propagation"),
+    )?;
     Ok(())
 }
 
@@ -293,12 +394,22 @@ pub fn remount_readonly(target: &Path) -> Result<()> {
 
 /// Makes `rootfs` the root: `pivot_root(".", ".")` then detach the old root from under it.
 fn enter_root(rootfs: &Path) -> Result<()> {
-    let pivot = |source| Error::Pivot { rootfs: rootfs.to_owned(), source };
+    let pivot = |source| Error::Pivot {
+        rootfs: rootfs.to_owned(),
+        source,
+    };
     chdir(rootfs).map_err(pivot)?;
     pivot_root(".", ".").map_err(pivot)?;
     // The old root is now stacked on "."; make it private so the detach does not propagate to
     // the host through a shared peer, then detach it.
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>).map_err(pivot)?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(pivot)?;
     umount2(".", MntFlags::MNT_DETACH).map_err(pivot)?;
     chdir("/").map_err(pivot)?;
     Ok(())
@@ -317,10 +428,22 @@ mod tests {
         std::os::unix::fs::symlink("../../../..", root.join("up")).unwrap();
         std::os::unix::fs::symlink("real/dir", root.join("rel")).unwrap();
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        assert_eq!(secure_join(&root, Path::new("/etc/passwd")).unwrap(), root.join("host/etc/passwd"));
-        assert_eq!(secure_join(&root, Path::new("/up/x")).unwrap(), root.join("x"));
-        assert_eq!(secure_join(&root, Path::new("/rel/f")).unwrap(), root.join("real/dir/f"));
-        assert_eq!(secure_join(&root, Path::new("/../../a")).unwrap(), root.join("a"));
+        assert_eq!(
+            secure_join(&root, Path::new("/etc/passwd")).unwrap(),
+            root.join("host/etc/passwd")
+        );
+        assert_eq!(
+            secure_join(&root, Path::new("/up/x")).unwrap(),
+            root.join("x")
+        );
+        assert_eq!(
+            secure_join(&root, Path::new("/rel/f")).unwrap(),
+            root.join("real/dir/f")
+        );
+        assert_eq!(
+            secure_join(&root, Path::new("/../../a")).unwrap(),
+            root.join("a")
+        );
         assert!(secure_join(&root, Path::new("/loop")).is_err());
         fs::remove_dir_all(&root).unwrap();
     }

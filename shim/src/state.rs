@@ -60,7 +60,12 @@ pub fn read_pid(path: &Path) -> io::Result<i32> {
         .parse()
         .ok()
         .filter(|p: &i32| *p > 0)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad pid file {}", path.display())))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad pid file {}", path.display()),
+            )
+        })
 }
 
 /// How a container's init (or an exec'd process) ended. `exit.json` in the state directory.
@@ -122,7 +127,10 @@ pub fn socket_path(path: &Path) -> io::Result<(PathBuf, Option<File>)> {
         return Ok((path.to_owned(), None));
     }
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path has no parent"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path has no parent",
+        ));
     };
     let dirfd = OpenOptions::new()
         .read(true)
@@ -139,13 +147,18 @@ mod tests {
 
     #[test]
     fn atomic_write_replaces() {
-        let dir = std::env::temp_dir().join(format!("execdriver-state-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("execdriver-state-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         write_atomic(&dir, "f", b"one", false).unwrap();
         write_atomic(&dir, "f", b"two", true).unwrap();
         assert_eq!(fs::read(dir.join("f")).unwrap(), b"two");
         assert!(!dir.join(".f.tmp").exists());
-        let rec = ExitRecord { pid: 7, signal: Some(9), ..Default::default() };
+        let rec = ExitRecord {
+            pid: 7,
+            signal: Some(9),
+            ..Default::default()
+        };
         rec.save(&dir).unwrap();
         assert_eq!(ExitRecord::load(&dir).unwrap(), rec);
         assert_eq!(rec.status_code(), 137);

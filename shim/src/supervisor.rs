@@ -34,8 +34,8 @@ use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
 use crate::process::{self, Init, Stdio};
 use crate::protocol::{
-    self, request, response, ErrorCode, Exit, FrameDecoder, Output, Request, Response, ShimState, Status,
-    Stream,
+    self, request, response, ErrorCode, Exit, FrameDecoder, Output, Request, Response, ShimState,
+    Status, Stream,
 };
 use crate::state::{self, ExitRecord};
 
@@ -111,10 +111,15 @@ pub fn run(opts: Options, mut report: File) -> i32 {
             return 1;
         }
     };
-    let created = Response { kind: Some(response::Kind::State(shim.state())) };
+    let created = Response {
+        kind: Some(response::Kind::State(shim.state())),
+    };
     if protocol::write_frame(&mut report, &created).is_err() {
         // The driver is gone before hearing of the container: nobody can reach it. Undo.
-        eprintln!("shim {}: driver went away during create; removing the container", opts.id);
+        eprintln!(
+            "shim {}: driver went away during create; removing the container",
+            opts.id
+        );
         shim.abandon();
         return 1;
     }
@@ -140,7 +145,11 @@ struct Client {
 enum Mode {
     Idle,
     Waiting,
-    Attached { stdin: bool, stdout: bool, stderr: bool },
+    Attached {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
 }
 
 const TOKEN_SIGNAL: u64 = 0;
@@ -185,9 +194,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
 }
 
 fn set_nonblocking(fd: &impl AsFd) -> Result<(), Error> {
-    let flags = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_GETFL).map_err(sys_err("fcntl"))?;
+    let flags =
+        nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_GETFL).map_err(sys_err("fcntl"))?;
     let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
-    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(sys_err("fcntl"))?;
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
+        .map_err(sys_err("fcntl"))?;
     Ok(())
 }
 
@@ -200,7 +211,13 @@ impl Shim {
         // Signals: SIGCHLD drives reaping; the rest must not kill the shim (its container
         // would die with it). All arrive on the signalfd.
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT] {
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
             mask.add(s);
         }
         mask.thread_block().map_err(sys_err("blocking signals"))?;
@@ -249,7 +266,8 @@ impl Shim {
             stdin_buf: Vec::new(),
             stdin_close: false,
             output_paused: false,
-            log: LogWriter::open(&dir.join(state::LOG), opts.log_rotation).map_err(io_err("opening the log"))?,
+            log: LogWriter::open(&dir.join(state::LOG), opts.log_rotation)
+                .map_err(io_err("opening the log"))?,
             clients: HashMap::new(),
             next_token: FIRST_CLIENT,
             done: false,
@@ -259,11 +277,21 @@ impl Shim {
             return Err(e);
         }
         let pid_text = pid.to_string();
-        let written = state::write_atomic(&dir, state::PID, pid_text.as_bytes(), false)
-            .and_then(|_| state::write_atomic(&dir, state::SHIM_PID, std::process::id().to_string().as_bytes(), false));
+        let written =
+            state::write_atomic(&dir, state::PID, pid_text.as_bytes(), false).and_then(|_| {
+                state::write_atomic(
+                    &dir,
+                    state::SHIM_PID,
+                    std::process::id().to_string().as_bytes(),
+                    false,
+                )
+            });
         if let Err(e) = written {
             shim.abandon();
-            return Err(Error::Io { what: "writing the pid file", source: e });
+            return Err(Error::Io {
+                what: "writing the pid file",
+                source: e,
+            });
         }
         Ok(shim)
     }
@@ -283,9 +311,13 @@ impl Shim {
         };
         if config.tty {
             let (rows, cols) = opts.console_size;
-            let mut init = process::create(config, rootfs, Stdio::Pty { rows, cols }, add_to_cgroup)?;
+            let mut init =
+                process::create(config, rootfs, Stdio::Pty { rows, cols }, add_to_cgroup)?;
             let Some(master) = init.pty_master.take() else {
-                return Err(Error::Io { what: "the container's terminal", source: io::ErrorKind::NotFound.into() });
+                return Err(Error::Io {
+                    what: "the container's terminal",
+                    source: io::ErrorKind::NotFound.into(),
+                });
             };
             set_nonblocking(&master)?;
             let output = File::from(master);
@@ -305,20 +337,34 @@ impl Shim {
         };
         let (stdout_ours, stdout_child) = pipe()?;
         let (stderr_ours, stderr_child) = pipe()?;
-        let stdio = Stdio::Fds { stdin: stdin_child, stdout: stdout_child, stderr: stderr_child };
+        let stdio = Stdio::Fds {
+            stdin: stdin_child,
+            stdout: stdout_child,
+            stderr: stderr_child,
+        };
         let init = process::create(config, rootfs, stdio, add_to_cgroup)?;
-        for fd in [Some(&stdout_ours), Some(&stderr_ours)].into_iter().flatten() {
+        for fd in [Some(&stdout_ours), Some(&stderr_ours)]
+            .into_iter()
+            .flatten()
+        {
             set_nonblocking(fd)?;
         }
         if let Some(w) = &stdin_ours {
             set_nonblocking(w)?;
         }
-        Ok((init, stdin_ours, File::from(stdout_ours), Some(File::from(stderr_ours))))
+        Ok((
+            init,
+            stdin_ours,
+            File::from(stdout_ours),
+            Some(File::from(stderr_ours)),
+        ))
     }
 
     fn register(&self) -> Result<(), Error> {
         let add = |fd: std::os::fd::BorrowedFd<'_>, token: u64| {
-            self.epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token)).map_err(sys_err("epoll_ctl"))
+            self.epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                .map_err(sys_err("epoll_ctl"))
         };
         add(self.signals.as_fd(), TOKEN_SIGNAL)?;
         add(self.listener.as_fd(), TOKEN_LISTENER)?;
@@ -393,7 +439,9 @@ impl Shim {
     fn reap(&mut self) {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => self.on_init_exit(Some(code), None),
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => {
+                    self.on_init_exit(Some(code), None)
+                }
                 Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.pid => {
                     self.on_init_exit(None, Some(sig as i32))
                 }
@@ -438,11 +486,15 @@ impl Shim {
         }
         let _ = fs::remove_file(self.dir.join(state::PID));
         self.status = Status::Stopped;
-        let exit = Response { kind: Some(response::Kind::Exit(Exit::from(&record))) };
+        let exit = Response {
+            kind: Some(response::Kind::Exit(Exit::from(&record))),
+        };
         self.exit = Some(record);
         let tokens: Vec<u64> = self.clients.keys().copied().collect();
         for t in tokens {
-            let Some(c) = self.clients.get_mut(&t) else { continue };
+            let Some(c) = self.clients.get_mut(&t) else {
+                continue;
+            };
             if matches!(c.mode, Mode::Waiting | Mode::Attached { .. }) {
                 c.out.extend_from_slice(&protocol::encode_frame(&exit));
                 c.closing = true;
@@ -492,7 +544,12 @@ impl Shim {
         if flags.contains(EpollFlags::EPOLLOUT) {
             self.flush_client(token);
         }
-        if flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLERR) {
+        if flags.intersects(
+            EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLHUP
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLERR,
+        ) {
             self.read_client(token);
         }
     }
@@ -501,7 +558,9 @@ impl Shim {
         let mut buf = [0u8; 64 * 1024];
         let mut closed = false;
         {
-            let Some(c) = self.clients.get_mut(&token) else { return };
+            let Some(c) = self.clients.get_mut(&token) else {
+                return;
+            };
             if !c.reading {
                 return;
             }
@@ -556,14 +615,21 @@ impl Shim {
     fn handle(&mut self, token: u64, req: Request) {
         use request::Kind;
         let Some(kind) = req.kind else {
-            self.reply(token, Response::error(ErrorCode::InvalidArgument, "empty request"));
+            self.reply(
+                token,
+                Response::error(ErrorCode::InvalidArgument, "empty request"),
+            );
             return;
         };
         let resp = match kind {
             Kind::Start(_) => self.start(),
-            Kind::State(_) => Response { kind: Some(response::Kind::State(self.state())) },
+            Kind::State(_) => Response {
+                kind: Some(response::Kind::State(self.state())),
+            },
             Kind::Wait(_) => match &self.exit {
-                Some(rec) => Response { kind: Some(response::Kind::Exit(Exit::from(rec))) },
+                Some(rec) => Response {
+                    kind: Some(response::Kind::Exit(Exit::from(rec))),
+                },
                 None => {
                     if let Some(c) = self.clients.get_mut(&token) {
                         c.mode = Mode::Waiting;
@@ -573,13 +639,19 @@ impl Shim {
             },
             Kind::Kill(k) => self.kill(k),
             Kind::Attach(a) => {
-                let mode = Mode::Attached { stdin: a.stdin, stdout: a.stdout, stderr: a.stderr };
+                let mode = Mode::Attached {
+                    stdin: a.stdin,
+                    stdout: a.stdout,
+                    stderr: a.stderr,
+                };
                 if let Some(c) = self.clients.get_mut(&token) {
                     c.mode = mode;
                 }
                 self.reply(token, Response::ok());
                 if let Some(rec) = &self.exit {
-                    let exit = Response { kind: Some(response::Kind::Exit(Exit::from(rec))) };
+                    let exit = Response {
+                        kind: Some(response::Kind::Exit(Exit::from(rec))),
+                    };
                     if let Some(c) = self.clients.get_mut(&token) {
                         c.closing = true;
                     }
@@ -599,7 +671,10 @@ impl Shim {
                     self.stdin_close = true;
                     self.flush_stdin();
                 }
-                if matches!(self.clients.get(&token).map(|c| c.mode), Some(Mode::Attached { .. })) {
+                if matches!(
+                    self.clients.get(&token).map(|c| c.mode),
+                    Some(Mode::Attached { .. })
+                ) {
                     return;
                 }
                 Response::ok()
@@ -611,14 +686,21 @@ impl Shim {
     }
 
     fn attached_with_stdin(&self, token: u64) -> bool {
-        matches!(self.clients.get(&token).map(|c| c.mode), Some(Mode::Attached { stdin: true, .. }))
+        matches!(
+            self.clients.get(&token).map(|c| c.mode),
+            Some(Mode::Attached { stdin: true, .. })
+        )
     }
 
     fn start(&mut self) -> Response {
         if self.status != Status::Created {
             return Response::error(
                 ErrorCode::FailedPrecondition,
-                format!("container {} is {}, not created", self.id, status_name(self.status)),
+                format!(
+                    "container {} is {}, not created",
+                    self.id,
+                    status_name(self.status)
+                ),
             );
         }
         let Some(mut init) = self.init.take() else {
@@ -640,10 +722,16 @@ impl Shim {
 
     fn kill(&mut self, k: protocol::Kill) -> Response {
         let Ok(sig) = Signal::try_from(k.signal) else {
-            return Response::error(ErrorCode::InvalidArgument, format!("signal: {} is not a signal", k.signal));
+            return Response::error(
+                ErrorCode::InvalidArgument,
+                format!("signal: {} is not a signal", k.signal),
+            );
         };
         if self.status == Status::Stopped {
-            return Response::error(ErrorCode::FailedPrecondition, format!("container {} is not running", self.id));
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} is not running", self.id),
+            );
         }
         if k.all {
             if let Some(cg) = &self.cgroup {
@@ -660,13 +748,22 @@ impl Shim {
 
     fn resize(&mut self, r: protocol::Resize) -> Response {
         let Some(pty) = &self.pty else {
-            return Response::error(ErrorCode::FailedPrecondition, format!("container {} has no terminal", self.id));
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} has no terminal", self.id),
+            );
         };
         let (Ok(rows), Ok(cols)) = (u16::try_from(r.rows), u16::try_from(r.cols)) else {
-            return Response::error(ErrorCode::InvalidArgument, "rows and cols must be at most 65535");
+            return Response::error(
+                ErrorCode::InvalidArgument,
+                "rows and cols must be at most 65535",
+            );
         };
         if self.status == Status::Stopped {
-            return Response::error(ErrorCode::FailedPrecondition, format!("container {} is not running", self.id));
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} is not running", self.id),
+            );
         }
         match crate::sys::set_winsize(pty.as_fd(), rows, cols) {
             Ok(()) => Response::ok(),
@@ -678,7 +775,11 @@ impl Shim {
         if self.status != Status::Stopped {
             return Response::error(
                 ErrorCode::FailedPrecondition,
-                format!("container {} is {}; stop it first", self.id, status_name(self.status)),
+                format!(
+                    "container {} is {}; stop it first",
+                    self.id,
+                    status_name(self.status)
+                ),
             );
         }
         if let Some(cg) = &self.cgroup {
@@ -737,7 +838,10 @@ impl Shim {
             eprintln!("shim {}: writing the log: {e}", self.id);
         }
         let frame = protocol::encode_frame(&Response {
-            kind: Some(response::Kind::Output(Output { stream: stream as i32, data: data.to_vec() })),
+            kind: Some(response::Kind::Output(Output {
+                stream: stream as i32,
+                data: data.to_vec(),
+            })),
         });
         let tokens: Vec<u64> = self
             .clients
@@ -764,7 +868,9 @@ impl Shim {
 
     /// Writes as much of a client's queue as it takes; drops it on error or once it is done.
     fn flush_client(&mut self, token: u64) {
-        let Some(c) = self.clients.get_mut(&token) else { return };
+        let Some(c) = self.clients.get_mut(&token) else {
+            return;
+        };
         let mut written = 0;
         let mut failed = false;
         while written < c.out.len() {
@@ -799,7 +905,9 @@ impl Shim {
         if !c.out.is_empty() {
             flags |= EpollFlags::EPOLLOUT;
         }
-        let _ = self.epoll.modify(c.stream.as_fd(), &mut EpollEvent::new(flags, token));
+        let _ = self
+            .epoll
+            .modify(c.stream.as_fd(), &mut EpollEvent::new(flags, token));
     }
 
     fn drop_client(&mut self, token: u64) {
@@ -813,11 +921,17 @@ impl Shim {
         let stalled: Vec<u64> = self
             .clients
             .iter()
-            .filter(|(_, c)| c.over_since.is_some_and(|t| now.duration_since(t) > STALL_LIMIT))
+            .filter(|(_, c)| {
+                c.over_since
+                    .is_some_and(|t| now.duration_since(t) > STALL_LIMIT)
+            })
             .map(|(t, _)| *t)
             .collect();
         for t in stalled {
-            eprintln!("shim {}: disconnecting a client that read nothing for {STALL_LIMIT:?}", self.id);
+            eprintln!(
+                "shim {}: disconnecting a client that read nothing for {STALL_LIMIT:?}",
+                self.id
+            );
             self.drop_client(t);
         }
     }
@@ -829,10 +943,19 @@ impl Shim {
             return;
         }
         self.output_paused = backed_up;
-        let flags = if backed_up { EpollFlags::empty() } else { EpollFlags::EPOLLIN };
-        for (f, token) in [(self.stdout.as_ref(), TOKEN_STDOUT), (self.stderr.as_ref(), TOKEN_STDERR)] {
+        let flags = if backed_up {
+            EpollFlags::empty()
+        } else {
+            EpollFlags::EPOLLIN
+        };
+        for (f, token) in [
+            (self.stdout.as_ref(), TOKEN_STDOUT),
+            (self.stderr.as_ref(), TOKEN_STDERR),
+        ] {
             if let Some(f) = f {
-                let _ = self.epoll.modify(f.as_fd(), &mut EpollEvent::new(flags, token));
+                let _ = self
+                    .epoll
+                    .modify(f.as_fd(), &mut EpollEvent::new(flags, token));
             }
         }
     }
@@ -863,14 +986,19 @@ impl Shim {
             self.stdin = None;
             self.stdin_buf.clear();
         } else if !self.stdin_buf.is_empty() {
-            let _ = self.epoll.add(file.as_fd(), EpollEvent::new(EpollFlags::EPOLLOUT, TOKEN_STDIN));
+            let _ = self.epoll.add(
+                file.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLOUT, TOKEN_STDIN),
+            );
         }
         // Back-pressure: stop reading stdin frames while the pipe is backed up.
         let reading = self.stdin_buf.len() < STDIN_HIGH_WATER;
         let tokens: Vec<u64> = self
             .clients
             .iter()
-            .filter(|(_, c)| matches!(c.mode, Mode::Attached { stdin: true, .. }) && c.reading != reading)
+            .filter(|(_, c)| {
+                matches!(c.mode, Mode::Attached { stdin: true, .. }) && c.reading != reading
+            })
             .map(|(t, _)| *t)
             .collect();
         for t in tokens {
@@ -901,8 +1029,11 @@ fn bind_socket(dir: &Path) -> Result<UnixListener, Error> {
     let path = dir.join(state::SOCKET);
     let _ = fs::remove_file(&path);
     let listener = UnixListener::bind(state::SOCKET).map_err(io_err("binding shim.sock"))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod shim.sock"))?;
-    listener.set_nonblocking(true).map_err(io_err("shim.sock"))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+        .map_err(io_err("chmod shim.sock"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err("shim.sock"))?;
     Ok(listener)
 }
 
@@ -915,10 +1046,16 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<File> {
     crate::sys::ignore_signal(Signal::SIGPIPE).map_err(io::Error::from)?;
     std::env::set_current_dir(state_dir)?;
     let report = nix::unistd::dup(io::stdout().as_fd()).map_err(io::Error::from)?;
-    nix::fcntl::fcntl(&report, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-        .map_err(io::Error::from)?;
+    nix::fcntl::fcntl(
+        &report,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(io::Error::from)?;
     let null = File::options().read(true).write(true).open("/dev/null")?;
-    let log = fs::OpenOptions::new().create(true).append(true).open(state_dir.join(state::SHIM_LOG))?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state_dir.join(state::SHIM_LOG))?;
     nix::unistd::dup2_stdin(null.as_fd()).map_err(io::Error::from)?;
     nix::unistd::dup2_stdout(null.as_fd()).map_err(io::Error::from)?;
     nix::unistd::dup2_stderr(log.as_fd()).map_err(io::Error::from)?;

@@ -41,7 +41,12 @@ pub fn cloexec_from(first: i32) -> nix::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range takes integers only and, with CLOSE_RANGE_CLOEXEC, closes nothing.
     let ret = unsafe {
-        libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
     };
     if ret == 0 {
         return Ok(());
@@ -63,7 +68,14 @@ pub fn cloexec_from(first: i32) -> nix::Result<()> {
 pub fn close_from(first: i32) {
     // SAFETY: close_range takes integers only; the caller owns every descriptor it closes here
     // (it is called at process start, before any are opened by Rust code).
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
     if ret == 0 {
         return;
     }
@@ -89,7 +101,12 @@ pub fn exit_now(code: i32) -> ! {
 /// Sets the window size of a terminal.
 pub fn set_winsize(fd: std::os::fd::BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize struct from the pointer, which lives across the call.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     Errno::result(ret).map(drop)
@@ -98,7 +115,12 @@ pub fn set_winsize(fd: std::os::fd::BorrowedFd<'_>, rows: u16, cols: u16) -> nix
 /// Reads the window size of a terminal.
 pub fn get_winsize(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
     use std::os::fd::AsRawFd;
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes a winsize struct to the pointer, which lives across the call.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
     Errno::result(ret).map(|_| (ws.ws_row, ws.ws_col))
@@ -137,12 +159,19 @@ pub fn ignore_signal(sig: nix::sys::signal::Signal) -> nix::Result<()> {
 }
 
 /// Sends `data` on a unix socket with `fd` attached (SCM_RIGHTS).
-pub fn send_with_fd(sock: std::os::fd::BorrowedFd<'_>, data: &[u8], fd: Option<std::os::fd::BorrowedFd<'_>>) -> nix::Result<()> {
+pub fn send_with_fd(
+    sock: std::os::fd::BorrowedFd<'_>,
+    data: &[u8],
+    fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> nix::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     use std::os::fd::AsRawFd;
     let iov = [std::io::IoSlice::new(data)];
     let raw = fd.map(|f| [f.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = raw.as_ref().map(|r| vec![ControlMessage::ScmRights(r)]).unwrap_or_default();
+    let cmsgs: Vec<ControlMessage<'_>> = raw
+        .as_ref()
+        .map(|r| vec![ControlMessage::ScmRights(r)])
+        .unwrap_or_default();
     sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).map(drop)
 }
 
@@ -155,7 +184,12 @@ pub fn recv_with_fd(
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<UnixAddr>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
     let mut fd = None;
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {

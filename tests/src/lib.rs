@@ -1,1 +1,495 @@
+//! The integration-test harness: a busybox rootfs, a private execdriverd per test, a client,
+//! and cleanup of everything a test made, also when it fails.
+//!
+//! Binaries come from the workspace's target directory (`cargo build --workspace --bins` first;
+//! the README's test command does it).
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use execdriver_proto as pb;
+use execdriver_proto::exec_driver_client::ExecDriverClient;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+pub type Client = ExecDriverClient<Channel>;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process: `<prefix>-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The directory holding the workspace's binaries (target/debug or target/release).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_owned()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// Where busybox-static's binary is.
+pub fn busybox() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("busybox is missing: install Debian's busybox-static");
+}
+
+/// A scratch directory removed on drop (after unmounting anything left under it).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Makes a busybox root filesystem at `dir`: /bin/busybox, a link per applet, the usual
+/// directories, /etc/passwd and /etc/group.
+pub fn make_rootfs(dir: &Path) {
+    for d in [
+        "bin", "sbin", "usr/bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "mnt",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+    }
+    std::fs::copy(busybox(), dir.join("bin/busybox")).expect("copy busybox");
+    let list = Command::new(dir.join("bin/busybox"))
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .expect("passwd");
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    )
+    .expect("group");
+    std::fs::set_permissions(
+        dir.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .expect("chmod tmp");
+}
+
+/// A private execdriverd with its own root, socket and rootfs. Dropping it stops the daemon
+/// and removes every container it left (processes, cgroups, state).
+pub struct Daemon {
+    pub dir: TempDir,
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub rootfs: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Daemon {
+        let dir = TempDir::new("edt");
+        let root = dir.path.join("root");
+        let socket = dir.path.join("d.sock");
+        let rootfs = dir.path.join("rootfs");
+        make_rootfs(&rootfs);
+        let cgroup_parent = unique("edtest");
+        let mut d = Daemon {
+            dir,
+            root,
+            socket,
+            rootfs,
+            cgroup_parent,
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts (again) the daemon process on the same root and socket.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path.join("daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(bin("execdriverd"))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start execdriverd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "execdriverd did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the daemon process with `signal` (containers keep running).
+    pub fn stop_daemon(&mut self, signal: i32) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY-free: kill by our own child's pid.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::try_from(signal).expect("signal"),
+            );
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> Client {
+        let channel = execdriver_driver_connect(&self.socket).await;
+        ExecDriverClient::new(channel)
+    }
+
+    /// A create request for `args` in this daemon's rootfs with a unique id.
+    pub fn request(&self, args: &[&str]) -> pb::CreateRequest {
+        pb::CreateRequest {
+            id: unique("c"),
+            rootfs: self.rootfs.display().to_string(),
+            process: Some(pb::Process {
+                args: args.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The cgroup directories under this daemon's cgroup parent, in every hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        cgroups_under(&self.cgroup_parent)
+    }
+
+    /// Container state directories left in the root.
+    pub fn state_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.root)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Kills every process of every container this daemon made, and their shims, then removes
+    /// their cgroups and the parent. Used on drop; tests can call it to assert on a clean slate.
+    fn reap_everything(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        for dir in self.state_dirs() {
+            for f in ["shim.pid", "pid"] {
+                if let Ok(pid) = std::fs::read_to_string(dir.join(f)) {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        if is_ours(pid, &dir) {
+                            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+        remove_cgroup_parent(&self.cgroup_parent);
+    }
+}
+
+/// The cgroup directories under `parent` in every mounted hierarchy.
+pub fn cgroups_under(parent: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !(right.starts_with("cgroup ") || right.starts_with("cgroup2 ")) {
+            continue;
+        }
+        let Some(mountpoint) = left.split(' ').nth(4) else {
+            continue;
+        };
+        if let Ok(children) = std::fs::read_dir(Path::new(mountpoint).join(parent)) {
+            out.extend(
+                children
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    out
+}
+
+/// Kills every process in the cgroups under `parent` and removes them and `parent`, in every
+/// hierarchy. Tests give each daemon its own parent, so this touches only what they made.
+pub fn remove_cgroup_parent(parent: &str) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dirs = cgroups_under(parent);
+    for d in &dirs {
+        if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+            for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+        // A frozen cgroup's tasks cannot die until thawed.
+        let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+    }
+    for d in &dirs {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while d.exists() && std::fs::remove_dir(d).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if right.starts_with("cgroup ") || right.starts_with("cgroup2 ") {
+            if let Some(mountpoint) = left.split(' ').nth(4) {
+                let _ = std::fs::remove_dir(Path::new(mountpoint).join(parent));
+            }
+        }
+    }
+}
+
+/// Removes a cgroup parent (and kills what is in it) when dropped.
+pub struct CgroupGuard(pub String);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        remove_cgroup_parent(&self.0);
+    }
+}
+
+/// Whether `pid` is a process this test started (its shim runs with cwd in the state dir, or
+/// it is in one of our container's namespaces); guards against killing a reused pid.
+fn is_ours(pid: i32, state_dir: &Path) -> bool {
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+    if cwd.starts_with(state_dir) {
+        return true;
+    }
+    // A container init: its cgroup names the container id.
+    let id = state_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("\0");
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .is_ok_and(|c| c.contains(&format!("/{id}")))
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop_daemon(libc::SIGKILL);
+        self.reap_everything();
+    }
+}
+
+async fn execdriver_driver_connect(socket: &Path) -> Channel {
+    let socket = socket.to_owned();
+    tonic::transport::Endpoint::from_static("http://execdriverd.sock")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let socket = socket.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .expect("connect to execdriverd")
+}
+
+/// What a container printed and how it ended.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit: pb::ExitStatus,
+}
+
+impl Output {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.exit.status_code
+    }
+}
+
+/// Attaches to a container (which must not have started yet if all output is wanted) and
+/// collects its output until it ends. `stdin` is sent, then stdin is closed.
+pub async fn attach_collect(
+    client: &mut Client,
+    id: &str,
+    stdin: Option<Vec<u8>>,
+    start: bool,
+) -> Output {
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(16);
+    let start_msg = pb::AttachStart {
+        id: id.to_owned(),
+        stdin: stdin.is_some(),
+        stdout: true,
+        stderr: true,
+    };
+    tx.send(pb::AttachRequest {
+        kind: Some(pb::attach_request::Kind::Start(start_msg)),
+    })
+    .await
+    .unwrap();
+    let mut stream = client
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("attach")
+        .into_inner();
+    if let Some(data) = stdin {
+        tx.send(pb::AttachRequest {
+            kind: Some(pb::attach_request::Kind::Stdin(data)),
+        })
+        .await
+        .unwrap();
+        tx.send(pb::AttachRequest {
+            kind: Some(pb::attach_request::Kind::CloseStdin(pb::CloseStdin {})),
+        })
+        .await
+        .unwrap();
+    }
+    if start {
+        client
+            .start(pb::StartRequest { id: id.to_owned() })
+            .await
+            .expect("start");
+    }
+    let mut out = Output::default();
+    while let Some(msg) = stream.next().await {
+        match msg.expect("attach stream").kind {
+            Some(pb::attach_response::Kind::Output(c)) if c.stream == pb::Stream::Stderr as i32 => {
+                out.stderr.extend_from_slice(&c.data)
+            }
+            Some(pb::attach_response::Kind::Output(c)) => out.stdout.extend_from_slice(&c.data),
+            Some(pb::attach_response::Kind::Exit(e)) => {
+                out.exit = e;
+                break;
+            }
+            None => {}
+        }
+    }
+    drop(tx);
+    out
+}
+
+/// Creates a container from `req`, runs it to the end, collects its output, deletes it.
+pub async fn run(client: &mut Client, req: pb::CreateRequest) -> Output {
+    let id = req.id.clone();
+    let stdin = req
+        .process
+        .as_ref()
+        .filter(|p| p.open_stdin)
+        .map(|_| Vec::new());
+    client.create(req).await.expect("create");
+    let out = attach_collect(client, &id, stdin, true).await;
+    client
+        .delete(pb::DeleteRequest { id, force: false })
+        .await
+        .expect("delete");
+    out
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub async fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The mount points in the host's mount table that lie under `path`.
+pub fn host_mounts_under(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let p = path.display().to_string();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&p))
+        .collect()
+}
+
+/// Parses `KEY:\tVALUE` lines of /proc/PID/status.
+pub fn parse_status(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
+}

@@ -15,7 +15,11 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 
 #[derive(Parser, Debug)]
-#[command(name = "execdriverctl", version, about = "Command-line client for execdriverd")]
+#[command(
+    name = "execdriverctl",
+    version,
+    about = "Command-line client for execdriverd"
+)]
 struct Cli {
     /// The daemon's socket.
     #[arg(long, global = true, default_value = "/run/execdriverd.sock")]
@@ -146,7 +150,12 @@ fn parse_mount(s: &str) -> Result<pb::Mount, String> {
     let (Some(source), Some(destination)) = (parts.next(), parts.next()) else {
         return Err(format!("--mount {s:?}: expected SRC:DST[:ro][:private]"));
     };
-    let mut m = pb::Mount { source: source.into(), destination: destination.into(), writable: true, private: false };
+    let mut m = pb::Mount {
+        source: source.into(),
+        destination: destination.into(),
+        writable: true,
+        private: false,
+    };
     for opt in parts {
         match opt {
             "ro" => m.writable = false,
@@ -182,7 +191,11 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
         }),
         hostname: a.hostname.clone().unwrap_or_default(),
         namespaces: a.namespaces.clone(),
-        mounts: a.mounts.iter().map(|m| parse_mount(m)).collect::<Result<_, _>>()?,
+        mounts: a
+            .mounts
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<Result<_, _>>()?,
         readonly_rootfs: a.readonly_rootfs,
         capabilities_mask: a.cap_drop.clone(),
         labels: key_values("--label", &a.labels)?.into_iter().collect(),
@@ -194,13 +207,20 @@ fn parse_signal(s: &str) -> Result<i32, String> {
         return Ok(n);
     }
     let name = s.to_ascii_uppercase();
-    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
-    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| format!("unknown signal {s:?}"))
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| format!("unknown signal {s:?}"))
 }
 
 fn rfc3339(ts: &Option<prost_types::Timestamp>) -> Option<String> {
-    ts.as_ref()
-        .map(|t| execdriver_shim::logfile::rfc3339_nanos(t.seconds * 1_000_000_000 + t.nanos as i64))
+    ts.as_ref().map(|t| {
+        execdriver_shim::logfile::rfc3339_nanos(t.seconds * 1_000_000_000 + t.nanos as i64)
+    })
 }
 
 #[derive(Serialize)]
@@ -261,7 +281,11 @@ fn print_state(s: &pb::ContainerState) {
     println!("Status:   {}", j.status);
     println!("Pid:      {}", j.pid);
     if let Some(e) = &s.exit {
-        println!("Exit:     {}{}", describe_exit(e), if e.oom_killed { " (OOM killed)" } else { "" });
+        println!(
+            "Exit:     {}{}",
+            describe_exit(e),
+            if e.oom_killed { " (OOM killed)" } else { "" }
+        );
     }
     println!("Created:  {}", j.created_at.unwrap_or_default());
     if let Some(t) = j.started_at {
@@ -284,13 +308,20 @@ async fn attach_and_stream(
     client: &mut Client,
     id: &str,
     stdin: bool,
-    before_output: Option<Box<dyn FnOnce() -> tokio::task::JoinHandle<Result<(), tonic::Status>> + Send>>,
+    start_after_attach: bool,
 ) -> Result<pb::ExitStatus, String> {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(16);
-    let start = pb::AttachStart { id: id.to_owned(), stdin, stdout: true, stderr: true };
-    tx.send(pb::AttachRequest { kind: Some(pb::attach_request::Kind::Start(start)) })
-        .await
-        .map_err(|e| e.to_string())?;
+    let start = pb::AttachStart {
+        id: id.to_owned(),
+        stdin,
+        stdout: true,
+        stderr: true,
+    };
+    tx.send(pb::AttachRequest {
+        kind: Some(pb::attach_request::Kind::Start(start)),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let mut stream = client
         .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
@@ -310,7 +341,11 @@ async fn attach_and_stream(
                     }
                     Ok(n) => {
                         let data = pb::attach_request::Kind::Stdin(buf[..n].to_vec());
-                        if tx.send(pb::AttachRequest { kind: Some(data) }).await.is_err() {
+                        if tx
+                            .send(pb::AttachRequest { kind: Some(data) })
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -318,12 +353,8 @@ async fn attach_and_stream(
             }
         });
     }
-    if let Some(start) = before_output {
-        match start().await {
-            Ok(Ok(())) => {}
-            Ok(Err(s)) => return Err(s.message().to_owned()),
-            Err(e) => return Err(e.to_string()),
-        }
+    if start_after_attach {
+        st(client.start(pb::StartRequest { id: id.to_owned() }).await)?;
     }
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
@@ -354,20 +385,30 @@ async fn attach_and_stream(
 /// Forwards SIGINT and SIGTERM received by this client to the container (like `docker run`).
 fn proxy_signals(client: Client, id: String) {
     use tokio::signal::unix::{signal, SignalKind};
-    for (kind, num) in [(SignalKind::interrupt(), libc::SIGINT), (SignalKind::terminate(), libc::SIGTERM)] {
+    for (kind, num) in [
+        (SignalKind::interrupt(), libc::SIGINT),
+        (SignalKind::terminate(), libc::SIGTERM),
+    ] {
         let Ok(mut sig) = signal(kind) else { continue };
         let mut client = client.clone();
         let id = id.clone();
         tokio::spawn(async move {
             while sig.recv().await.is_some() {
-                let _ = client.kill(pb::KillRequest { id: id.clone(), signal: num, all: false }).await;
+                let _ = client
+                    .kill(pb::KillRequest {
+                        id: id.clone(),
+                        signal: num,
+                        all: false,
+                    })
+                    .await;
             }
         });
     }
 }
 
 fn st<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, String> {
-    r.map(|r| r.into_inner()).map_err(|s| s.message().to_owned())
+    r.map(|r| r.into_inner())
+        .map_err(|s| s.message().to_owned())
 }
 
 fn exit_code(e: &pb::ExitStatus) -> ExitCode {
@@ -375,7 +416,9 @@ fn exit_code(e: &pb::ExitStatus) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
-    let channel = connect(&cli.socket).await.map_err(|e| format!("connecting to {}: {e}", cli.socket.display()))?;
+    let channel = connect(&cli.socket)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", cli.socket.display()))?;
     let mut client = ExecDriverClient::new(channel);
     match cli.cmd {
         Cmd::Info => {
@@ -389,7 +432,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 println!("Version:     {}", info.version);
                 println!("Kernel:      {}", info.kernel_version);
-                println!("Cgroups:     {} ({})", info.cgroup_mode, info.cgroup_hierarchies.join(" "));
+                println!(
+                    "Cgroups:     {} ({})",
+                    info.cgroup_mode,
+                    info.cgroup_hierarchies.join(" ")
+                );
                 println!("Namespaces:  {}", info.namespaces.join(" "));
                 println!("Root:        {}", info.root);
                 println!("Shim:        {}", info.shim_path);
@@ -420,21 +467,20 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             st(client.create(req).await)?;
             proxy_signals(client.clone(), id.clone());
-            let mut starter = client.clone();
-            let start_id = id.clone();
-            let start: Box<dyn FnOnce() -> tokio::task::JoinHandle<Result<(), tonic::Status>> + Send> =
-                Box::new(move || {
-                    tokio::spawn(async move {
-                        starter.start(pb::StartRequest { id: start_id }).await.map(drop)
-                    })
-                });
-            let result = attach_and_stream(&mut client, &id, a.create.interactive, Some(start)).await;
+            let result = attach_and_stream(&mut client, &id, a.create.interactive, true).await;
             if a.rm {
-                let _ = client.delete(pb::DeleteRequest { id: id.clone(), force: true }).await;
+                let _ = client
+                    .delete(pb::DeleteRequest {
+                        id: id.clone(),
+                        force: true,
+                    })
+                    .await;
             }
             let exit = result?;
             if cli.json {
-                print_json(&serde_json::json!({"id": id, "exit_code": exit.exit_code, "signal": exit.signal, "status_code": exit.status_code}));
+                print_json(
+                    &serde_json::json!({"id": id, "exit_code": exit.exit_code, "signal": exit.signal, "status_code": exit.status_code}),
+                );
             }
             return Ok(exit_code(&exit));
         }
@@ -458,12 +504,24 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let label_filter = key_values("--label", &labels)?.into_iter().collect();
             let resp: pb::ListResponse = st(client.list(pb::ListRequest { label_filter }).await)?;
             if cli.json {
-                print_json(&resp.containers.iter().map(StateJson::from).collect::<Vec<_>>());
+                print_json(
+                    &resp
+                        .containers
+                        .iter()
+                        .map(StateJson::from)
+                        .collect::<Vec<_>>(),
+                );
             } else {
                 println!("{:<24} {:<9} {:>8}  CREATED", "ID", "STATUS", "PID");
                 for c in &resp.containers {
                     let j = StateJson::from(c);
-                    println!("{:<24} {:<9} {:>8}  {}", j.id, j.status, j.pid, j.created_at.unwrap_or_default());
+                    println!(
+                        "{:<24} {:<9} {:>8}  {}",
+                        j.id,
+                        j.status,
+                        j.pid,
+                        j.created_at.unwrap_or_default()
+                    );
                 }
             }
         }
@@ -471,7 +529,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let resp: pb::WaitResponse = st(client.wait(pb::WaitRequest { id }).await)?;
             let e = resp.exit.unwrap_or_default();
             if cli.json {
-                print_json(&serde_json::json!({"exit_code": e.exit_code, "signal": e.signal, "oom_killed": e.oom_killed, "status_code": e.status_code, "reason": e.reason}));
+                print_json(
+                    &serde_json::json!({"exit_code": e.exit_code, "signal": e.signal, "oom_killed": e.oom_killed, "status_code": e.status_code, "reason": e.reason}),
+                );
             } else {
                 println!("{}", e.status_code);
             }
@@ -482,16 +542,23 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             st(client.kill(pb::KillRequest { id, signal, all }).await)?;
         }
         Cmd::Delete { force, id } => {
-            let resp: pb::DeleteResponse = st(client.delete(pb::DeleteRequest { id: id.clone(), force }).await)?;
+            let resp: pb::DeleteResponse = st(client
+                .delete(pb::DeleteRequest {
+                    id: id.clone(),
+                    force,
+                })
+                .await)?;
             if cli.json {
                 let e = resp.exit.unwrap_or_default();
-                print_json(&serde_json::json!({"id": id, "exit_code": e.exit_code, "signal": e.signal}));
+                print_json(
+                    &serde_json::json!({"id": id, "exit_code": e.exit_code, "signal": e.signal}),
+                );
             } else {
                 println!("{id}");
             }
         }
         Cmd::Attach { interactive, id } => {
-            let exit = attach_and_stream(&mut client, &id, interactive, None).await?;
+            let exit = attach_and_stream(&mut client, &id, interactive, false).await?;
             return Ok(exit_code(&exit));
         }
     }
@@ -500,7 +567,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("execdriverctl: {e}");

@@ -10,7 +10,11 @@ use execdriver_driver::server::{self, ServerConfig};
 use execdriver_driver::shims::default_shim_path;
 
 #[derive(Parser, Debug)]
-#[command(name = "execdriverd", version, about = "The execdriver container execution driver daemon")]
+#[command(
+    name = "execdriverd",
+    version,
+    about = "The execdriver container execution driver daemon"
+)]
 struct Args {
     /// State directory: one subdirectory per container.
     #[arg(long, default_value = "/run/execdriver")]
@@ -41,7 +45,9 @@ struct Args {
 fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -55,17 +61,27 @@ fn main() -> ExitCode {
     let root = if args.root.is_absolute() {
         args.root.clone()
     } else {
-        std::env::current_dir().map(|d| d.join(&args.root)).unwrap_or_else(|_| args.root.clone())
+        std::env::current_dir()
+            .map(|d| d.join(&args.root))
+            .unwrap_or_else(|_| args.root.clone())
     };
     let driver_cfg = DriverConfig {
         root,
         shim_path: args.shim.clone().unwrap_or_else(default_shim_path),
-        defaults: Defaults { cgroup_parent: args.cgroup_parent.clone() },
+        defaults: Defaults {
+            cgroup_parent: args.cgroup_parent.clone(),
+        },
     };
-    let server_cfg =
-        ServerConfig { socket: args.socket.clone(), allow_uids: args.allow_uids.clone(), allow_gid: args.allow_gid };
+    let server_cfg = ServerConfig {
+        socket: args.socket.clone(),
+        allow_uids: args.allow_uids.clone(),
+        allow_gid: args.allow_gid,
+    };
     // The runtime starts only now: nothing above needed threads.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("execdriverd: starting the runtime: {e}");

@@ -20,14 +20,20 @@ fn parse_args() -> Result<Options, String> {
             "--state" => opts.state_dir = PathBuf::from(value("--state")?),
             "--stdin" => opts.stdin = true,
             "--log-max-size" => {
-                opts.log_rotation.max_size = value("--log-max-size")?.parse().map_err(|_| "bad --log-max-size")?
+                opts.log_rotation.max_size = value("--log-max-size")?
+                    .parse()
+                    .map_err(|_| "bad --log-max-size")?
             }
             "--log-max-files" => {
-                opts.log_rotation.max_files = value("--log-max-files")?.parse().map_err(|_| "bad --log-max-files")?
+                opts.log_rotation.max_files = value("--log-max-files")?
+                    .parse()
+                    .map_err(|_| "bad --log-max-files")?
             }
             "--console-size" => {
                 let v = value("--console-size")?;
-                let parsed = v.split_once('x').and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
+                let parsed = v
+                    .split_once('x')
+                    .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
                 opts.console_size = parsed.ok_or("bad --console-size (ROWSxCOLS)")?;
             }
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
@@ -38,7 +44,10 @@ fn parse_args() -> Result<Options, String> {
         return Err("usage: execdriver-shim --id ID --state /ABSOLUTE/DIR [--stdin]".into());
     }
     if opts.log_rotation == Rotation::default() {
-        opts.log_rotation = Rotation { max_size: 0, max_files: 1 };
+        opts.log_rotation = Rotation {
+            max_size: 0,
+            max_files: 1,
+        };
     }
     Ok(opts)
 }
@@ -56,7 +65,10 @@ fn main() -> ExitCode {
     let report = match supervisor::prepare_process(&opts.state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("execdriver-shim: preparing {}: {e}", opts.state_dir.display());
+            eprintln!(
+                "execdriver-shim: preparing {}: {e}",
+                opts.state_dir.display()
+            );
             return ExitCode::from(1);
         }
     };

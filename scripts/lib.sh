@@ -1,0 +1,34 @@
+# Shared set-up for the scripts: root check and Debian packages.
+
+require_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "$0: run as root (containers need namespaces, mounts and cgroups)" >&2
+    exit 1
+  fi
+}
+
+# apt_install PKG...: installs the Debian packages that are not installed yet.
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+
+# make_rootfs DIR: a busybox root filesystem from Debian's busybox-static.
+make_rootfs() {
+  local dir=$1
+  mkdir -p "$dir"/{bin,sbin,etc,proc,sys,dev,tmp,root,var,mnt}
+  chmod 1777 "$dir/tmp"
+  cp /bin/busybox "$dir/bin/busybox"
+  for a in $("$dir/bin/busybox" --list); do
+    [ "$a" = busybox ] || ln -sf busybox "$dir/bin/$a"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$dir/etc/passwd"
+  printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > "$dir/etc/group"
+}

@@ -1,0 +1,519 @@
+//! The backbone: create, start, wait, kill, state, list, delete of real containers, and what
+//! a process inside sees.
+
+use std::time::{Duration, Instant};
+
+use execdriver_tests::{
+    attach_collect, host_mounts_under, parse_status, pb, run, unique, Daemon, TempDir,
+};
+use tonic::Code;
+
+#[tokio::test]
+async fn inside_view_hostname_pid1_ps_and_rootfs() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    std::fs::write(d.rootfs.join("marker"), "in-rootfs").unwrap();
+    let mut req = d.request(&[
+        "sh",
+        "-c",
+        "hostname; echo pid=$$; ps -o pid,comm | tail -n +2 | wc -l; cat /marker; echo; cat /proc/self/mountinfo",
+    ]);
+    req.hostname = "koye".into();
+    let out = run(&mut c, req).await;
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    let text = out.stdout();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("koye"));
+    assert_eq!(lines.next(), Some("pid=1"));
+    // sh, ps, tail, wc: a handful of processes, none of the host's.
+    let procs: usize = lines.next().unwrap().trim().parse().unwrap();
+    assert!(procs <= 5, "ps saw {procs} processes");
+    assert_eq!(lines.next(), Some("in-rootfs"));
+    // The host's own mount points (e.g. /work, the rootfs path itself) are not visible.
+    let mountinfo: Vec<&str> = lines.collect();
+    let points: Vec<&str> = mountinfo
+        .iter()
+        .filter_map(|l| l.split(' ').nth(4))
+        .collect();
+    assert!(points.contains(&"/"), "{mountinfo:?}");
+    for p in &points {
+        assert!(
+            [
+                "/",
+                "/proc",
+                "/sys",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue"
+            ]
+            .contains(p),
+            "unexpected mount {p} in {mountinfo:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn env_cwd_and_user_are_as_asked() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let mut req = d.request(&["sh", "-c", "echo $FOO; pwd; id -u; id -g"]);
+    let p = req.process.as_mut().unwrap();
+    p.env = vec!["FOO=bar baz".into()];
+    p.cwd = "/tmp".into();
+    p.user = "1000:1001".into();
+    let out = run(&mut c, req).await;
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    assert_eq!(out.stdout(), "bar baz\n/tmp\n1000\n1001\n");
+}
+
+#[tokio::test]
+async fn bind_mounts_read_only_and_writable() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let ro = TempDir::new("edt-ro");
+    let rw = TempDir::new("edt-rw");
+    let mut req = d.request(&[
+        "sh",
+        "-c",
+        "touch /ro/x 2>&1; echo ro=$?; echo hello > /rw/file; echo rw=$?",
+    ]);
+    req.mounts = vec![
+        pb::Mount {
+            source: ro.path.display().to_string(),
+            destination: "/ro".into(),
+            writable: false,
+            private: false,
+        },
+        pb::Mount {
+            source: rw.path.display().to_string(),
+            destination: "/rw".into(),
+            writable: true,
+            private: true,
+        },
+    ];
+    let out = run(&mut c, req).await;
+    let text = out.stdout();
+    assert!(text.contains("Read-only file system"), "{text}");
+    assert!(text.contains("ro=1"), "{text}");
+    assert!(text.contains("rw=0"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(rw.path.join("file")).unwrap(),
+        "hello\n"
+    );
+    assert!(!ro.path.join("x").exists());
+}
+
+#[tokio::test]
+async fn dropped_capability_is_gone() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let mut req = d.request(&["cat", "/proc/self/status"]);
+    req.capabilities_mask = vec!["NET_RAW".into(), "SYS_ADMIN".into()];
+    let out = run(&mut c, req).await;
+    let status = parse_status(&out.stdout());
+    for set in ["CapEff", "CapBnd", "CapPrm"] {
+        let mask = u64::from_str_radix(&status[set], 16).unwrap();
+        assert_eq!(mask & (1 << 13), 0, "{set} still has NET_RAW: {mask:x}");
+        assert_eq!(mask & (1 << 21), 0, "{set} still has SYS_ADMIN: {mask:x}");
+        if set == "CapBnd" {
+            assert_ne!(mask & (1 << 0), 0, "CHOWN should remain in {set}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_and_signals() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let out = run(&mut c, d.request(&["sh", "-c", "exit 3"])).await;
+    assert_eq!(out.exit.exit_code, Some(3));
+    assert_eq!(out.exit.signal, None);
+
+    let req = d.request(&["sleep", "100"]);
+    let id = req.id.clone();
+    c.run(req).await.unwrap();
+    c.kill(pb::KillRequest {
+        id: id.clone(),
+        signal: 9,
+        all: false,
+    })
+    .await
+    .unwrap();
+    let exit = c
+        .wait(pb::WaitRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .exit
+        .unwrap();
+    assert_eq!(exit.signal, Some(9));
+    assert_eq!(exit.exit_code, None);
+    assert_eq!(exit.status_code, 137);
+    let st = c
+        .state(pb::StateRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .container
+        .unwrap();
+    assert_eq!(st.status, pb::Status::Stopped as i32);
+    assert_eq!(st.exit.unwrap().signal, Some(9));
+    assert!(st.finished_at.is_some());
+    c.delete(pb::DeleteRequest { id, force: false })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn wait_returns_at_once_when_done_and_blocks_while_running() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&["sh", "-c", "sleep 1; exit 5"]);
+    let id = req.id.clone();
+    c.run(req).await.unwrap();
+    let t = Instant::now();
+    let exit = c
+        .wait(pb::WaitRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .exit
+        .unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(700),
+        "Wait returned before the container ended"
+    );
+    assert_eq!(exit.exit_code, Some(5));
+    let t = Instant::now();
+    let exit = c
+        .wait(pb::WaitRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .exit
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(exit.exit_code, Some(5));
+    c.delete(pb::DeleteRequest { id, force: false })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn create_then_start() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&["sh", "-c", "touch /tmp/ran; echo started; sleep 100"]);
+    let id = req.id.clone();
+    let st = c.create(req).await.unwrap().into_inner().container.unwrap();
+    assert_eq!(st.status, pb::Status::Created as i32);
+    assert!(st.pid > 0);
+    let pid_file = d.root.join(&id).join("pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        st.pid.to_string()
+    );
+    // The init exists, in its own namespaces, but has not run the command.
+    let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let init_ns = std::fs::read_link(format!("/proc/{}/ns/pid", st.pid)).unwrap();
+    assert_ne!(host_ns, init_ns);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !d.rootfs.join("tmp/ran").exists(),
+        "the command ran before Start"
+    );
+    // Its cgroup holds it already.
+    let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", st.pid)).unwrap();
+    assert!(cg.contains(&format!("/{}/{id}", d.cgroup_parent)), "{cg}");
+
+    let mut c2 = c.clone();
+    let out = attach_collect(&mut c2, &id, None, false);
+    let start = c.start(pb::StartRequest { id: id.clone() });
+    let (out, started) = tokio::join!(tokio::time::timeout(Duration::from_secs(2), out), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        start.await
+    });
+    assert!(out.is_err(), "sleep 100 should still run");
+    let st = started.unwrap().into_inner().container.unwrap();
+    assert_eq!(st.status, pb::Status::Running as i32);
+    assert!(st.started_at.is_some());
+    assert!(d.rootfs.join("tmp/ran").exists());
+    // Start twice is refused.
+    let err = c
+        .start(pb::StartRequest { id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+
+    // Delete of a running container is refused unless forced.
+    let err = c
+        .delete(pb::DeleteRequest {
+            id: id.clone(),
+            force: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("running"), "{}", err.message());
+    c.delete(pb::DeleteRequest {
+        id: id.clone(),
+        force: true,
+    })
+    .await
+    .unwrap();
+    assert!(!d.root.join(&id).exists(), "state directory left behind");
+    assert!(
+        host_mounts_under(&d.rootfs).is_empty(),
+        "{:?}",
+        host_mounts_under(&d.rootfs)
+    );
+    assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+    assert!(!std::path::Path::new(&format!("/proc/{}", st.pid)).exists());
+    let err = c.state(pb::StateRequest { id }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn list_and_labels() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let mut a = d.request(&["sleep", "100"]);
+    a.labels.insert("app".into(), "web".into());
+    let mut b = d.request(&["true"]);
+    b.labels.insert("app".into(), "db".into());
+    c.run(a.clone()).await.unwrap();
+    c.create(b.clone()).await.unwrap();
+    let all = c
+        .list(pb::ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(
+        all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec![a.id.as_str(), b.id.as_str()]
+    );
+    assert_eq!(all[0].status, pb::Status::Running as i32);
+    assert_eq!(all[1].status, pb::Status::Created as i32);
+    let mut filter = std::collections::HashMap::new();
+    filter.insert("app".to_string(), "db".to_string());
+    let some = c
+        .list(pb::ListRequest {
+            label_filter: filter,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(some.len(), 1);
+    assert_eq!(some[0].id, b.id);
+    assert_eq!(some[0].labels["app"], "db");
+    for id in [a.id, b.id] {
+        c.delete(pb::DeleteRequest { id, force: true })
+            .await
+            .unwrap();
+    }
+    assert!(c
+        .list(pb::ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers
+        .is_empty());
+}
+
+#[tokio::test]
+async fn output_separates_stdout_and_stderr_and_stdin_reaches_cat() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let mut req = d.request(&["sh", "-c", "cat; echo to-err >&2"]);
+    req.process.as_mut().unwrap().open_stdin = true;
+    let id = req.id.clone();
+    c.create(req).await.unwrap();
+    let out = attach_collect(&mut c, &id, Some(b"from stdin\n".to_vec()), true).await;
+    assert_eq!(out.stdout(), "from stdin\n");
+    assert_eq!(out.stderr(), "to-err\n");
+    assert_eq!(out.code(), 0);
+    // Everything is in the log too.
+    let log = std::fs::read_to_string(d.root.join(&id).join("log")).unwrap();
+    assert!(log.contains(" stdout F from stdin\n"), "{log}");
+    assert!(log.contains(" stderr F to-err\n"), "{log}");
+    c.delete(pb::DeleteRequest { id, force: false })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn failed_creates_leave_nothing_behind() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    // A binary the rootfs does not have.
+    let err = c.create(d.request(&["/no/such/binary"])).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("/no/such/binary"),
+        "{}",
+        err.message()
+    );
+    // A working directory that does not exist.
+    let mut req = d.request(&["true"]);
+    req.process.as_mut().unwrap().cwd = "/does/not/exist".into();
+    let err = c.create(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("/does/not/exist"),
+        "{}",
+        err.message()
+    );
+    assert!(d.state_dirs().is_empty(), "{:?}", d.state_dirs());
+    assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+    assert!(host_mounts_under(&d.rootfs).is_empty());
+    // The daemon still works.
+    let out = run(&mut c, d.request(&["echo", "ok"])).await;
+    assert_eq!(out.stdout(), "ok\n");
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_code_and_names_the_field() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let base = d.request(&["true"]);
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut pb::CreateRequest)>,
+        Code,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "empty id",
+            Box::new(|r| r.id = String::new()),
+            Code::InvalidArgument,
+            "id",
+        ),
+        (
+            "dotdot id",
+            Box::new(|r| r.id = "../x".into()),
+            Code::InvalidArgument,
+            "id",
+        ),
+        (
+            "long id",
+            Box::new(|r| r.id = "x".repeat(200)),
+            Code::InvalidArgument,
+            "id",
+        ),
+        (
+            "missing rootfs",
+            Box::new(|r| r.rootfs = "/no/such/rootfs".into()),
+            Code::InvalidArgument,
+            "rootfs",
+        ),
+        (
+            "relative rootfs",
+            Box::new(|r| r.rootfs = "rootfs".into()),
+            Code::InvalidArgument,
+            "rootfs",
+        ),
+        (
+            "relative cwd",
+            Box::new(|r| r.process.as_mut().unwrap().cwd = "tmp".into()),
+            Code::InvalidArgument,
+            "process.cwd",
+        ),
+        (
+            "relative mount",
+            Box::new(|r| {
+                r.mounts = vec![pb::Mount {
+                    source: "tmp".into(),
+                    destination: "/x".into(),
+                    ..Default::default()
+                }]
+            }),
+            Code::InvalidArgument,
+            "mounts[0].source",
+        ),
+        (
+            "unknown namespace",
+            Box::new(|r| r.namespaces = vec!["NEWNS".into(), "NEWFOO".into()]),
+            Code::InvalidArgument,
+            "namespaces[1]",
+        ),
+        (
+            "unknown capability",
+            Box::new(|r| r.capabilities_mask = vec!["SYS_BOGUS".into()]),
+            Code::InvalidArgument,
+            "capabilities_mask[0]",
+        ),
+        (
+            "empty args",
+            Box::new(|r| r.process.as_mut().unwrap().args.clear()),
+            Code::InvalidArgument,
+            "process.args",
+        ),
+        (
+            "no process",
+            Box::new(|r| r.process = None),
+            Code::InvalidArgument,
+            "process",
+        ),
+        (
+            "bad user",
+            Box::new(|r| r.process.as_mut().unwrap().user = "root".into()),
+            Code::InvalidArgument,
+            "process.user",
+        ),
+    ];
+    for (name, mutate, code, field) in cases {
+        let mut r = base.clone();
+        r.id = unique("bad");
+        mutate(&mut r);
+        let err = c.create(r).await.unwrap_err();
+        assert_eq!(err.code(), code, "{name}: {err:?}");
+        assert!(
+            err.message().starts_with(&format!("{field}:")),
+            "{name}: message {:?} should name {field}",
+            err.message()
+        );
+    }
+    // A duplicate id.
+    let req = d.request(&["sleep", "100"]);
+    c.create(req.clone()).await.unwrap();
+    let err = c.create(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert!(err.message().contains(&req.id));
+    // Unknown ids.
+    for err in [
+        c.state(pb::StateRequest { id: "nope".into() })
+            .await
+            .unwrap_err(),
+        c.start(pb::StartRequest { id: "nope".into() })
+            .await
+            .unwrap_err(),
+        c.delete(pb::DeleteRequest {
+            id: "nope".into(),
+            force: true,
+        })
+        .await
+        .unwrap_err(),
+    ] {
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    }
+    let err = c
+        .state(pb::StateRequest {
+            id: "../etc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    c.delete(pb::DeleteRequest {
+        id: req.id,
+        force: true,
+    })
+    .await
+    .unwrap();
+    // Nothing was left behind by the failures.
+    assert!(d.state_dirs().is_empty(), "{:?}", d.state_dirs());
+    assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+}
