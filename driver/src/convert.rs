@@ -40,6 +40,11 @@ pub struct Meta {
     /// The terminal's initial size (rows, cols).
     #[serde(default)]
     pub console_size: (u16, u16),
+    /// Log rotation: bytes per file (0: never) and files kept.
+    #[serde(default)]
+    pub log_max_size: u64,
+    #[serde(default)]
+    pub log_max_files: u32,
 }
 
 /// Options of the daemon that shape every container.
@@ -236,6 +241,28 @@ pub fn create_request(
         }
     }
 
+    let (log_max_size, log_max_files) = match &req.log {
+        None => (0, 1),
+        Some(l) => {
+            if l.max_files > 100 {
+                return Err(Error::invalid(
+                    "log.max_files",
+                    format!("{}; at most 100", l.max_files),
+                ));
+            }
+            if l.max_size > 0 && l.max_size < 4096 {
+                return Err(Error::invalid(
+                    "log.max_size",
+                    "at least 4096 bytes (or 0: never rotate)",
+                ));
+            }
+            if l.max_size == 0 && l.max_files > 1 {
+                return Err(Error::invalid("log.max_files", "needs log.max_size"));
+            }
+            (l.max_size, l.max_files.max(1))
+        }
+    };
+
     check_list("labels", req.labels.len(), MAX_LABELS)?;
     for (k, v) in &req.labels {
         let field = format!("labels[{k:?}]");
@@ -281,6 +308,8 @@ pub fn create_request(
         open_stdin: process.open_stdin,
         tty: process.tty,
         console_size,
+        log_max_size,
+        log_max_files,
     };
     Ok((config, meta))
 }

@@ -182,6 +182,8 @@ impl Driver {
         let opts = SpawnOptions {
             stdin: meta.open_stdin,
             console_size: meta.tty.then_some(meta.console_size),
+            log_max_size: meta.log_max_size,
+            log_max_files: meta.log_max_files,
         };
         shims::spawn(&self.config.shim_path, &meta.id, dir, &opts).await
     }
@@ -342,6 +344,45 @@ impl Driver {
         self.table().containers.remove(id);
         info!(id = %id, "deleted");
         Ok(exit.map(|e| exit_status(&(&e).into())))
+    }
+
+    /// Resizes the container's terminal.
+    pub async fn resize(&self, id: &str, rows: u32, cols: u32) -> Result<()> {
+        if rows == 0 || cols == 0 || rows > u16::MAX as u32 || cols > u16::MAX as u32 {
+            return Err(Error::invalid("size", "rows and cols must be 1 to 65535"));
+        }
+        let c = self.get(id)?;
+        self.call_running(&c, request::Kind::Resize(protocol::Resize { rows, cols }))
+            .await
+            .map(drop)
+    }
+
+    /// Closes the container's stdin.
+    pub async fn close_stdin(&self, id: &str) -> Result<()> {
+        let c = self.get(id)?;
+        self.call_running(&c, request::Kind::CloseStdin(Empty {}))
+            .await
+            .map(drop)
+    }
+
+    /// Reopens the container's log file.
+    pub async fn reopen_log(&self, id: &str) -> Result<()> {
+        let c = self.get(id)?;
+        self.call_running(&c, request::Kind::ReopenLog(Empty {}))
+            .await
+            .map(drop)
+    }
+
+    /// The state directory of a container, for reading its log.
+    pub fn dir_of(&self, id: &str) -> Result<PathBuf> {
+        Ok(self.get(id)?.dir.clone())
+    }
+
+    /// Calls the container's shim; a missing shim means the container is gone.
+    async fn call_running(&self, c: &Container, kind: request::Kind) -> Result<response::Kind> {
+        shims::call(&c.dir, kind).await?.ok_or_else(|| {
+            Error::FailedPrecondition(format!("container {} is stopped (its shim is gone)", c.id))
+        })
     }
 
     /// Opens an attach stream to the container's shim.

@@ -23,6 +23,10 @@ use crate::service::Service;
 /// Largest gRPC message accepted (requests are small; this bounds a hostile client).
 pub const MAX_MESSAGE: usize = 16 << 20;
 
+/// HTTP/2 flow-control window per stream: large enough that an attached client streaming a
+/// container's output is not held to a round trip per 64 KiB (the protocol's default).
+pub const WINDOW: u32 = 4 << 20;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub socket: PathBuf,
@@ -144,6 +148,8 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         info!("shutting down; containers keep running");
     };
     tonic::transport::Server::builder()
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW * 2)
         .add_service(svc)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
@@ -158,6 +164,8 @@ pub async fn connect(
 ) -> std::result::Result<tonic::transport::Channel, tonic::transport::Error> {
     let socket = socket.to_owned();
     tonic::transport::Endpoint::from_static("http://execdriverd.sock")
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW * 2)
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
             async move {

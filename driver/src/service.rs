@@ -115,6 +115,51 @@ impl ExecDriver for Service {
         ok(pb::DeleteResponse { exit })
     }
 
+    async fn resize_pty(&self, req: Request<pb::ResizePtyRequest>) -> Reply<pb::ResizePtyResponse> {
+        let r = req.get_ref();
+        let size = r.size.unwrap_or_default();
+        self.driver.resize(&r.id, size.rows, size.cols).await?;
+        ok(pb::ResizePtyResponse {})
+    }
+
+    async fn close_stdin(
+        &self,
+        req: Request<pb::CloseStdinRequest>,
+    ) -> Reply<pb::CloseStdinResponse> {
+        self.driver.close_stdin(&req.get_ref().id).await?;
+        ok(pb::CloseStdinResponse {})
+    }
+
+    async fn reopen_log(&self, req: Request<pb::ReopenLogRequest>) -> Reply<pb::ReopenLogResponse> {
+        self.driver.reopen_log(&req.get_ref().id).await?;
+        ok(pb::ReopenLogResponse {})
+    }
+
+    type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsResponse, Status>> + Send>>;
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Reply<Self::LogsStream> {
+        let r = req.into_inner();
+        let dir = self.driver.dir_of(&r.id)?;
+        let both = !r.stdout && !r.stderr;
+        let since_ns = r
+            .since
+            .map(|t| {
+                t.seconds
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(t.nanos as i64)
+            })
+            .unwrap_or(0);
+        let query = crate::logs::Query {
+            since_ns,
+            follow: r.follow,
+            stdout: r.stdout || both,
+            stderr: r.stderr || both,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(crate::logs::stream(dir, query, tx));
+        ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
     type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::AttachResponse, Status>> + Send>>;
 
     async fn attach(

@@ -56,6 +56,9 @@ pub struct SpawnOptions {
     pub stdin: bool,
     /// The terminal's initial size, for a container with a tty.
     pub console_size: Option<(u16, u16)>,
+    /// Log rotation: bytes per file (0: never rotate) and files kept.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
 }
 
 /// Starts a shim for the container whose state directory is `dir` and waits until it reports
@@ -70,6 +73,11 @@ pub async fn spawn(
     cmd.arg("--id").arg(id).arg("--state").arg(dir);
     if opts.stdin {
         cmd.arg("--stdin");
+    }
+    if opts.log_max_size > 0 {
+        cmd.arg("--log-max-size").arg(opts.log_max_size.to_string());
+        cmd.arg("--log-max-files")
+            .arg(opts.log_max_files.max(1).to_string());
     }
     if let Some((rows, cols)) = opts.console_size {
         cmd.arg("--console-size").arg(format!("{rows}x{cols}"));

@@ -12,7 +12,7 @@
 //! newline after each `F`, gives the stream back byte for byte.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -31,12 +31,13 @@ pub struct Rotation {
 
 pub struct LogWriter {
     path: PathBuf,
-    file: File,
+    file: BufWriter<File>,
     size: u64,
     rotation: Rotation,
     /// Bytes of an unfinished line, per stream (stdout, stderr).
     partial: [Vec<u8>; 2],
-    line: Vec<u8>,
+    /// "<timestamp> " for the chunk being written: one clock read per chunk, not per line.
+    stamp: String,
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -48,37 +49,48 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Buffer in front of the file; [`LogWriter::flush`] empties it whenever the shim goes idle.
+const BUFFER: usize = 256 * 1024;
+
 impl LogWriter {
     pub fn open(path: &Path, rotation: Rotation) -> io::Result<LogWriter> {
         let file = open_append(path)?;
         let size = file.metadata()?.len();
         Ok(LogWriter {
             path: path.to_owned(),
-            file,
+            file: BufWriter::with_capacity(BUFFER, file),
             size,
             rotation,
             partial: [Vec::new(), Vec::new()],
-            line: Vec::with_capacity(256),
+            stamp: String::new(),
         })
     }
 
     /// Records bytes the container wrote on `stream`.
-    pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
         let idx = if stream == Stream::Stderr { 1 } else { 0 };
-        while !data.is_empty() {
-            match data.iter().position(|b| *b == b'\n') {
-                Some(nl) => {
-                    let mut text = std::mem::take(&mut self.partial[idx]);
-                    text.extend_from_slice(&data[..nl]);
-                    self.emit_text(stream, &text, true)?;
-                    data = &data[nl + 1..];
-                }
-                None => {
-                    self.partial[idx].extend_from_slice(data);
-                    data = &[];
-                }
+        self.stamp = rfc3339_nanos(crate::state::now_ns());
+        let mut rest = data;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            if self.partial[idx].is_empty() {
+                self.emit_text(stream, &rest[..nl], true)?;
+            } else {
+                let mut text = std::mem::take(&mut self.partial[idx]);
+                text.extend_from_slice(&rest[..nl]);
+                self.emit_text(stream, &text, true)?;
+                text.clear();
+                self.partial[idx] = text; // keep the allocation
+            }
+            rest = &rest[nl + 1..];
+        }
+        // What has no newline yet waits, up to MAX_LINE; whole MAX_LINE pieces go out as P.
+        if self.partial[idx].is_empty() {
+            while rest.len() >= MAX_LINE {
+                self.emit_line(stream, &rest[..MAX_LINE], false)?;
+                rest = &rest[MAX_LINE..];
             }
         }
+        self.partial[idx].extend_from_slice(rest);
         if self.partial[idx].len() >= MAX_LINE {
             let text = std::mem::take(&mut self.partial[idx]);
             self.emit_text(stream, &text, false)?;
@@ -90,55 +102,60 @@ impl LogWriter {
     pub fn flush_partial(&mut self, stream: Stream) -> io::Result<()> {
         let idx = if stream == Stream::Stderr { 1 } else { 0 };
         if !self.partial[idx].is_empty() {
+            self.stamp = rfc3339_nanos(crate::state::now_ns());
             let text = std::mem::take(&mut self.partial[idx]);
             self.emit_text(stream, &text, false)?;
         }
-        Ok(())
+        self.flush()
+    }
+
+    /// Writes buffered lines to the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 
     /// Closes and reopens the file, for tools that moved it away.
     pub fn reopen(&mut self) -> io::Result<()> {
-        self.file = open_append(&self.path)?;
-        self.size = self.file.metadata()?.len();
+        self.file.flush()?;
+        let file = open_append(&self.path)?;
+        self.size = file.metadata()?.len();
+        self.file = BufWriter::with_capacity(BUFFER, file);
         Ok(())
     }
 
     fn emit_text(&mut self, stream: Stream, text: &[u8], full: bool) -> io::Result<()> {
-        for (i, chunk) in text.chunks(MAX_LINE).enumerate() {
-            let last = (i + 1) * MAX_LINE >= text.len();
-            self.emit_line(stream, chunk, full && last)?;
-        }
         if text.is_empty() {
-            self.emit_line(stream, b"", full)?;
+            return self.emit_line(stream, b"", full);
+        }
+        let mut chunks = text.chunks(MAX_LINE).peekable();
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            self.emit_line(stream, chunk, full && last)?;
         }
         Ok(())
     }
 
     fn emit_line(&mut self, stream: Stream, text: &[u8], full: bool) -> io::Result<()> {
-        self.line.clear();
-        self.line
-            .extend_from_slice(rfc3339_nanos(crate::state::now_ns()).as_bytes());
-        self.line.extend_from_slice(if stream == Stream::Stderr {
-            b" stderr "
-        } else {
-            b" stdout "
-        });
-        self.line
-            .extend_from_slice(if full { b"F " } else { b"P " });
-        self.line.extend_from_slice(text);
-        self.line.push(b'\n');
-        if self.rotation.max_size > 0
-            && self.size > 0
-            && self.size + self.line.len() as u64 > self.rotation.max_size
-        {
+        let head: &[u8] = match (stream == Stream::Stderr, full) {
+            (false, true) => b" stdout F ",
+            (false, false) => b" stdout P ",
+            (true, true) => b" stderr F ",
+            (true, false) => b" stderr P ",
+        };
+        let len = (self.stamp.len() + head.len() + text.len() + 1) as u64;
+        if self.rotation.max_size > 0 && self.size > 0 && self.size + len > self.rotation.max_size {
             self.rotate()?;
         }
-        self.file.write_all(&self.line)?;
-        self.size += self.line.len() as u64;
+        self.file.write_all(self.stamp.as_bytes())?;
+        self.file.write_all(head)?;
+        self.file.write_all(text)?;
+        self.file.write_all(b"\n")?;
+        self.size += len;
         Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
+        self.file.flush()?;
         let keep = self.rotation.max_files.max(1);
         let name = |n: u32| -> PathBuf {
             if n == 0 {
@@ -155,7 +172,7 @@ impl LogWriter {
         if keep == 1 {
             let _ = fs::remove_file(name(0));
         }
-        self.file = open_append(&self.path)?;
+        self.file = BufWriter::with_capacity(BUFFER, open_append(&self.path)?);
         self.size = 0;
         Ok(())
     }
@@ -338,6 +355,7 @@ mod tests {
             w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
                 .unwrap();
         }
+        w.flush().unwrap();
         let mut names: Vec<_> = fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -21,7 +21,7 @@ pub struct Empty {}
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Request {
-    #[prost(oneof = "request::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "request::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub kind: Option<request::Kind>,
 }
 
@@ -52,6 +52,9 @@ pub mod request {
         /// Remove what the shim made (cgroups) and exit. Refused while the init runs.
         #[prost(message, tag = "9")]
         Shutdown(Empty),
+        /// Close and reopen the log file (after an external tool moved it).
+        #[prost(message, tag = "10")]
+        ReopenLog(Empty),
     }
 }
 
@@ -233,6 +236,38 @@ pub fn encode_frame(msg: &impl Message) -> Vec<u8> {
     buf
 }
 
+/// Appends one frame holding `Response { Output { stream, data } }` to `out`, encoded directly:
+/// the output hot path, which copies `data` once (into `out`) and builds no message.
+pub fn append_output_frame(out: &mut Vec<u8>, stream: Stream, data: &[u8]) {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+    let stream_value = stream as i32 as u64;
+    let stream_len = if stream_value != 0 {
+        1 + encoded_len_varint(stream_value)
+    } else {
+        0
+    };
+    let data_len = if data.is_empty() {
+        0
+    } else {
+        1 + encoded_len_varint(data.len() as u64) + data.len()
+    };
+    let inner = stream_len + data_len;
+    let outer = 1 + encoded_len_varint(inner as u64) + inner;
+    out.reserve(4 + outer);
+    out.extend_from_slice(&(outer as u32).to_le_bytes());
+    encode_key(5, WireType::LengthDelimited, out); // Response.output
+    encode_varint(inner as u64, out);
+    if stream_value != 0 {
+        encode_key(1, WireType::Varint, out); // Output.stream
+        encode_varint(stream_value, out);
+    }
+    if !data.is_empty() {
+        encode_key(2, WireType::LengthDelimited, out); // Output.data
+        encode_varint(data.len() as u64, out);
+        out.extend_from_slice(data);
+    }
+}
+
 /// Writes one frame to a blocking writer.
 pub fn write_frame(w: &mut impl Write, msg: &impl Message) -> io::Result<()> {
     w.write_all(&encode_frame(msg))
@@ -318,6 +353,27 @@ mod tests {
         let mut cursor = io::Cursor::new(encode_frame(&a));
         assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), Some(a));
         assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), None);
+    }
+
+    #[test]
+    fn direct_output_frames_match_prost() {
+        for (stream, data) in [
+            (Stream::Stdout, vec![1u8, 2, 3]),
+            (Stream::Stderr, vec![7u8; 300_000]),
+            (Stream::Stdout, vec![]),
+        ] {
+            let mut direct = Vec::new();
+            append_output_frame(&mut direct, stream, &data);
+            let msg = Response {
+                kind: Some(response::Kind::Output(Output {
+                    stream: stream as i32,
+                    data: data.clone(),
+                })),
+            };
+            let mut dec = FrameDecoder::default();
+            dec.push(&direct);
+            assert_eq!(dec.next_frame::<Response>().unwrap(), Some(msg));
+        }
     }
 
     #[test]

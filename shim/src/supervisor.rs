@@ -34,8 +34,8 @@ use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
 use crate::process::{self, Init, Stdio};
 use crate::protocol::{
-    self, request, response, ErrorCode, Exit, FrameDecoder, Output, Request, Response, ShimState,
-    Status, Stream,
+    self, request, response, ErrorCode, Exit, FrameDecoder, Request, Response, ShimState, Status,
+    Stream,
 };
 use crate::state::{self, ExitRecord};
 
@@ -43,6 +43,10 @@ use crate::state::{self, ExitRecord};
 pub const HIGH_WATER: usize = 4 << 20;
 /// How long a client may hold the container up before it is disconnected.
 pub const STALL_LIMIT: Duration = Duration::from_secs(10);
+/// Bytes read from the container's output at once.
+const READ_SIZE: usize = 256 * 1024;
+/// The container's stdout and stderr pipes hold this much, so a fast writer blocks less often.
+const PIPE_SIZE: i32 = 1 << 20;
 /// Queued stdin bytes above which the shim stops reading stdin from clients.
 const STDIN_HIGH_WATER: usize = 4 << 20;
 
@@ -128,10 +132,47 @@ pub fn run(opts: Options, mut report: File) -> i32 {
     0
 }
 
+/// Bytes queued for a client: appended at the end, written from `pos`.
+#[derive(Default)]
+struct OutBuf {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl OutBuf {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Marks `n` bytes written; reclaims the front only when that is cheap relative to it.
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > (1 << 20) && self.pos * 2 > self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+}
+
 struct Client {
     stream: UnixStream,
     decoder: FrameDecoder,
-    out: Vec<u8>,
+    out: OutBuf,
     mode: Mode,
     /// When its queue went above HIGH_WATER.
     over_since: Option<Instant>,
@@ -183,6 +224,10 @@ struct Shim {
     stdin_close: bool,
     output_paused: bool,
     log: LogWriter,
+    /// The log has buffered lines not yet written to its file.
+    log_dirty: bool,
+    /// Reused for every read of the container's output.
+    read_buf: Vec<u8>,
     clients: HashMap<u64, Client>,
     next_token: u64,
     done: bool,
@@ -268,6 +313,8 @@ impl Shim {
             output_paused: false,
             log: LogWriter::open(&dir.join(state::LOG), opts.log_rotation)
                 .map_err(io_err("opening the log"))?,
+            log_dirty: false,
+            read_buf: vec![0u8; READ_SIZE],
             clients: HashMap::new(),
             next_token: FIRST_CLIENT,
             done: false,
@@ -343,11 +390,10 @@ impl Shim {
             stderr: stderr_child,
         };
         let init = process::create(config, rootfs, stdio, add_to_cgroup)?;
-        for fd in [Some(&stdout_ours), Some(&stderr_ours)]
-            .into_iter()
-            .flatten()
-        {
+        for fd in [&stdout_ours, &stderr_ours] {
             set_nonblocking(fd)?;
+            // Best effort: the system's pipe-max-size may be lower.
+            let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
         }
         if let Some(w) = &stdin_ours {
             set_nonblocking(w)?;
@@ -422,6 +468,12 @@ impl Shim {
             }
             self.check_stalled();
             self.update_output_interest();
+            if self.log_dirty {
+                self.log_dirty = false;
+                if let Err(e) = self.log.flush() {
+                    eprintln!("shim {}: writing the log: {e}", self.id);
+                }
+            }
         }
         let _ = fs::remove_file(self.dir.join(state::SOCKET));
     }
@@ -522,7 +574,7 @@ impl Shim {
                         Client {
                             stream,
                             decoder: FrameDecoder::default(),
-                            out: Vec::new(),
+                            out: OutBuf::default(),
                             mode: Mode::Idle,
                             over_since: None,
                             closing: false,
@@ -681,6 +733,10 @@ impl Shim {
             }
             Kind::Resize(r) => self.resize(r),
             Kind::Shutdown(_) => self.shutdown(),
+            Kind::ReopenLog(_) => match self.log.reopen() {
+                Ok(()) => Response::ok(),
+                Err(e) => Response::error(ErrorCode::Internal, format!("reopening the log: {e}")),
+            },
         };
         self.reply(token, resp);
     }
@@ -803,14 +859,19 @@ impl Shim {
     }
 
     fn read_output(&mut self, stream: Stream, max_reads: usize) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.read_buf);
+        self.read_output_into(stream, max_reads, &mut buf);
+        self.read_buf = buf;
+    }
+
+    fn read_output_into(&mut self, stream: Stream, max_reads: usize, buf: &mut [u8]) {
         for _ in 0..max_reads {
             let file = match stream {
                 Stream::Stderr => self.stderr.as_mut(),
                 _ => self.stdout.as_mut(),
             };
             let Some(file) = file else { return };
-            match file.read(&mut buf) {
+            match file.read(buf) {
                 Ok(n) if n > 0 => {
                     self.forward(stream, &buf[..n]);
                     continue;
@@ -837,12 +898,7 @@ impl Shim {
         if let Err(e) = self.log.write(stream, data) {
             eprintln!("shim {}: writing the log: {e}", self.id);
         }
-        let frame = protocol::encode_frame(&Response {
-            kind: Some(response::Kind::Output(Output {
-                stream: stream as i32,
-                data: data.to_vec(),
-            })),
-        });
+        self.log_dirty = true;
         let tokens: Vec<u64> = self
             .clients
             .iter()
@@ -858,9 +914,12 @@ impl Shim {
             })
             .map(|(t, _)| *t)
             .collect();
+        if tokens.is_empty() {
+            return;
+        }
         for t in tokens {
             if let Some(c) = self.clients.get_mut(&t) {
-                c.out.extend_from_slice(&frame);
+                protocol::append_output_frame(&mut c.out.buf, stream, data);
             }
             self.flush_client(t);
         }
@@ -874,7 +933,7 @@ impl Shim {
         let mut written = 0;
         let mut failed = false;
         while written < c.out.len() {
-            match c.stream.write(&c.out[written..]) {
+            match c.stream.write(&c.out.pending()[written..]) {
                 Ok(0) => {
                     failed = true;
                     break;
@@ -888,7 +947,7 @@ impl Shim {
                 }
             }
         }
-        c.out.drain(..written);
+        c.out.consume(written);
         if failed || (c.closing && c.out.is_empty()) {
             self.drop_client(token);
             return;

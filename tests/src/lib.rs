@@ -351,6 +351,8 @@ impl Drop for Daemon {
 async fn execdriver_driver_connect(socket: &Path) -> Channel {
     let socket = socket.to_owned();
     tonic::transport::Endpoint::from_static("http://execdriverd.sock")
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
         .connect_with_connector(tower::service_fn(move |_| {
             let socket = socket.clone();
             async move {

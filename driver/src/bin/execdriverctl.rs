@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,6 +74,18 @@ enum Cmd {
         /// Send this terminal's stdin.
         #[arg(short, long)]
         interactive: bool,
+        /// The container has a terminal: put ours in raw mode and pass window size changes.
+        #[arg(short, long)]
+        tty: bool,
+        id: String,
+    },
+    /// Print a container's log (-f: follow it until the container ends).
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        /// Only what was logged at or after this time (RFC 3339, UTC).
+        #[arg(long)]
+        since: Option<String>,
         id: String,
     },
 }
@@ -117,6 +130,12 @@ struct CreateArgs {
     /// Give the container a terminal.
     #[arg(short, long)]
     tty: bool,
+    /// Rotate the log when it would pass this size (e.g. 10m); default: never.
+    #[arg(long, value_parser = parse_size)]
+    log_max_size: Option<u64>,
+    /// Log files kept in all when rotating.
+    #[arg(long, default_value_t = 1)]
+    log_max_files: u32,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -187,7 +206,7 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
             user: a.user.clone().unwrap_or_default(),
             tty: a.tty,
             open_stdin: a.interactive,
-            console_size: None,
+            console_size: if a.tty { terminal_size() } else { None },
         }),
         hostname: a.hostname.clone().unwrap_or_default(),
         namespaces: a.namespaces.clone(),
@@ -199,7 +218,71 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
         readonly_rootfs: a.readonly_rootfs,
         capabilities_mask: a.cap_drop.clone(),
         labels: key_values("--label", &a.labels)?.into_iter().collect(),
+        log: a.log_max_size.map(|max_size| pb::LogConfig {
+            max_size,
+            max_files: a.log_max_files,
+        }),
     })
+}
+
+/// Parses a byte size: a number with an optional k, m, g (powers of 1024) suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let lower = lower.trim_end_matches('b');
+    let (num, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 512k, 64m or 1g"))?;
+    if !(0.0..=(u64::MAX as f64)).contains(&(n * mult as f64)) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// The size of our terminal, if stdin is one.
+fn terminal_size() -> Option<pb::ConsoleSize> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    execdriver_shim::sys::get_winsize(stdin.as_fd())
+        .ok()
+        .filter(|(r, c)| *r > 0 && *c > 0)
+        .map(|(rows, cols)| pb::ConsoleSize {
+            rows: rows as u32,
+            cols: cols as u32,
+        })
+}
+
+/// Puts our terminal in raw mode while alive, so keys (Ctrl-C included) go to the container's
+/// terminal as they are; restores it on drop.
+struct RawMode {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
 }
 
 fn parse_signal(s: &str) -> Result<i32, String> {
@@ -303,11 +386,42 @@ fn print_state(s: &pb::ContainerState) {
 
 type Client = ExecDriverClient<Channel>;
 
+/// Our stdout or stderr without std's line buffering: container output is passed on as it
+/// comes, in whole chunks, without scanning it for newlines. A File on a duplicate of the
+/// descriptor, so dropping it never closes our stdout.
+struct RawOut(std::fs::File);
+
+impl RawOut {
+    fn stdout() -> RawOut {
+        Self::of(std::io::stdout().as_fd())
+    }
+
+    fn stderr() -> RawOut {
+        Self::of(std::io::stderr().as_fd())
+    }
+
+    fn of(fd: std::os::fd::BorrowedFd<'_>) -> RawOut {
+        let owned = fd.try_clone_to_owned().unwrap_or_else(|_| {
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null")
+                .into()
+        });
+        RawOut(std::fs::File::from(owned))
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(data)
+    }
+}
+
 /// Streams a container's output to ours until it ends; returns its exit status.
 async fn attach_and_stream(
     client: &mut Client,
     id: &str,
     stdin: bool,
+    tty: bool,
     start_after_attach: bool,
 ) -> Result<pb::ExitStatus, String> {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(16);
@@ -353,11 +467,33 @@ async fn attach_and_stream(
             }
         });
     }
+    // With a terminal on both sides: raw mode here, and our window size follows to theirs.
+    let _raw = if tty && stdin { RawMode::enter() } else { None };
+    if tty {
+        if let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while winch.recv().await.is_some() {
+                    let Some(size) = terminal_size() else {
+                        continue;
+                    };
+                    let msg = pb::AttachRequest {
+                        kind: Some(pb::attach_request::Kind::Resize(size)),
+                    };
+                    if tx.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
     if start_after_attach {
         st(client.start(pb::StartRequest { id: id.to_owned() }).await)?;
     }
-    let mut out = std::io::stdout();
-    let mut err = std::io::stderr();
+    let mut out = RawOut::stdout();
+    let mut err = RawOut::stderr();
     loop {
         let msg = stream.message().await.map_err(|s| s.message().to_owned())?;
         let Some(msg) = msg else {
@@ -367,10 +503,8 @@ async fn attach_and_stream(
             Some(pb::attach_response::Kind::Output(chunk)) => {
                 if chunk.stream == pb::Stream::Stderr as i32 {
                     let _ = err.write_all(&chunk.data);
-                    let _ = err.flush();
                 } else {
                     let _ = out.write_all(&chunk.data);
-                    let _ = out.flush();
                 }
             }
             Some(pb::attach_response::Kind::Exit(e)) => {
@@ -466,8 +600,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 return Ok(ExitCode::SUCCESS);
             }
             st(client.create(req).await)?;
-            proxy_signals(client.clone(), id.clone());
-            let result = attach_and_stream(&mut client, &id, a.create.interactive, true).await;
+            if !a.create.tty {
+                proxy_signals(client.clone(), id.clone());
+            }
+            let result =
+                attach_and_stream(&mut client, &id, a.create.interactive, a.create.tty, true).await;
             if a.rm {
                 let _ = client
                     .delete(pb::DeleteRequest {
@@ -557,9 +694,51 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("{id}");
             }
         }
-        Cmd::Attach { interactive, id } => {
-            let exit = attach_and_stream(&mut client, &id, interactive, false).await?;
+        Cmd::Attach {
+            interactive,
+            tty,
+            id,
+        } => {
+            let exit = attach_and_stream(&mut client, &id, interactive, tty, false).await?;
             return Ok(exit_code(&exit));
+        }
+        Cmd::Logs { follow, since, id } => {
+            let since = match since {
+                Some(s) => {
+                    let ns = execdriver_shim::logfile::parse_rfc3339(&s).ok_or_else(|| {
+                        format!("--since {s:?}: expected RFC 3339 UTC, e.g. 2026-01-02T03:04:05Z")
+                    })?;
+                    Some(prost_types::Timestamp {
+                        seconds: ns.div_euclid(1_000_000_000),
+                        nanos: ns.rem_euclid(1_000_000_000) as i32,
+                    })
+                }
+                None => None,
+            };
+            let req = pb::LogsRequest {
+                id,
+                since,
+                follow,
+                stdout: false,
+                stderr: false,
+            };
+            let mut stream = st(client.logs(req).await)?;
+            let mut out = RawOut::stdout();
+            let mut err = RawOut::stderr();
+            while let Some(msg) = stream.message().await.map_err(|s| s.message().to_owned())? {
+                let Some(chunk) = msg.chunk else { continue };
+                if cli.json {
+                    print_json(&serde_json::json!({
+                        "time": rfc3339(&msg.time),
+                        "stream": if chunk.stream == pb::Stream::Stderr as i32 { "stderr" } else { "stdout" },
+                        "data": String::from_utf8_lossy(&chunk.data),
+                    }));
+                } else if chunk.stream == pb::Stream::Stderr as i32 {
+                    let _ = err.write_all(&chunk.data);
+                } else {
+                    let _ = out.write_all(&chunk.data);
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -578,7 +757,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A read of our stdin may still be blocked in a runtime thread; do not wait for it.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(msg) => {
             eprintln!("execdriverctl: {msg}");

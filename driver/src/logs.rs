@@ -1,0 +1,266 @@
+//! Reading a container's log for the Logs call: the rotated files oldest first, then the
+//! current one, then (with follow) what is appended until the container has ended.
+//!
+//! The shim writes the log; the driver only reads it. The shim drains the container's output
+//! into the log before it writes `exit.json`, so once that file exists and the reader is at
+//! the end of the current file, nothing more will come.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use execdriver_proto as pb;
+use execdriver_shim::logfile::parse_line;
+use execdriver_shim::protocol::Stream;
+use execdriver_shim::state;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::driver::timestamp;
+
+/// How often a follower looks for new output.
+const POLL: Duration = Duration::from_millis(50);
+/// Largest chunk sent in one message.
+const CHUNK: usize = 64 * 1024;
+
+/// What a Logs call asked for.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub since_ns: i64,
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// The log files of a container, oldest first: `log.N`, ..., `log.1`, `log`.
+pub fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let n: u32 = name.strip_prefix("log.")?.parse().ok()?;
+                    Some((n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    out.push(dir.join(state::LOG));
+    out
+}
+
+/// Turns log lines into response chunks, merging neighbours of one stream.
+struct Emitter {
+    query: Query,
+    tx: mpsc::Sender<Result<pb::LogsResponse, Status>>,
+    pending: Option<(i64, Stream, Vec<u8>)>,
+    /// Bytes of a line not yet ended by a newline in the file.
+    partial: Vec<u8>,
+}
+
+impl Emitter {
+    /// Feeds bytes read from a log file. Returns false once the client has gone.
+    async fn feed(&mut self, data: &[u8]) -> bool {
+        self.partial.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(nl) = self.partial[start..].iter().position(|b| *b == b'\n') {
+            let end = start + nl;
+            let line = self.partial[start..end].to_vec();
+            start = end + 1;
+            if !self.line(&line).await {
+                return false;
+            }
+        }
+        self.partial.drain(..start);
+        true
+    }
+
+    async fn line(&mut self, line: &[u8]) -> bool {
+        let Some(l) = parse_line(line) else {
+            return true;
+        }; // not ours: skip
+        let wanted = match l.stream {
+            Stream::Stderr => self.query.stderr,
+            _ => self.query.stdout,
+        };
+        if !wanted || l.time_ns < self.query.since_ns {
+            return true;
+        }
+        let same =
+            matches!(&self.pending, Some((_, s, buf)) if *s == l.stream && buf.len() < CHUNK);
+        if !same && !self.flush().await {
+            return false;
+        }
+        let entry = self
+            .pending
+            .get_or_insert_with(|| (l.time_ns, l.stream, Vec::new()));
+        entry.2.extend_from_slice(l.text);
+        if l.full {
+            entry.2.push(b'\n');
+        }
+        true
+    }
+
+    async fn flush(&mut self) -> bool {
+        let Some((time, stream, data)) = self.pending.take() else {
+            return true;
+        };
+        let msg = pb::LogsResponse {
+            time: timestamp(time),
+            chunk: Some(pb::OutputChunk {
+                stream: if stream == Stream::Stderr {
+                    pb::Stream::Stderr
+                } else {
+                    pb::Stream::Stdout
+                } as i32,
+                data,
+            }),
+        };
+        self.tx.send(Ok(msg)).await.is_ok()
+    }
+}
+
+/// Sends the log of the container in `dir` to `tx` as the query asks.
+pub async fn stream(
+    dir: PathBuf,
+    query: Query,
+    tx: mpsc::Sender<Result<pb::LogsResponse, Status>>,
+) {
+    let follow = query.follow;
+    let mut em = Emitter {
+        query,
+        tx,
+        pending: None,
+        partial: Vec::new(),
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let files = log_files(&dir);
+    let (current_path, rotated) = files
+        .split_last()
+        .expect("log_files always ends with the current log");
+    for path in rotated {
+        let Ok(mut f) = File::open(path) else {
+            continue;
+        };
+        if !read_to_end(&mut f, &mut buf, &mut em).await {
+            return;
+        }
+        em.partial.clear(); // a rotated file ends with a whole line
+    }
+    let mut current = File::open(current_path).ok();
+    loop {
+        if let Some(f) = current.as_mut() {
+            if !read_to_end(f, &mut buf, &mut em).await {
+                return;
+            }
+        }
+        if !follow {
+            break;
+        }
+        // Look again: the file may have been rotated (a new inode at the path).
+        let rotated_away = match (&current, std::fs::metadata(current_path)) {
+            (Some(f), Ok(now)) => f.metadata().map(|m| m.ino() != now.ino()).unwrap_or(true),
+            (None, Ok(_)) => true,
+            (_, Err(_)) => false,
+        };
+        if rotated_away {
+            if let Some(f) = current.as_mut() {
+                if !read_to_end(f, &mut buf, &mut em).await {
+                    return;
+                }
+            }
+            em.partial.clear();
+            current = File::open(current_path).ok();
+            continue;
+        }
+        let ended = dir.join(state::EXIT).exists() || !dir.exists();
+        if ended {
+            // exit.json is written after the last output reached the log: one last read.
+            if let Some(f) = current.as_mut() {
+                if !read_to_end(f, &mut buf, &mut em).await {
+                    return;
+                }
+            }
+            break;
+        }
+        if !em.flush().await {
+            return;
+        }
+        if em.tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    em.flush().await;
+}
+
+async fn read_to_end(f: &mut File, buf: &mut [u8], em: &mut Emitter) -> bool {
+    loop {
+        match f.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => {
+                if !em.feed(&buf[..n]).await {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                let _ = f.seek(SeekFrom::End(0));
+                return true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use execdriver_shim::logfile::{LogWriter, Rotation};
+
+    #[tokio::test]
+    async fn reads_rotated_files_in_order_and_filters() {
+        let dir = std::env::temp_dir().join(format!("execdriver-logs-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = LogWriter::open(
+            &dir.join("log"),
+            Rotation {
+                max_size: 300,
+                max_files: 5,
+            },
+        )
+        .unwrap();
+        let mut want = Vec::new();
+        for i in 0..20 {
+            let line = format!("line {i}\n");
+            w.write(Stream::Stdout, line.as_bytes()).unwrap();
+            want.extend_from_slice(line.as_bytes());
+            w.write(Stream::Stderr, b"e\n").unwrap();
+        }
+        w.flush().unwrap();
+        assert!(log_files(&dir).len() > 1);
+        // Only what the kept files hold comes back, in order: a suffix of what was written.
+        let (tx, mut rx) = mpsc::channel(100);
+        let q = Query {
+            since_ns: 0,
+            follow: false,
+            stdout: true,
+            stderr: false,
+        };
+        stream(dir.clone(), q, tx).await;
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = rx.recv().await {
+            let c = m.chunk.unwrap();
+            assert_eq!(c.stream, pb::Stream::Stdout as i32);
+            got.extend_from_slice(&c.data);
+        }
+        assert!(!got.is_empty());
+        assert!(want.ends_with(&got), "{}", String::from_utf8_lossy(&got));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
