@@ -9,7 +9,7 @@ use std::time::Duration;
 use execdriver_proto as pb;
 use execdriver_shim::cgroups::{Cgroup, Layout};
 use execdriver_shim::config::Config as ContainerConfig;
-use execdriver_shim::protocol::{self, request, response, Empty, ShimState, Status};
+use execdriver_shim::protocol::{self, request, response, Empty, ShimState, Status, Target};
 use execdriver_shim::state::{self, ExitRecord};
 use tracing::{info, warn};
 
@@ -159,7 +159,7 @@ impl Driver {
             .insert(id.clone(), container.clone());
         info!(id = %id, pid = shim_state.pid, "created");
         if start {
-            self.start(&id).await
+            Ok(self.start(&id, "").await?.0)
         } else {
             Ok(self.container_state(&container, Some(shim_state)))
         }
@@ -188,28 +188,64 @@ impl Driver {
         shims::spawn(&self.config.shim_path, &meta.id, dir, &opts).await
     }
 
-    pub async fn start(&self, id: &str) -> Result<pb::ContainerState> {
+    /// Starts a created container, or (with an exec id) a created exec'd process.
+    pub async fn start(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> Result<(pb::ContainerState, Option<pb::ProcessState>)> {
         let c = self.get(id)?;
+        convert::validate_exec_id(exec_id)?;
         let _op = c.op.lock().await;
-        match shims::call(&c.dir, request::Kind::Start(Empty {})).await? {
-            Some(_) => {}
-            None => {
-                return Err(Error::FailedPrecondition(format!(
-                    "container {id} is stopped (its shim is gone)"
-                )))
-            }
-        }
-        info!(id = %id, "started");
-        self.state_of(&c).await
+        self.call_running(
+            &c,
+            request::Kind::Start(Target {
+                exec_id: exec_id.to_owned(),
+            }),
+        )
+        .await?;
+        info!(id = %id, exec_id = %exec_id, "started");
+        let process = if exec_id.is_empty() {
+            None
+        } else {
+            Some(self.process_state(&c, exec_id).await?)
+        };
+        Ok((self.state_of(&c).await?, process))
     }
 
-    pub async fn state(&self, id: &str) -> Result<pb::ContainerState> {
+    /// The state of an exec'd process.
+    pub async fn process_state(&self, c: &Container, exec_id: &str) -> Result<pb::ProcessState> {
+        let kind = self
+            .call_running(
+                c,
+                request::Kind::State(Target {
+                    exec_id: exec_id.to_owned(),
+                }),
+            )
+            .await?;
+        let response::Kind::State(st) = kind else {
+            return Err(Error::Internal("unexpected reply from the shim".into()));
+        };
+        Ok(process_state(exec_id, &st))
+    }
+
+    pub async fn state(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> Result<(pb::ContainerState, Option<pb::ProcessState>)> {
         let c = self.get(id)?;
-        self.state_of(&c).await
+        convert::validate_exec_id(exec_id)?;
+        let process = if exec_id.is_empty() {
+            None
+        } else {
+            Some(self.process_state(&c, exec_id).await?)
+        };
+        Ok((self.state_of(&c).await?, process))
     }
 
     async fn state_of(&self, c: &Container) -> Result<pb::ContainerState> {
-        let st = match shims::call(&c.dir, request::Kind::State(Empty {})).await {
+        let st = match shims::call(&c.dir, request::Kind::State(Target::init())).await {
             Ok(Some(response::Kind::State(st))) => Some(st),
             _ => None,
         };
@@ -272,14 +308,16 @@ impl Driver {
         Ok(out)
     }
 
-    /// Blocks until the container's init has ended.
-    pub async fn wait(&self, id: &str) -> Result<pb::ExitStatus> {
+    /// Blocks until the container's init (or an exec'd process) has ended.
+    pub async fn wait(&self, id: &str, exec_id: &str) -> Result<pb::ExitStatus> {
         let c = self.get(id)?;
-        wait_dir(&c.dir).await
+        convert::validate_exec_id(exec_id)?;
+        wait_dir(&c.dir, exec_id).await
     }
 
-    pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+    pub async fn kill(&self, id: &str, signal: i32, all: bool, exec_id: &str) -> Result<()> {
         let c = self.get(id)?;
+        convert::validate_exec_id(exec_id)?;
         let signal = if signal == 0 { libc::SIGTERM } else { signal };
         if !(1..=64).contains(&signal) {
             return Err(Error::invalid(
@@ -288,7 +326,12 @@ impl Driver {
             ));
         }
         let _op = c.op.lock().await;
-        match shims::call(&c.dir, request::Kind::Kill(protocol::Kill { signal, all })).await? {
+        let kill = protocol::Kill {
+            signal,
+            all,
+            exec_id: exec_id.to_owned(),
+        };
+        match shims::call(&c.dir, request::Kind::Kill(kill)).await? {
             Some(_) => Ok(()),
             None => Err(Error::FailedPrecondition(format!(
                 "container {id} is not running"
@@ -312,12 +355,13 @@ impl Driver {
             let _ = shims::call(
                 &c.dir,
                 request::Kind::Kill(protocol::Kill {
+                    exec_id: String::new(),
                     signal: libc::SIGKILL,
                     all: true,
                 }),
             )
             .await;
-            if tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir))
+            if tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir, ""))
                 .await
                 .is_err()
             {
@@ -346,23 +390,38 @@ impl Driver {
         Ok(exit.map(|e| exit_status(&(&e).into())))
     }
 
-    /// Resizes the container's terminal.
-    pub async fn resize(&self, id: &str, rows: u32, cols: u32) -> Result<()> {
+    /// Resizes the terminal of the container's init (or of an exec'd process).
+    pub async fn resize(&self, id: &str, exec_id: &str, rows: u32, cols: u32) -> Result<()> {
         if rows == 0 || cols == 0 || rows > u16::MAX as u32 || cols > u16::MAX as u32 {
             return Err(Error::invalid("size", "rows and cols must be 1 to 65535"));
         }
         let c = self.get(id)?;
-        self.call_running(&c, request::Kind::Resize(protocol::Resize { rows, cols }))
-            .await
-            .map(drop)
+        convert::validate_exec_id(exec_id)?;
+        let exec_id = exec_id.to_owned();
+        self.call_running(
+            &c,
+            request::Kind::Resize(protocol::Resize {
+                rows,
+                cols,
+                exec_id,
+            }),
+        )
+        .await
+        .map(drop)
     }
 
-    /// Closes the container's stdin.
-    pub async fn close_stdin(&self, id: &str) -> Result<()> {
+    /// Closes the stdin of the container's init (or of an exec'd process).
+    pub async fn close_stdin(&self, id: &str, exec_id: &str) -> Result<()> {
         let c = self.get(id)?;
-        self.call_running(&c, request::Kind::CloseStdin(Empty {}))
-            .await
-            .map(drop)
+        convert::validate_exec_id(exec_id)?;
+        self.call_running(
+            &c,
+            request::Kind::CloseStdin(Target {
+                exec_id: exec_id.to_owned(),
+            }),
+        )
+        .await
+        .map(drop)
     }
 
     /// Reopens the container's log file.
@@ -373,9 +432,178 @@ impl Driver {
             .map(drop)
     }
 
-    /// The state directory of a container, for reading its log.
-    pub fn dir_of(&self, id: &str) -> Result<PathBuf> {
-        Ok(self.get(id)?.dir.clone())
+    /// The state directory of a container and the name of the log of its init (or of an
+    /// exec'd process), for reading it.
+    pub fn log_of(&self, id: &str, exec_id: &str) -> Result<(PathBuf, String)> {
+        let c = self.get(id)?;
+        convert::validate_exec_id(exec_id)?;
+        if exec_id.is_empty() {
+            return Ok((c.dir.clone(), state::LOG.to_owned()));
+        }
+        let name = execdriver_shim::supervisor::exec_log_name(exec_id);
+        if !c.dir.join(&name).exists() {
+            return Err(Error::NotFound(format!("{id}/exec {exec_id}")));
+        }
+        Ok((c.dir.clone(), name))
+    }
+
+    /// Creates (and with `start`, starts) a process in a running container.
+    pub async fn exec(&self, req: &pb::ExecRequest) -> Result<pb::ProcessState> {
+        let spec = convert::exec_request(req)?;
+        let exec_id = spec.exec_id.clone();
+        let c = self.get(&req.id)?;
+        let _op = c.op.lock().await;
+        let kind = self.call_running(&c, request::Kind::Exec(spec)).await?;
+        let response::Kind::State(st) = kind else {
+            return Err(Error::Internal("unexpected reply from the shim".into()));
+        };
+        info!(id = %c.id, exec_id = %exec_id, pid = st.pid, "exec created");
+        if req.start {
+            self.call_running(
+                &c,
+                request::Kind::Start(Target {
+                    exec_id: exec_id.clone(),
+                }),
+            )
+            .await?;
+            return self.process_state(&c, &exec_id).await;
+        }
+        Ok(process_state(&exec_id, &st))
+    }
+
+    /// Runs a process to its end (or its timeout) and returns what it wrote.
+    pub async fn exec_sync(&self, req: &pb::ExecSyncRequest) -> Result<pb::ExecSyncResponse> {
+        const LIMIT: usize = 16 << 20;
+        let timeout = convert::timeout_seconds("timeout_seconds", req.timeout_seconds, 60, 3600)?;
+        let mut process = req.process.clone();
+        if let Some(p) = process.as_mut() {
+            if p.tty || p.open_stdin {
+                return Err(Error::invalid(
+                    "process",
+                    "ExecSync runs without a terminal or stdin",
+                ));
+            }
+        }
+        let exec_req = pb::ExecRequest {
+            id: req.id.clone(),
+            exec_id: String::new(),
+            process,
+            start: false,
+        };
+        let spec = convert::exec_request(&exec_req)?;
+        let exec_id = spec.exec_id.clone();
+        let c = self.get(&req.id)?;
+        self.call_running(&c, request::Kind::Exec(spec)).await?;
+        let mut conn = self
+            .attach(&pb::AttachStart {
+                id: req.id.clone(),
+                stdin: false,
+                stdout: true,
+                stderr: true,
+                exec_id: exec_id.clone(),
+            })
+            .await?;
+        self.call_running(
+            &c,
+            request::Kind::Start(Target {
+                exec_id: exec_id.clone(),
+            }),
+        )
+        .await?;
+        let mut out = pb::ExecSyncResponse::default();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let exit = loop {
+            let msg = match tokio::time::timeout_at(deadline, conn.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    out.timed_out = true;
+                    let kill = protocol::Kill {
+                        signal: libc::SIGKILL,
+                        all: false,
+                        exec_id: exec_id.clone(),
+                    };
+                    let _ = shims::call(&c.dir, request::Kind::Kill(kill)).await;
+                    conn.recv().await
+                }
+            };
+            match msg.map_err(Error::io("reading the exec's output"))? {
+                Some(protocol::Response {
+                    kind: Some(response::Kind::Output(o)),
+                }) => {
+                    let buf = if o.stream == protocol::Stream::Stderr as i32 {
+                        &mut out.stderr
+                    } else {
+                        &mut out.stdout
+                    };
+                    let room = LIMIT.saturating_sub(buf.len());
+                    if o.data.len() > room {
+                        out.truncated = true;
+                    }
+                    buf.extend_from_slice(&o.data[..o.data.len().min(room)]);
+                }
+                Some(protocol::Response {
+                    kind: Some(response::Kind::Exit(e)),
+                }) => break exit_status(&e),
+                Some(_) => {}
+                None => break wait_dir(&c.dir, &exec_id).await?,
+            }
+        };
+        out.exit = Some(exit);
+        let _ = shims::call(&c.dir, request::Kind::Forget(Target { exec_id })).await;
+        Ok(out)
+    }
+
+    /// Signals the container's init, waits, then kills everything in it.
+    pub async fn stop(&self, req: &pb::StopRequest) -> Result<pb::StopResponse> {
+        let timeout = convert::timeout_seconds("timeout_seconds", req.timeout_seconds, 10, 3600)?;
+        let signal = if req.signal == 0 {
+            libc::SIGTERM
+        } else {
+            req.signal
+        };
+        if !(1..=64).contains(&signal) {
+            return Err(Error::invalid(
+                "signal",
+                format!("{signal} is not a signal number"),
+            ));
+        }
+        let c = self.get(&req.id)?;
+        let st = self.state_of(&c).await?;
+        if st.status == pb::Status::Stopped as i32 {
+            return Ok(pb::StopResponse {
+                exit: st.exit,
+                killed: false,
+            });
+        }
+        let kill = |signal, all| protocol::Kill {
+            signal,
+            all,
+            exec_id: String::new(),
+        };
+        // A created init has not exec'd: only SIGKILL ends it.
+        let first = if st.status == pb::Status::Created as i32 {
+            libc::SIGKILL
+        } else {
+            signal
+        };
+        let _ = shims::call(&c.dir, request::Kind::Kill(kill(first, false))).await?;
+        if let Ok(exit) = tokio::time::timeout(timeout, wait_dir(&c.dir, "")).await {
+            return Ok(pb::StopResponse {
+                exit: Some(exit?),
+                killed: first == libc::SIGKILL,
+            });
+        }
+        info!(id = %c.id, "did not stop within {timeout:?}; killing");
+        let _ = shims::call(&c.dir, request::Kind::Kill(kill(libc::SIGKILL, true))).await;
+        let exit = tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir, ""))
+            .await
+            .map_err(|_| {
+                Error::Internal(format!("container {} did not die after SIGKILL", c.id))
+            })??;
+        Ok(pb::StopResponse {
+            exit: Some(exit),
+            killed: true,
+        })
     }
 
     /// Calls the container's shim; a missing shim means the container is gone.
@@ -397,7 +625,9 @@ impl Driver {
                 )))
             }
         };
+        convert::validate_exec_id(&start.exec_id)?;
         let attach = protocol::Attach {
+            exec_id: start.exec_id.clone(),
             stdin: start.stdin,
             stdout: start.stdout,
             stderr: start.stderr,
@@ -408,10 +638,36 @@ impl Driver {
 }
 
 /// Waits on the shim in `dir`; without a shim, reads what it left.
-async fn wait_dir(dir: &Path) -> Result<pb::ExitStatus> {
-    match shims::call(dir, request::Kind::Wait(Empty {})).await {
+async fn wait_dir(dir: &Path, exec_id: &str) -> Result<pb::ExitStatus> {
+    match shims::call(
+        dir,
+        request::Kind::Wait(Target {
+            exec_id: exec_id.to_owned(),
+        }),
+    )
+    .await
+    {
         Ok(Some(response::Kind::Exit(e))) => Ok(exit_status(&e)),
-        _ => Ok(exit_status(&(&orphan_exit(dir)).into())),
+        Ok(_) if exec_id.is_empty() => Ok(exit_status(&(&orphan_exit(dir)).into())),
+        Err(e) => Err(e),
+        // An exec'd process of a container whose shim is gone ended with it; how is unknown.
+        _ => Ok(pb::ExitStatus {
+            exited: true,
+            reason: "the shim is gone; the process ended with the container".into(),
+            status_code: 255,
+            ..Default::default()
+        }),
+    }
+}
+
+/// An exec'd process's state from the shim's answer.
+fn process_state(exec_id: &str, st: &ShimState) -> pb::ProcessState {
+    pb::ProcessState {
+        exec_id: exec_id.to_owned(),
+        status: proto_status(Status::try_from(st.status).unwrap_or(Status::Unspecified)) as i32,
+        pid: st.pid,
+        exit: st.exit.as_ref().map(exit_status),
+        started_at: timestamp(st.started_at),
     }
 }
 

@@ -34,15 +34,17 @@ pub struct Query {
     pub stderr: bool,
 }
 
-/// The log files of a container, oldest first: `log.N`, ..., `log.1`, `log`.
-pub fn log_files(dir: &Path) -> Vec<PathBuf> {
+/// The files of a log named `name` (`log`, or `exec-ID.log`), oldest first: `name.N`, ...,
+/// `name.1`, `name`.
+pub fn log_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!("{name}.");
     let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
                 .filter_map(|e| {
                     let name = e.file_name().into_string().ok()?;
-                    let n: u32 = name.strip_prefix("log.")?.parse().ok()?;
+                    let n: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
                     Some((n, e.path()))
                 })
                 .collect()
@@ -50,7 +52,7 @@ pub fn log_files(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    out.push(dir.join(state::LOG));
+    out.push(dir.join(name));
     out
 }
 
@@ -125,9 +127,32 @@ impl Emitter {
     }
 }
 
-/// Sends the log of the container in `dir` to `tx` as the query asks.
+/// Whether the process writing the log has ended (its last output is then in the log): the
+/// init when the container's exit.json exists, an exec'd process when its shim says so.
+async fn ended(dir: &Path, exec_id: &str) -> bool {
+    if dir.join(state::EXIT).exists() || !dir.exists() {
+        return true;
+    }
+    if exec_id.is_empty() {
+        return false;
+    }
+    let target = execdriver_shim::protocol::Target {
+        exec_id: exec_id.to_owned(),
+    };
+    match crate::shims::call(dir, execdriver_shim::protocol::request::Kind::State(target)).await {
+        Ok(Some(execdriver_shim::protocol::response::Kind::State(st))) => {
+            st.status == execdriver_shim::protocol::Status::Stopped as i32
+        }
+        _ => true, // no shim, or it no longer knows the process
+    }
+}
+
+/// Sends the log `name` of the container in `dir` (its init's, or the exec `exec_id`'s) to
+/// `tx` as the query asks.
 pub async fn stream(
     dir: PathBuf,
+    name: String,
+    exec_id: String,
     query: Query,
     tx: mpsc::Sender<Result<pb::LogsResponse, Status>>,
 ) {
@@ -139,7 +164,7 @@ pub async fn stream(
         partial: Vec::new(),
     };
     let mut buf = vec![0u8; 256 * 1024];
-    let files = log_files(&dir);
+    let files = log_files(&dir, &name);
     let (current_path, rotated) = files
         .split_last()
         .expect("log_files always ends with the current log");
@@ -178,8 +203,7 @@ pub async fn stream(
             current = File::open(current_path).ok();
             continue;
         }
-        let ended = dir.join(state::EXIT).exists() || !dir.exists();
-        if ended {
+        if ended(&dir, &exec_id).await {
             // exit.json is written after the last output reached the log: one last read.
             if let Some(f) = current.as_mut() {
                 if !read_to_end(f, &mut buf, &mut em).await {
@@ -243,7 +267,7 @@ mod tests {
             w.write(Stream::Stderr, b"e\n").unwrap();
         }
         w.flush().unwrap();
-        assert!(log_files(&dir).len() > 1);
+        assert!(log_files(&dir, "log").len() > 1);
         // Only what the kept files hold comes back, in order: a suffix of what was written.
         let (tx, mut rx) = mpsc::channel(100);
         let q = Query {
@@ -252,7 +276,7 @@ mod tests {
             stdout: true,
             stderr: false,
         };
-        stream(dir.clone(), q, tx).await;
+        stream(dir.clone(), "log".into(), String::new(), q, tx).await;
         let mut got = Vec::new();
         while let Some(Ok(m)) = rx.recv().await {
             let c = m.chunk.unwrap();

@@ -8,7 +8,7 @@ use execdriver_proto as pb;
 use execdriver_proto::exec_driver_server::ExecDriver;
 use execdriver_shim::cgroups::Layout;
 use execdriver_shim::namespaces;
-use execdriver_shim::protocol::{request, response, Empty, Response};
+use execdriver_shim::protocol::{request, response, Response};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response as TonicResponse, Status, Streaming};
 use tracing::{debug, instrument};
@@ -76,16 +76,20 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn start(&self, req: Request<pb::StartRequest>) -> Reply<pb::StartResponse> {
-        let st = self.driver.start(&req.get_ref().id).await?;
+        let r = req.get_ref();
+        let (container, process) = self.driver.start(&r.id, &r.exec_id).await?;
         ok(pb::StartResponse {
-            container: Some(st),
+            container: Some(container),
+            process,
         })
     }
 
     async fn state(&self, req: Request<pb::StateRequest>) -> Reply<pb::StateResponse> {
-        let st = self.driver.state(&req.get_ref().id).await?;
+        let r = req.get_ref();
+        let (container, process) = self.driver.state(&r.id, &r.exec_id).await?;
         ok(pb::StateResponse {
-            container: Some(st),
+            container: Some(container),
+            process,
         })
     }
 
@@ -97,15 +101,34 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn wait(&self, req: Request<pb::WaitRequest>) -> Reply<pb::WaitResponse> {
-        let exit = self.driver.wait(&req.get_ref().id).await?;
+        let r = req.get_ref();
+        let exit = self.driver.wait(&r.id, &r.exec_id).await?;
         ok(pb::WaitResponse { exit: Some(exit) })
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, signal = req.get_ref().signal))]
     async fn kill(&self, req: Request<pb::KillRequest>) -> Reply<pb::KillResponse> {
         let r = req.get_ref();
-        self.driver.kill(&r.id, r.signal, r.all).await?;
+        self.driver.kill(&r.id, r.signal, r.all, &r.exec_id).await?;
         ok(pb::KillResponse {})
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn exec(&self, req: Request<pb::ExecRequest>) -> Reply<pb::ExecResponse> {
+        let process = self.driver.exec(req.get_ref()).await?;
+        ok(pb::ExecResponse {
+            process: Some(process),
+        })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn exec_sync(&self, req: Request<pb::ExecSyncRequest>) -> Reply<pb::ExecSyncResponse> {
+        ok(self.driver.exec_sync(req.get_ref()).await?)
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn stop(&self, req: Request<pb::StopRequest>) -> Reply<pb::StopResponse> {
+        ok(self.driver.stop(req.get_ref()).await?)
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
@@ -118,7 +141,9 @@ impl ExecDriver for Service {
     async fn resize_pty(&self, req: Request<pb::ResizePtyRequest>) -> Reply<pb::ResizePtyResponse> {
         let r = req.get_ref();
         let size = r.size.unwrap_or_default();
-        self.driver.resize(&r.id, size.rows, size.cols).await?;
+        self.driver
+            .resize(&r.id, &r.exec_id, size.rows, size.cols)
+            .await?;
         ok(pb::ResizePtyResponse {})
     }
 
@@ -126,7 +151,9 @@ impl ExecDriver for Service {
         &self,
         req: Request<pb::CloseStdinRequest>,
     ) -> Reply<pb::CloseStdinResponse> {
-        self.driver.close_stdin(&req.get_ref().id).await?;
+        self.driver
+            .close_stdin(&req.get_ref().id, &req.get_ref().exec_id)
+            .await?;
         ok(pb::CloseStdinResponse {})
     }
 
@@ -139,7 +166,7 @@ impl ExecDriver for Service {
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Reply<Self::LogsStream> {
         let r = req.into_inner();
-        let dir = self.driver.dir_of(&r.id)?;
+        let (dir, name) = self.driver.log_of(&r.id, &r.exec_id)?;
         let both = !r.stdout && !r.stderr;
         let since_ns = r
             .since
@@ -156,7 +183,7 @@ impl ExecDriver for Service {
             stderr: r.stderr || both,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(crate::logs::stream(dir, query, tx));
+        tokio::spawn(crate::logs::stream(dir, name, r.exec_id, query, tx));
         ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 
@@ -181,6 +208,7 @@ impl ExecDriver for Service {
         let conn = self.driver.attach(&start).await?;
         let (mut from_shim, mut to_shim) = conn.stream.into_split();
         let id = start.id.clone();
+        let exec_id = start.exec_id.clone();
 
         // Client -> shim: stdin bytes and close-stdin, until the client stops sending.
         tokio::spawn(async move {
@@ -188,12 +216,13 @@ impl ExecDriver for Service {
                 let kind = match msg.kind {
                     Some(pb::attach_request::Kind::Stdin(data)) => request::Kind::Stdin(data),
                     Some(pb::attach_request::Kind::CloseStdin(_)) => {
-                        request::Kind::CloseStdin(Empty {})
+                        request::Kind::CloseStdin(execdriver_shim::protocol::Target::init())
                     }
                     Some(pb::attach_request::Kind::Resize(r)) => {
                         request::Kind::Resize(execdriver_shim::protocol::Resize {
                             rows: r.rows,
                             cols: r.cols,
+                            exec_id: exec_id.clone(),
                         })
                     }
                     _ => continue,

@@ -99,6 +99,10 @@ pub struct Config {
     /// execdriver: the command and its arguments. Absent: given on nsinit's command line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// execdriver: run a minimal init as PID 1 that starts the command, forwards signals and
+    /// reaps orphans.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub init: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -13,6 +13,7 @@ pub mod namespaces;
 pub mod network;
 pub mod process;
 pub mod protocol;
+pub mod reaper;
 pub mod rootfs;
 pub mod state;
 pub mod supervisor;

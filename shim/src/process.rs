@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::waitpid;
@@ -65,6 +66,8 @@ pub enum Error {
     Socketpair(#[source] Errno),
     #[error("clone into namespaces: {0}")]
     Clone(#[source] Errno),
+    #[error("joining the container: {0}")]
+    Join(#[source] std::io::Error),
     #[error("{0}")]
     ParentSetup(String),
     #[error("talking to the container's init: {0}")]
@@ -127,7 +130,7 @@ fn recv_fd(fd: &OwnedFd) -> Result<Option<(SyncMsg, Option<OwnedFd>)>, Error> {
     Ok(Some((msg, attached)))
 }
 
-/// The descriptors the init gets as 0, 1 and 2.
+/// The descriptors the process gets as 0, 1 and 2.
 pub enum Stdio {
     /// Keep the caller's (nsinit in the foreground).
     Inherit,
@@ -137,69 +140,157 @@ pub enum Stdio {
         stdout: OwnedFd,
         stderr: OwnedFd,
     },
-    /// A new terminal from the container's own devpts, its slave as 0, 1, 2 and /dev/console;
-    /// the master comes back in [`Init::pty_master`]. A size of 0 leaves the kernel's default.
+    /// A new terminal from the container's own devpts, its slave as 0, 1, 2 (and, for the
+    /// init, /dev/console); the master comes back in [`Created::pty_master`]. A size of 0
+    /// leaves the kernel's default.
     Pty { rows: u16, cols: u16 },
 }
 
-/// A created init, waiting for Start.
-pub struct Init {
+/// What a process runs and as whom: the init's comes from container.json, an exec's from its
+/// request. Capabilities and the rest of the container's security settings come from the
+/// container's config for both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    /// KEY=VALUE; PATH, HOME (and TERM with a tty) get defaults.
+    pub env: Vec<String>,
+    /// Absolute; empty means "/".
+    pub cwd: String,
+    pub user: crate::config::User,
+    /// Run a minimal init as PID 1 that starts the command, forwards signals to it and reaps
+    /// orphans (the container's init only).
+    pub init: bool,
+}
+
+impl ProcessSpec {
+    /// The init's process, from container.json.
+    pub fn from_config(config: &Config) -> ProcessSpec {
+        ProcessSpec {
+            args: config.args.clone(),
+            env: config.environment.clone(),
+            cwd: config.working_dir.clone(),
+            user: config.user(),
+            init: config.init,
+        }
+    }
+}
+
+/// A process set up up to its exec, waiting for Start.
+pub struct Created {
     pub pid: Pid,
     /// The terminal's master side, with [`Stdio::Pty`].
     pub pty_master: Option<OwnedFd>,
     sync: Option<OwnedFd>,
 }
 
-/// Clones the init into the config's namespaces and sets it up, up to the point of exec.
-/// `parent_setup` runs in the shim once the child exists (join cgroups, move network links).
-/// On error the child is killed and reaped; what `parent_setup` made is the caller's to undo.
-pub fn create(
-    config: &Config,
-    rootfs: &Path,
-    stdio: Stdio,
-    parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>,
-) -> Result<Init, Error> {
-    let (parent_sock, child_sock) = socketpair(
+type ParentSetup<'a> = &'a mut dyn FnMut(Pid) -> Result<(), String>;
+
+fn sync_pair() -> Result<(OwnedFd, OwnedFd), Error> {
+    socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(Error::Socketpair)?;
+    .map_err(Error::Socketpair)
+}
+
+/// Clones a container's init into the config's namespaces and sets it up, up to the point of
+/// exec. `parent_setup` runs in the caller once the child exists (join cgroups, move network
+/// links). On error the child is killed and reaped; what `parent_setup` made is the caller's
+/// to undo.
+pub fn create(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    let spec = ProcessSpec::from_config(config);
+    let (parent_sock, child_sock) = sync_pair()?;
     let flags = namespaces::clone_flags(&config.namespaces);
     match sys::clone_process(flags).map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
-            child_main(config, rootfs, stdio, child_sock)
+            let r = init_child(config, &spec, rootfs, stdio, &child_sock);
+            child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
-            let mut init = Init {
-                pid,
-                pty_master: None,
-                sync: Some(parent_sock),
-            };
-            match init.configure(parent_setup) {
-                Ok(()) => Ok(init),
-                Err(e) => {
-                    init.kill_and_reap();
-                    Err(e)
-                }
-            }
+            Created::configure(pid, parent_sock, parent_setup)
         }
     }
 }
 
-impl Init {
+/// Starts a process inside the live container whose init is `init_pid`: it joins every
+/// namespace of the container (the PID namespace by being cloned into it), and gets the
+/// container's capability mask and security settings, with `spec`'s command, env, cwd and user.
+/// It is a child of the caller, which reaps it.
+pub fn join(
+    config: &Config,
+    init_pid: Pid,
+    spec: &ProcessSpec,
+    stdio: Stdio,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    let joining: Vec<Namespace> = config
+        .namespaces
+        .iter()
+        .copied()
+        .filter(|n| *n != Namespace::Pid)
+        .collect();
+    let opened = namespaces::open_for_join(init_pid.as_raw(), &joining).map_err(Error::Join)?;
+    let (parent_sock, child_sock) = sync_pair()?;
+    // The PID namespace applies to children: enter it for the clone, then come back.
+    let pid_ns = if config.has_namespace(Namespace::Pid) {
+        let theirs =
+            std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?;
+        let ours = std::fs::File::open("/proc/self/ns/pid").map_err(Error::Join)?;
+        nix::sched::setns(&theirs, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
+        Some(ours)
+    } else {
+        None
+    };
+    let forked = sys::clone_process(CloneFlags::empty());
+    if let (Some(ours), Ok(Forked::Parent(_)) | Err(_)) = (&pid_ns, &forked) {
+        // Only the parent goes back; failing to would put every later child in the container.
+        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
+    }
+    match forked.map_err(Error::Clone)? {
+        Forked::Child => {
+            drop(parent_sock);
+            let r = join_child(config, spec, &opened, stdio, &child_sock);
+            child_end(r, &child_sock)
+        }
+        Forked::Parent(pid) => {
+            drop(child_sock);
+            drop(stdio);
+            Created::configure(pid, parent_sock, parent_setup)
+        }
+    }
+}
+
+impl Created {
+    fn configure(pid: Pid, sock: OwnedFd, parent_setup: ParentSetup<'_>) -> Result<Created, Error> {
+        let mut created = Created {
+            pid,
+            pty_master: None,
+            sync: Some(sock),
+        };
+        match created.wait_ready(parent_setup) {
+            Ok(()) => Ok(created),
+            Err(e) => {
+                created.kill_and_reap();
+                Err(e)
+            }
+        }
+    }
+
     fn sync(&self) -> Result<&OwnedFd, Error> {
         self.sync.as_ref().ok_or(Error::ChildVanished)
     }
 
-    fn configure(
-        &mut self,
-        parent_setup: &mut dyn FnMut(Pid) -> Result<(), String>,
-    ) -> Result<(), Error> {
+    fn wait_ready(&mut self, parent_setup: ParentSetup<'_>) -> Result<(), Error> {
         parent_setup(self.pid).map_err(Error::ParentSetup)?;
         send(self.sync()?, &SyncMsg::Configured).map_err(Error::Sync)?;
         match recv_fd(self.sync()?)? {
@@ -213,7 +304,7 @@ impl Init {
         }
     }
 
-    /// Lets the init exec its command. Returns once it has (or has failed to).
+    /// Lets the process exec its command. Returns once it has (or has failed to).
     pub fn start(&mut self) -> Result<(), Error> {
         let sock = self.sync.take().ok_or(Error::ChildVanished)?;
         send(&sock, &SyncMsg::Start).map_err(Error::Sync)?;
@@ -231,7 +322,7 @@ impl Init {
     }
 }
 
-/// A failed init step, carried back to the parent.
+/// A failed setup step, carried back to the parent.
 struct ChildError {
     code: ChildErrorCode,
     message: String,
@@ -252,15 +343,15 @@ impl ChildError {
     }
 }
 
-/// The init's life until exec. Never returns: it execs, or reports and exits.
-fn child_main(config: &Config, rootfs: &Path, stdio: Stdio, sync: OwnedFd) -> ! {
-    let err = match setup_child(config, rootfs, stdio, &sync) {
-        Ok(None) => sys::exit_now(0), // the shim went away before Start
+/// The end of a child's setup: exec, or report why not and exit. Never returns.
+fn child_end(result: Result<Option<Exec>, ChildError>, sync: &OwnedFd) -> ! {
+    let err = match result {
+        Ok(None) => sys::exit_now(0), // the caller went away before Start
         Ok(Some(exec)) => exec.run(),
         Err(e) => e,
     };
     let _ = send(
-        &sync,
+        sync,
         &SyncMsg::Error {
             code: err.code,
             message: err.message,
@@ -274,6 +365,10 @@ struct Exec {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
+    /// Run [`crate::reaper`] as PID 1 and the command as its child.
+    reaper: bool,
+    /// The command's stdin is a terminal: give it the foreground.
+    tty: bool,
 }
 
 impl Exec {
@@ -281,6 +376,16 @@ impl Exec {
         if let Err(e) = sys::cloexec_from(3) {
             return ChildError::internal("marking descriptors close-on-exec", e);
         }
+        if self.reaper {
+            return match crate::reaper::spawn(self.tty) {
+                Ok(()) => self.exec(), // the command's side of the fork
+                Err(e) => ChildError::internal("starting the init", e),
+            };
+        }
+        self.exec()
+    }
+
+    fn exec(self) -> ChildError {
         if let Err(e) = sys::reset_signals() {
             return ChildError::internal("resetting signals", e);
         }
@@ -297,34 +402,31 @@ impl Exec {
     }
 }
 
-fn setup_child(
-    config: &Config,
-    rootfs: &Path,
-    stdio: Stdio,
-    sync: &OwnedFd,
-) -> Result<Option<Exec>, ChildError> {
+fn wait_configured(sync: &OwnedFd) -> Result<bool, ChildError> {
     // Die with the shim: a container must not run unsupervised.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| ChildError::internal("pdeathsig", e))?;
     match recv(sync) {
-        Ok(Some(SyncMsg::Configured)) => {}
-        Ok(None) => return Ok(None),
-        Ok(Some(other)) => return Err(ChildError::internal("sync", format!("{other:?}"))),
-        Err(e) => return Err(ChildError::internal("sync", e)),
+        Ok(Some(SyncMsg::Configured)) => Ok(true),
+        Ok(None) => Ok(false),
+        Ok(Some(other)) => Err(ChildError::internal("sync", format!("{other:?}"))),
+        Err(e) => Err(ChildError::internal("sync", e)),
+    }
+}
+
+/// The container's init: new namespaces are in place; make its world.
+fn init_child(
+    config: &Config,
+    spec: &ProcessSpec,
+    rootfs: &Path,
+    stdio: Stdio,
+    sync: &OwnedFd,
+) -> Result<Option<Exec>, ChildError> {
+    if !wait_configured(sync)? {
+        return Ok(None);
     }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
-    let pty_size = match stdio {
-        Stdio::Fds {
-            stdin,
-            stdout,
-            stderr,
-        } => {
-            install_stdio(stdin, stdout, stderr)?;
-            None
-        }
-        Stdio::Pty { rows, cols } => Some((rows, cols)),
-        Stdio::Inherit => None,
-    };
+    let pty_size = take_stdio(stdio)?;
     if config.has_namespace(Namespace::Uts) && !config.hostname.is_empty() {
         nix::unistd::sethostname(&config.hostname)
             .map_err(|e| ChildError::internal("sethostname", e))?;
@@ -338,26 +440,70 @@ fn setup_child(
         }
         e => ChildError::internal("rootfs", e),
     })?;
-
-    let user = config.user();
-    let pty_master = match pty_size {
-        Some((rows, cols)) => Some(open_console(rows, cols, user.uid)?),
+    let pty = match pty_size {
+        Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, true)?),
         None => None,
     };
+    finish_child(config, spec, pty, sync)
+}
 
-    let cwd = if config.working_dir.is_empty() {
-        "/"
-    } else {
-        &config.working_dir
+/// An exec'd process: enter the container's namespaces, then as the init.
+fn join_child(
+    config: &Config,
+    spec: &ProcessSpec,
+    opened: &[(Namespace, std::fs::File)],
+    stdio: Stdio,
+    sync: &OwnedFd,
+) -> Result<Option<Exec>, ChildError> {
+    // Until it execs, this process is the shim's image inside the container: keep other
+    // container processes out of its /proc/PID (exe, mem, fds).
+    nix::sys::prctl::set_dumpable(false).map_err(|e| ChildError::internal("dumpable", e))?;
+    if !wait_configured(sync)? {
+        return Ok(None);
+    }
+    namespaces::join(opened)
+        .map_err(|e| ChildError::internal("joining the container's namespaces", e))?;
+    nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
+    let pty = match take_stdio(stdio)? {
+        Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, false)?),
+        None => None,
     };
+    finish_child(config, spec, pty, sync)
+}
+
+/// Installs pipe stdio now; returns the size of a terminal to open once in the container.
+fn take_stdio(stdio: Stdio) -> Result<Option<(u16, u16)>, ChildError> {
+    match stdio {
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            install_stdio(stdin, stdout, stderr)?;
+            Ok(None)
+        }
+        Stdio::Pty { rows, cols } => Ok(Some((rows, cols))),
+        Stdio::Inherit => Ok(None),
+    }
+}
+
+/// The steps every process takes inside the container: cwd, command lookup, capabilities and
+/// user, then Ready, then wait for Start.
+fn finish_child(
+    config: &Config,
+    spec: &ProcessSpec,
+    pty_master: Option<OwnedFd>,
+    sync: &OwnedFd,
+) -> Result<Option<Exec>, ChildError> {
+    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     nix::unistd::chdir(cwd)
-        .map_err(|e| ChildError::precondition(format!("working_dir {cwd}: {e}")))?;
-    let exec = prepare_exec(config)?;
+        .map_err(|e| ChildError::precondition(format!("working directory {cwd}: {e}")))?;
+    let exec = prepare_exec(config, spec, pty_master.is_some())?;
 
     let mask = capabilities::parse_all(&config.capabilities_mask);
     capabilities::drop_bounding(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
-    let gid = Gid::from_raw(user.gid);
-    let uid = Uid::from_raw(user.uid);
+    let gid = Gid::from_raw(spec.user.gid);
+    let uid = Uid::from_raw(spec.user.uid);
     nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ChildError::internal("setgid", e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
@@ -395,9 +541,10 @@ fn install_stdio(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> Result<(),
     Ok(())
 }
 
-/// Opens a terminal in the container's devpts (after pivot_root, /dev/ptmx is its own), makes
-/// the slave our controlling terminal, 0, 1, 2 and /dev/console, and returns the master.
-fn open_console(rows: u16, cols: u16, uid: u32) -> Result<OwnedFd, ChildError> {
+/// Opens a terminal in the container's devpts (inside the container, /dev/ptmx is its own),
+/// makes the slave our controlling terminal and 0, 1, 2 (and, for the init, /dev/console), and
+/// returns the master.
+fn open_console(rows: u16, cols: u16, uid: u32, console: bool) -> Result<OwnedFd, ChildError> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let err = |what: &str| {
         let what = what.to_owned();
@@ -419,14 +566,16 @@ fn open_console(rows: u16, cols: u16, uid: u32) -> Result<OwnedFd, ChildError> {
     if rows > 0 && cols > 0 {
         sys::set_winsize(slave.as_fd(), rows, cols).map_err(err("setting the window size"))?;
     }
-    nix::mount::mount(
-        Some(name.as_str()),
-        "/dev/console",
-        None::<&str>,
-        nix::mount::MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(err("binding /dev/console"))?;
+    if console {
+        nix::mount::mount(
+            Some(name.as_str()),
+            "/dev/console",
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(err("binding /dev/console"))?;
+    }
     sys::set_controlling_tty(slave.as_fd()).map_err(err("TIOCSCTTY"))?;
     let dup = |f: &OwnedFd| {
         f.try_clone()
@@ -437,22 +586,27 @@ fn open_console(rows: u16, cols: u16, uid: u32) -> Result<OwnedFd, ChildError> {
 }
 
 /// Resolves the command in the container (as execvp would) and builds argv and envp.
-fn prepare_exec(config: &Config) -> Result<Exec, ChildError> {
-    let Some(cmd) = config.args.first() else {
+fn prepare_exec(config: &Config, spec: &ProcessSpec, tty: bool) -> Result<Exec, ChildError> {
+    let Some(cmd) = spec.args.first() else {
         return Err(ChildError::precondition("args: no command given".into()));
     };
-    let path = find_executable(cmd, config.path_env()).ok_or_else(|| {
+    let env = process_env(&spec.env, tty, &config.hostname);
+    let path_env = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let path = find_executable(cmd, path_env).ok_or_else(|| {
         ChildError::precondition(format!("exec {cmd}: no such executable in the container"))
     })?;
     let cstr = |s: &[u8]| {
         CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()))
     };
-    let args = config
+    let args = spec
         .args
         .iter()
         .map(|a| cstr(a.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
-    let env = process_env(config)
+    let env = env
         .iter()
         .map(|e| cstr(e.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
@@ -460,28 +614,33 @@ fn prepare_exec(config: &Config) -> Result<Exec, ChildError> {
         path: cstr(path.as_os_str().as_bytes())?,
         args,
         env,
+        reaper: spec.init,
+        tty,
     })
 }
 
-/// The environment the command gets: the configured one, plus PATH, HOME and (with a tty) TERM
-/// when it does not set them.
-pub fn process_env(config: &Config) -> Vec<String> {
-    let mut env = config.environment.clone();
+/// The PATH a command is looked up in when its environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment a command gets: `env`, plus PATH, HOME, (with a tty) TERM and (with a
+/// hostname) HOSTNAME when it does not set them.
+pub fn process_env(env: &[String], tty: bool, hostname: &str) -> Vec<String> {
+    let mut env = env.to_vec();
     let has = |env: &[String], key: &str| {
         env.iter()
             .any(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
     };
     if !has(&env, "PATH") {
-        env.push(format!("PATH={}", config.path_env()));
+        env.push(format!("PATH={DEFAULT_PATH}"));
     }
     if !has(&env, "HOME") {
         env.push("HOME=/".into());
     }
-    if config.tty && !has(&env, "TERM") {
+    if tty && !has(&env, "TERM") {
         env.push("TERM=xterm".into());
     }
-    if !config.hostname.is_empty() && !has(&env, "HOSTNAME") {
-        env.push(format!("HOSTNAME={}", config.hostname));
+    if !hostname.is_empty() && !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
     }
     env
 }
@@ -525,12 +684,7 @@ mod tests {
 
     #[test]
     fn env_gets_defaults() {
-        let c = Config {
-            environment: vec!["A=1".into()],
-            tty: true,
-            ..Default::default()
-        };
-        let env = process_env(&c);
+        let env = process_env(&["A=1".to_string()], true, "");
         assert!(env.contains(&"A=1".to_string()));
         assert!(env.iter().any(|e| e.starts_with("PATH=")));
         assert!(env.contains(&"HOME=/".to_string()));

@@ -21,7 +21,10 @@ pub struct Empty {}
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Request {
-    #[prost(oneof = "request::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(
+        oneof = "request::Kind",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+    )]
     pub kind: Option<request::Kind>,
 }
 
@@ -32,12 +35,12 @@ pub mod request {
     pub enum Kind {
         /// Let the created init exec its command.
         #[prost(message, tag = "1")]
-        Start(Empty),
+        Start(Target),
         #[prost(message, tag = "2")]
-        State(Empty),
+        State(Target),
         /// Reply with `Exit` once the init has ended (at once if it has).
         #[prost(message, tag = "3")]
-        Wait(Empty),
+        Wait(Target),
         #[prost(message, tag = "4")]
         Kill(Kill),
         /// Turn this connection into a stdio stream.
@@ -46,7 +49,7 @@ pub mod request {
         #[prost(bytes, tag = "6")]
         Stdin(Vec<u8>),
         #[prost(message, tag = "7")]
-        CloseStdin(Empty),
+        CloseStdin(Target),
         #[prost(message, tag = "8")]
         Resize(Resize),
         /// Remove what the shim made (cgroups) and exit. Refused while the init runs.
@@ -55,6 +58,28 @@ pub mod request {
         /// Close and reopen the log file (after an external tool moved it).
         #[prost(message, tag = "10")]
         ReopenLog(Empty),
+        /// Create a process in the running container (started by a Start naming its exec id).
+        #[prost(message, tag = "11")]
+        Exec(ExecSpec),
+        /// Drop the record of an ended exec'd process.
+        #[prost(message, tag = "12")]
+        Forget(Target),
+    }
+}
+
+/// Which process of the container: the init (an empty exec id) or an exec'd one. On the wire
+/// a Target for the init is the same as `Empty`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Target {
+    #[prost(string, tag = "1")]
+    pub exec_id: String,
+}
+
+impl Target {
+    pub fn init() -> Target {
+        Target {
+            exec_id: String::new(),
+        }
     }
 }
 
@@ -65,6 +90,33 @@ pub struct Kill {
     /// Signal every process of the container, not only its init.
     #[prost(bool, tag = "2")]
     pub all: bool,
+    #[prost(string, tag = "3")]
+    pub exec_id: String,
+}
+
+/// A process to run in the running container.
+#[derive(Clone, PartialEq, Message)]
+pub struct ExecSpec {
+    #[prost(string, tag = "1")]
+    pub exec_id: String,
+    #[prost(string, repeated, tag = "2")]
+    pub args: Vec<String>,
+    #[prost(string, repeated, tag = "3")]
+    pub env: Vec<String>,
+    #[prost(string, tag = "4")]
+    pub cwd: String,
+    /// "uid[:gid]"
+    #[prost(string, tag = "5")]
+    pub user: String,
+    #[prost(bool, tag = "6")]
+    pub tty: bool,
+    /// Give it a stdin pipe that attached clients write to.
+    #[prost(bool, tag = "7")]
+    pub stdin: bool,
+    #[prost(uint32, tag = "8")]
+    pub rows: u32,
+    #[prost(uint32, tag = "9")]
+    pub cols: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -75,6 +127,8 @@ pub struct Attach {
     pub stdout: bool,
     #[prost(bool, tag = "3")]
     pub stderr: bool,
+    #[prost(string, tag = "4")]
+    pub exec_id: String,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -83,6 +137,8 @@ pub struct Resize {
     pub rows: u32,
     #[prost(uint32, tag = "2")]
     pub cols: u32,
+    #[prost(string, tag = "3")]
+    pub exec_id: String,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -337,6 +393,7 @@ mod tests {
         let a = Request::new(request::Kind::Kill(Kill {
             signal: 9,
             all: true,
+            exec_id: String::new(),
         }));
         let b = Request::new(request::Kind::Stdin(b"hello".to_vec()));
         let mut bytes = encode_frame(&a);

@@ -1,15 +1,19 @@
 //! The shim: creates one container and supervises it until it is deleted.
 //!
 //! One thread, one epoll loop over: a signalfd (SIGCHLD and the signals the shim ignores), the
-//! control socket and its clients, and the container's stdio. It reaps every child (it is a
-//! child subreaper), records the init's exit in `exit.json`, keeps the log, and relays stdio to
-//! attached clients. It runs in its own session, so the driver can stop without stopping it.
+//! control socket and its clients, and the stdio of the container's processes (its init and
+//! every exec'd process). It reaps every child (it is a child subreaper), records the init's
+//! exit in `exit.json`, keeps a log per process, and relays stdio to attached clients. It runs
+//! in its own session, so the driver can stop without stopping it.
 //!
 //! Slow clients: output is forwarded to every attached client; while any client has more than
 //! [`HIGH_WATER`] bytes queued the shim stops reading the container's output (the container
 //! blocks on a full pipe, as under `docker attach`); a client that stays above that mark for
 //! [`STALL_LIMIT`] is disconnected, so one stuck client cannot stall the container for long.
 //! The log gets every byte regardless.
+//!
+//! Pid reuse: the shim signals a process by pid only until it has reaped it (its status is not
+//! Stopped); an unreaped child's pid cannot be reused, so a signal never reaches a stranger.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -29,13 +33,13 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cgroups::{Cgroup, Layout};
-use crate::config::Config;
+use crate::config::{Config, User};
 use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
-use crate::process::{self, Init, Stdio};
+use crate::process::{self, Created, ProcessSpec, Stdio};
 use crate::protocol::{
-    self, request, response, ErrorCode, Exit, FrameDecoder, Request, Response, ShimState, Status,
-    Stream,
+    self, request, response, ErrorCode, ExecSpec, Exit, FrameDecoder, Request, Response, ShimState,
+    Status, Stream,
 };
 use crate::state::{self, ExitRecord};
 
@@ -43,12 +47,14 @@ use crate::state::{self, ExitRecord};
 pub const HIGH_WATER: usize = 4 << 20;
 /// How long a client may hold the container up before it is disconnected.
 pub const STALL_LIMIT: Duration = Duration::from_secs(10);
-/// Bytes read from the container's output at once.
+/// Bytes read from a process's output at once.
 const READ_SIZE: usize = 256 * 1024;
-/// The container's stdout and stderr pipes hold this much, so a fast writer blocks less often.
+/// Stdout and stderr pipes hold this much, so a fast writer blocks less often.
 const PIPE_SIZE: i32 = 1 << 20;
 /// Queued stdin bytes above which the shim stops reading stdin from clients.
 const STDIN_HIGH_WATER: usize = 4 << 20;
+/// Records of ended exec'd processes kept (the oldest go first beyond this).
+const MAX_ENDED_EXECS: usize = 64;
 
 /// How the shim was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -116,7 +122,7 @@ pub fn run(opts: Options, mut report: File) -> i32 {
         }
     };
     let created = Response {
-        kind: Some(response::Kind::State(shim.state())),
+        kind: Some(response::Kind::State(shim.state_of(INIT))),
     };
     if protocol::write_frame(&mut report, &created).is_err() {
         // The driver is gone before hearing of the container: nobody can reach it. Undo.
@@ -182,39 +188,55 @@ struct Client {
     reading: bool,
 }
 
+/// What a client connection is for; `slot` names the process.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Idle,
-    Waiting,
+    Waiting {
+        slot: usize,
+    },
     Attached {
+        slot: usize,
         stdin: bool,
         stdout: bool,
         stderr: bool,
     },
 }
 
+impl Mode {
+    fn slot(self) -> Option<usize> {
+        match self {
+            Mode::Idle => None,
+            Mode::Waiting { slot } | Mode::Attached { slot, .. } => Some(slot),
+        }
+    }
+}
+
+/// The slot of the container's init.
+const INIT: usize = 0;
+
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_LISTENER: u64 = 1;
-const TOKEN_STDOUT: u64 = 2;
-const TOKEN_STDERR: u64 = 3;
-const TOKEN_STDIN: u64 = 4;
 const FIRST_CLIENT: u64 = 16;
+/// Process stdio tokens: PROC_TOKENS + slot * 4 + (0 stdout, 1 stderr, 2 stdin).
+const PROC_TOKENS: u64 = 1 << 40;
 
-struct Shim {
-    id: String,
-    dir: PathBuf,
-    config: Config,
-    cgroup: Option<Cgroup>,
-    init: Option<Init>,
+fn proc_token(slot: usize, which: u64) -> u64 {
+    PROC_TOKENS + slot as u64 * 4 + which
+}
+
+/// One process of the container and its stdio.
+struct Proc {
+    /// Empty for the init.
+    exec_id: String,
     pid: Pid,
+    /// Until started.
+    created: Option<Created>,
     status: Status,
     started_at: i64,
     exit: Option<ExitRecord>,
     /// Why Start failed, kept for the exit record.
     start_error: Option<String>,
-    epoll: Epoll,
-    signals: SignalFd,
-    listener: UnixListener,
     /// The terminal's master, for resizes.
     pty: Option<File>,
     stdout: Option<File>,
@@ -222,18 +244,39 @@ struct Shim {
     stdin: Option<File>,
     stdin_buf: Vec<u8>,
     stdin_close: bool,
-    output_paused: bool,
+    stdin_registered: bool,
     log: LogWriter,
-    /// The log has buffered lines not yet written to its file.
     log_dirty: bool,
-    /// Reused for every read of the container's output.
+}
+
+/// The stdio a new process gets, and the shim's ends of it.
+struct ProcStdio {
+    child: Stdio,
+    stdin: Option<File>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+}
+
+struct Shim {
+    id: String,
+    dir: PathBuf,
+    config: Config,
+    cgroup: Option<Cgroup>,
+    log_rotation: Rotation,
+    /// Slot 0 is the init; exec'd processes take the others (None: free).
+    procs: Vec<Option<Proc>>,
+    epoll: Epoll,
+    signals: SignalFd,
+    listener: UnixListener,
+    output_paused: bool,
+    /// Reused for every read of a process's output.
     read_buf: Vec<u8>,
     clients: HashMap<u64, Client>,
     next_token: u64,
     done: bool,
 }
 
-/// A pipe whose one end the shim keeps (non-blocking) and whose other end the init gets.
+/// A pipe, close-on-exec at both ends (the child's end is dup'd onto 0, 1 or 2).
 fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))
 }
@@ -245,6 +288,90 @@ fn set_nonblocking(fd: &impl AsFd) -> Result<(), Error> {
     nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
         .map_err(sys_err("fcntl"))?;
     Ok(())
+}
+
+/// Pipes (or a terminal to be opened in the container) for a new process.
+fn make_stdio(tty: bool, stdin: bool, size: (u16, u16)) -> Result<ProcStdio, Error> {
+    if tty {
+        let (rows, cols) = size;
+        return Ok(ProcStdio {
+            child: Stdio::Pty { rows, cols },
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        });
+    }
+    let (stdin_child, stdin_ours) = if stdin {
+        let (r, w) = pipe()?;
+        set_nonblocking(&w)?;
+        (r, Some(File::from(w)))
+    } else {
+        let null = File::open("/dev/null").map_err(io_err("opening /dev/null"))?;
+        (OwnedFd::from(null), None)
+    };
+    let (stdout_ours, stdout_child) = pipe()?;
+    let (stderr_ours, stderr_child) = pipe()?;
+    for fd in [&stdout_ours, &stderr_ours] {
+        set_nonblocking(fd)?;
+        // Best effort: the system's pipe-max-size may be lower.
+        let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
+    Ok(ProcStdio {
+        child: Stdio::Fds {
+            stdin: stdin_child,
+            stdout: stdout_child,
+            stderr: stderr_child,
+        },
+        stdin: stdin_ours,
+        stdout: Some(File::from(stdout_ours)),
+        stderr: Some(File::from(stderr_ours)),
+    })
+}
+
+impl Proc {
+    /// Wraps a created process and its stdio; with a terminal, its master is the stdout (and,
+    /// when asked, the stdin).
+    fn new(
+        exec_id: String,
+        mut created: Created,
+        io: ProcStdio,
+        stdin: bool,
+        log: LogWriter,
+    ) -> Result<Proc, Error> {
+        let (mut stdout, mut stdin_file, stderr, mut pty) = (io.stdout, io.stdin, io.stderr, None);
+        if let Some(master) = created.pty_master.take() {
+            set_nonblocking(&master)?;
+            let master = File::from(master);
+            if stdin {
+                stdin_file = Some(master.try_clone().map_err(io_err("dup the terminal"))?);
+            }
+            pty = Some(master.try_clone().map_err(io_err("dup the terminal"))?);
+            stdout = Some(master);
+        }
+        Ok(Proc {
+            exec_id,
+            pid: created.pid,
+            created: Some(created),
+            status: Status::Created,
+            started_at: 0,
+            exit: None,
+            start_error: None,
+            pty,
+            stdout,
+            stderr,
+            stdin: stdin_file,
+            stdin_buf: Vec::new(),
+            stdin_close: false,
+            stdin_registered: false,
+            log,
+            log_dirty: false,
+        })
+    }
+}
+
+/// The log file of an exec'd process.
+pub fn exec_log_name(exec_id: &str) -> String {
+    format!("exec-{exec_id}.log")
 }
 
 impl Shim {
@@ -279,7 +406,7 @@ impl Shim {
         };
 
         let made = Self::create_init(opts, &config, &rootfs, cgroup.as_ref());
-        let (init, stdin, stdout, stderr) = match made {
+        let init = match made {
             Ok(x) => x,
             Err(e) => {
                 if let Some(cg) = &cgroup {
@@ -289,31 +416,17 @@ impl Shim {
             }
         };
         let pid = init.pid;
-        let tty = config.tty;
         let mut shim = Shim {
             id: opts.id.clone(),
             dir: dir.clone(),
             config,
             cgroup,
-            init: Some(init),
-            pid,
-            status: Status::Created,
-            started_at: 0,
-            exit: None,
-            start_error: None,
+            log_rotation: opts.log_rotation,
+            procs: vec![Some(init)],
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys_err("epoll"))?,
             signals,
             listener: bind_socket(&dir)?,
-            pty: if tty { stdout.try_clone().ok() } else { None },
-            stdout: Some(stdout),
-            stderr,
-            stdin,
-            stdin_buf: Vec::new(),
-            stdin_close: false,
             output_paused: false,
-            log: LogWriter::open(&dir.join(state::LOG), opts.log_rotation)
-                .map_err(io_err("opening the log"))?,
-            log_dirty: false,
             read_buf: vec![0u8; READ_SIZE],
             clients: HashMap::new(),
             next_token: FIRST_CLIENT,
@@ -343,90 +456,70 @@ impl Shim {
         Ok(shim)
     }
 
-    #[allow(clippy::type_complexity)]
     fn create_init(
         opts: &Options,
         config: &Config,
         rootfs: &Path,
         cgroup: Option<&Cgroup>,
-    ) -> Result<(Init, Option<File>, File, Option<File>), Error> {
-        let add_to_cgroup = &mut |pid| {
+    ) -> Result<Proc, Error> {
+        let log = LogWriter::open(&opts.state_dir.join(state::LOG), opts.log_rotation)
+            .map_err(io_err("opening the log"))?;
+        let mut io = make_stdio(config.tty, opts.stdin, opts.console_size)?;
+        let child = std::mem::replace(&mut io.child, Stdio::Inherit);
+        let created = process::create(config, rootfs, child, &mut |pid| {
             if let Some(cg) = cgroup {
                 cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
             }
             Ok(())
-        };
-        if config.tty {
-            let (rows, cols) = opts.console_size;
-            let mut init =
-                process::create(config, rootfs, Stdio::Pty { rows, cols }, add_to_cgroup)?;
-            let Some(master) = init.pty_master.take() else {
-                return Err(Error::Io {
-                    what: "the container's terminal",
-                    source: io::ErrorKind::NotFound.into(),
-                });
-            };
-            set_nonblocking(&master)?;
-            let output = File::from(master);
-            let input = if opts.stdin {
-                Some(output.try_clone().map_err(io_err("dup the terminal"))?)
-            } else {
-                None
-            };
-            return Ok((init, input, output, None));
-        }
-        let (stdin_child, stdin_ours) = if opts.stdin {
-            let (r, w) = pipe()?;
-            (r, Some(File::from(w)))
-        } else {
-            let null = File::open("/dev/null").map_err(io_err("opening /dev/null"))?;
-            (OwnedFd::from(null), None)
-        };
-        let (stdout_ours, stdout_child) = pipe()?;
-        let (stderr_ours, stderr_child) = pipe()?;
-        let stdio = Stdio::Fds {
-            stdin: stdin_child,
-            stdout: stdout_child,
-            stderr: stderr_child,
-        };
-        let init = process::create(config, rootfs, stdio, add_to_cgroup)?;
-        for fd in [&stdout_ours, &stderr_ours] {
-            set_nonblocking(fd)?;
-            // Best effort: the system's pipe-max-size may be lower.
-            let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-        }
-        if let Some(w) = &stdin_ours {
-            set_nonblocking(w)?;
-        }
-        Ok((
-            init,
-            stdin_ours,
-            File::from(stdout_ours),
-            Some(File::from(stderr_ours)),
-        ))
+        })?;
+        Proc::new(String::new(), created, io, opts.stdin, log)
     }
 
-    fn register(&self) -> Result<(), Error> {
-        let add = |fd: std::os::fd::BorrowedFd<'_>, token: u64| {
-            self.epoll
-                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
-                .map_err(sys_err("epoll_ctl"))
+    fn register(&mut self) -> Result<(), Error> {
+        self.epoll
+            .add(
+                self.signals.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNAL),
+            )
+            .map_err(sys_err("epoll_ctl"))?;
+        self.epoll
+            .add(
+                self.listener.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_LISTENER),
+            )
+            .map_err(sys_err("epoll_ctl"))?;
+        self.register_proc(INIT)
+    }
+
+    fn register_proc(&mut self, slot: usize) -> Result<(), Error> {
+        let Some(p) = self.procs.get(slot).and_then(|p| p.as_ref()) else {
+            return Ok(());
         };
-        add(self.signals.as_fd(), TOKEN_SIGNAL)?;
-        add(self.listener.as_fd(), TOKEN_LISTENER)?;
-        if let Some(f) = &self.stdout {
-            add(f.as_fd(), TOKEN_STDOUT)?;
-        }
-        if let Some(f) = &self.stderr {
-            add(f.as_fd(), TOKEN_STDERR)?;
+        for (f, which) in [(p.stdout.as_ref(), 0), (p.stderr.as_ref(), 1)] {
+            if let Some(f) = f {
+                self.epoll
+                    .add(
+                        f.as_fd(),
+                        EpollEvent::new(EpollFlags::EPOLLIN, proc_token(slot, which)),
+                    )
+                    .map_err(sys_err("epoll_ctl"))?;
+            }
         }
         Ok(())
     }
 
+    fn init(&self) -> &Proc {
+        // Slot 0 holds the init from create to exit of the shim.
+        self.procs[INIT]
+            .as_ref()
+            .expect("the init's slot is never freed")
+    }
+
     /// Kills the container and removes what the shim made, for a create nobody will hear of.
     fn abandon(&mut self) {
-        let _ = kill(self.pid, Signal::SIGKILL);
-        let _ = waitpid(self.pid, None);
+        let pid = self.init().pid;
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();
         }
@@ -434,12 +527,31 @@ impl Shim {
         let _ = fs::remove_file(self.dir.join(state::PID));
     }
 
-    fn state(&self) -> ShimState {
+    fn slot_of(&self, exec_id: &str) -> Option<usize> {
+        self.procs
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.exec_id == exec_id))
+    }
+
+    /// The slot a request names, or the error reply for an unknown exec id.
+    fn target(&self, exec_id: &str) -> Result<usize, Response> {
+        self.slot_of(exec_id).ok_or_else(|| {
+            Response::error(
+                ErrorCode::NotFound,
+                format!("exec {exec_id:?} not found in container {}", self.id),
+            )
+        })
+    }
+
+    fn state_of(&self, slot: usize) -> ShimState {
+        let Some(p) = self.procs.get(slot).and_then(|p| p.as_ref()) else {
+            return ShimState::default();
+        };
         ShimState {
-            status: self.status as i32,
-            pid: self.pid.as_raw(),
-            started_at: self.started_at,
-            exit: self.exit.as_ref().map(Exit::from),
+            status: p.status as i32,
+            pid: p.pid.as_raw(),
+            started_at: p.started_at,
+            exit: p.exit.as_ref().map(Exit::from),
             shim_pid: std::process::id() as i32,
         }
     }
@@ -460,22 +572,33 @@ impl Shim {
                 match ev.data() {
                     TOKEN_SIGNAL => self.on_signals(),
                     TOKEN_LISTENER => self.on_accept(),
-                    TOKEN_STDOUT => self.on_output(Stream::Stdout),
-                    TOKEN_STDERR => self.on_output(Stream::Stderr),
-                    TOKEN_STDIN => self.flush_stdin(),
+                    t if t >= PROC_TOKENS => {
+                        let slot = ((t - PROC_TOKENS) / 4) as usize;
+                        match (t - PROC_TOKENS) % 4 {
+                            0 => self.on_output(slot, Stream::Stdout),
+                            1 => self.on_output(slot, Stream::Stderr),
+                            _ => self.flush_stdin(slot),
+                        }
+                    }
                     token => self.on_client(token, flags),
                 }
             }
             self.check_stalled();
             self.update_output_interest();
-            if self.log_dirty {
-                self.log_dirty = false;
-                if let Err(e) = self.log.flush() {
+            self.flush_logs();
+        }
+        let _ = fs::remove_file(self.dir.join(state::SOCKET));
+    }
+
+    fn flush_logs(&mut self) {
+        for p in self.procs.iter_mut().flatten() {
+            if p.log_dirty {
+                p.log_dirty = false;
+                if let Err(e) = p.log.flush() {
                     eprintln!("shim {}: writing the log: {e}", self.id);
                 }
             }
         }
-        let _ = fs::remove_file(self.dir.join(state::SOCKET));
     }
 
     fn on_signals(&mut self) {
@@ -487,73 +610,124 @@ impl Shim {
         self.reap();
     }
 
-    /// Collects every child that has ended; records the init's end.
+    /// Collects every child that has ended; records the end of the container's processes.
     fn reap(&mut self) {
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => {
-                    self.on_init_exit(Some(code), None)
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.pid => {
-                    self.on_init_exit(None, Some(sig as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-                Ok(_) => continue, // an orphan that was reparented to us
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    eprintln!("shim {}: waitpid: {e}", self.id);
-                    break;
-                }
+            let (pid, code, signal) =
+                match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                    Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code), None),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, None, Some(sig as i32)),
+                    Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                    Ok(_) | Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        eprintln!("shim {}: waitpid: {e}", self.id);
+                        break;
+                    }
+                };
+            let slot = self.procs.iter().position(|p| {
+                p.as_ref()
+                    .is_some_and(|p| p.pid == pid && p.status != Status::Stopped)
+            });
+            // Anything else is an orphan reparented to us: reaped, nothing to record.
+            if let Some(slot) = slot {
+                self.on_exit(slot, code, signal);
             }
         }
     }
 
-    fn on_init_exit(&mut self, exit_code: Option<i32>, signal: Option<i32>) {
-        // Everything the container wrote before it ended goes to the log and the clients
-        // before the exit does.
+    fn on_exit(&mut self, slot: usize, exit_code: Option<i32>, signal: Option<i32>) {
+        // Everything the process wrote before it ended goes to the log and the clients
+        // before its exit does.
         self.output_paused = false;
         for stream in [Stream::Stdout, Stream::Stderr] {
-            self.drain_output(stream);
+            self.read_output(slot, stream, usize::MAX);
         }
-        let _ = self.log.flush_partial(Stream::Stdout);
-        let _ = self.log.flush_partial(Stream::Stderr);
-        if !self.config.has_namespace(Namespace::Pid) {
+        if slot == INIT && !self.config.has_namespace(Namespace::Pid) {
             // Without a PID namespace the kernel does not end the rest; the cgroup does.
             if let Some(cg) = &self.cgroup {
                 cg.signal_all(Signal::SIGKILL);
             }
         }
-        self.init = None;
+        let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {
+            return;
+        };
+        let _ = p.log.flush_partial(Stream::Stdout);
+        let _ = p.log.flush_partial(Stream::Stderr);
+        p.created = None;
         let record = ExitRecord {
-            pid: self.pid.as_raw(),
+            pid: p.pid.as_raw(),
             exit_code,
             signal,
             oom_killed: false,
-            started_at: self.started_at,
+            started_at: p.started_at,
             finished_at: state::now_ns(),
-            reason: self.start_error.take().unwrap_or_default(),
+            reason: p.start_error.take().unwrap_or_default(),
         };
-        if let Err(e) = record.save(&self.dir) {
-            eprintln!("shim {}: writing exit.json: {e}", self.id);
-        }
-        let _ = fs::remove_file(self.dir.join(state::PID));
-        self.status = Status::Stopped;
+        p.status = Status::Stopped;
+        p.stdin = None;
+        p.stdin_buf.clear();
         let exit = Response {
             kind: Some(response::Kind::Exit(Exit::from(&record))),
         };
-        self.exit = Some(record);
-        let tokens: Vec<u64> = self.clients.keys().copied().collect();
+        p.exit = Some(record.clone());
+        if slot == INIT {
+            if let Err(e) = record.save(&self.dir) {
+                eprintln!("shim {}: writing exit.json: {e}", self.id);
+            }
+            let _ = fs::remove_file(self.dir.join(state::PID));
+        }
+        let tokens: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.mode.slot() == Some(slot))
+            .map(|(t, _)| *t)
+            .collect();
         for t in tokens {
-            let Some(c) = self.clients.get_mut(&t) else {
-                continue;
-            };
-            if matches!(c.mode, Mode::Waiting | Mode::Attached { .. }) {
+            if let Some(c) = self.clients.get_mut(&t) {
                 c.out.extend_from_slice(&protocol::encode_frame(&exit));
                 c.closing = true;
-                self.flush_client(t);
             }
+            self.flush_client(t);
         }
-        self.stdin = None;
+        self.prune_execs();
+    }
+
+    /// Keeps at most MAX_ENDED_EXECS records of ended exec'd processes nobody is watching.
+    fn prune_execs(&mut self) {
+        let watched: Vec<usize> = self
+            .clients
+            .values()
+            .filter_map(|c| c.mode.slot())
+            .collect();
+        let mut ended: Vec<(i64, usize)> = self
+            .procs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(slot, p)| {
+                let p = p.as_ref()?;
+                let finished = p.exit.as_ref()?.finished_at;
+                (!watched.contains(&slot)).then_some((finished, slot))
+            })
+            .collect();
+        if ended.len() <= MAX_ENDED_EXECS {
+            return;
+        }
+        ended.sort();
+        let excess = ended.len() - MAX_ENDED_EXECS;
+        for (_, slot) in ended.into_iter().take(excess) {
+            self.forget(slot);
+        }
+    }
+
+    /// Drops an ended exec's record and its log.
+    fn forget(&mut self, slot: usize) {
+        if let Some(p) = self.procs.get_mut(slot).and_then(|p| p.take()) {
+            for f in [p.stdout.as_ref(), p.stderr.as_ref()].into_iter().flatten() {
+                let _ = self.epoll.delete(f.as_fd());
+            }
+            let _ = fs::remove_file(self.dir.join(exec_log_name(&p.exec_id)));
+        }
     }
 
     fn on_accept(&mut self) {
@@ -674,106 +848,270 @@ impl Shim {
             return;
         };
         let resp = match kind {
-            Kind::Start(_) => self.start(),
-            Kind::State(_) => Response {
-                kind: Some(response::Kind::State(self.state())),
-            },
-            Kind::Wait(_) => match &self.exit {
-                Some(rec) => Response {
-                    kind: Some(response::Kind::Exit(Exit::from(rec))),
+            Kind::Start(t) => self.start(&t.exec_id),
+            Kind::State(t) => match self.target(&t.exec_id) {
+                Ok(slot) => Response {
+                    kind: Some(response::Kind::State(self.state_of(slot))),
                 },
-                None => {
-                    if let Some(c) = self.clients.get_mut(&token) {
-                        c.mode = Mode::Waiting;
+                Err(resp) => resp,
+            },
+            Kind::Wait(t) => match self.target(&t.exec_id) {
+                Err(resp) => resp,
+                Ok(slot) => match self.procs[slot].as_ref().and_then(|p| p.exit.as_ref()) {
+                    Some(rec) => Response {
+                        kind: Some(response::Kind::Exit(Exit::from(rec))),
+                    },
+                    None => {
+                        if let Some(c) = self.clients.get_mut(&token) {
+                            c.mode = Mode::Waiting { slot };
+                        }
+                        return;
                     }
-                    return;
-                }
+                },
             },
             Kind::Kill(k) => self.kill(k),
             Kind::Attach(a) => {
-                let mode = Mode::Attached {
-                    stdin: a.stdin,
-                    stdout: a.stdout,
-                    stderr: a.stderr,
-                };
-                if let Some(c) = self.clients.get_mut(&token) {
-                    c.mode = mode;
-                }
-                self.reply(token, Response::ok());
-                if let Some(rec) = &self.exit {
-                    let exit = Response {
-                        kind: Some(response::Kind::Exit(Exit::from(rec))),
-                    };
-                    if let Some(c) = self.clients.get_mut(&token) {
-                        c.closing = true;
-                    }
-                    self.reply(token, exit);
-                }
+                self.attach(token, a);
                 return;
             }
             Kind::Stdin(data) => {
-                if self.attached_with_stdin(token) && self.stdin.is_some() && !self.stdin_close {
-                    self.stdin_buf.extend_from_slice(&data);
-                    self.flush_stdin();
+                if let Some(Mode::Attached {
+                    slot, stdin: true, ..
+                }) = self.clients.get(&token).map(|c| c.mode)
+                {
+                    if let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) {
+                        if p.stdin.is_some() && !p.stdin_close {
+                            p.stdin_buf.extend_from_slice(&data);
+                            self.flush_stdin(slot);
+                        }
+                    }
                 }
                 return; // stream frames get no reply
             }
-            Kind::CloseStdin(_) => {
-                if self.stdin.is_some() {
-                    self.stdin_close = true;
-                    self.flush_stdin();
+            Kind::CloseStdin(t) => {
+                let attached = self.clients.get(&token).and_then(|c| match c.mode {
+                    Mode::Attached { slot, .. } => Some(slot),
+                    _ => None,
+                });
+                let slot = match attached {
+                    Some(slot) => slot,
+                    None => match self.target(&t.exec_id) {
+                        Ok(slot) => slot,
+                        Err(resp) => {
+                            self.reply(token, resp);
+                            return;
+                        }
+                    },
+                };
+                if let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) {
+                    if p.stdin.is_some() {
+                        p.stdin_close = true;
+                    }
                 }
-                if matches!(
-                    self.clients.get(&token).map(|c| c.mode),
-                    Some(Mode::Attached { .. })
-                ) {
+                self.flush_stdin(slot);
+                if attached.is_some() {
                     return;
                 }
                 Response::ok()
             }
             Kind::Resize(r) => self.resize(r),
             Kind::Shutdown(_) => self.shutdown(),
-            Kind::ReopenLog(_) => match self.log.reopen() {
-                Ok(()) => Response::ok(),
-                Err(e) => Response::error(ErrorCode::Internal, format!("reopening the log: {e}")),
+            Kind::ReopenLog(_) => {
+                let mut result = Ok(());
+                for p in self.procs.iter_mut().flatten() {
+                    result = result.and(p.log.reopen());
+                }
+                match result {
+                    Ok(()) => Response::ok(),
+                    Err(e) => {
+                        Response::error(ErrorCode::Internal, format!("reopening the log: {e}"))
+                    }
+                }
+            }
+            Kind::Exec(spec) => self.exec(spec),
+            Kind::Forget(t) => match self.target(&t.exec_id) {
+                Err(resp) => resp,
+                Ok(INIT) => Response::error(
+                    ErrorCode::InvalidArgument,
+                    "exec_id: the init cannot be forgotten",
+                ),
+                Ok(slot) => {
+                    if self.procs[slot]
+                        .as_ref()
+                        .is_some_and(|p| p.status != Status::Stopped)
+                    {
+                        Response::error(
+                            ErrorCode::FailedPrecondition,
+                            format!("exec {} is running", t.exec_id),
+                        )
+                    } else {
+                        self.forget(slot);
+                        Response::ok()
+                    }
+                }
             },
         };
         self.reply(token, resp);
     }
 
-    fn attached_with_stdin(&self, token: u64) -> bool {
-        matches!(
-            self.clients.get(&token).map(|c| c.mode),
-            Some(Mode::Attached { stdin: true, .. })
-        )
+    fn attach(&mut self, token: u64, a: protocol::Attach) {
+        let slot = match self.target(&a.exec_id) {
+            Ok(slot) => slot,
+            Err(resp) => {
+                self.reply(token, resp);
+                return;
+            }
+        };
+        if let Some(c) = self.clients.get_mut(&token) {
+            c.mode = Mode::Attached {
+                slot,
+                stdin: a.stdin,
+                stdout: a.stdout,
+                stderr: a.stderr,
+            };
+        }
+        self.reply(token, Response::ok());
+        if let Some(rec) = self.procs[slot].as_ref().and_then(|p| p.exit.as_ref()) {
+            let exit = Response {
+                kind: Some(response::Kind::Exit(Exit::from(rec))),
+            };
+            if let Some(c) = self.clients.get_mut(&token) {
+                c.closing = true;
+            }
+            self.reply(token, exit);
+        }
     }
 
-    fn start(&mut self) -> Response {
-        if self.status != Status::Created {
+    fn start(&mut self, exec_id: &str) -> Response {
+        let slot = match self.target(exec_id) {
+            Ok(slot) => slot,
+            Err(resp) => return resp,
+        };
+        if slot != INIT && self.init().status != Status::Running {
             return Response::error(
                 ErrorCode::FailedPrecondition,
                 format!(
-                    "container {} is {}, not created",
+                    "container {} is {}",
                     self.id,
-                    status_name(self.status)
+                    status_name(self.init().status)
                 ),
             );
         }
-        let Some(mut init) = self.init.take() else {
-            return Response::error(ErrorCode::FailedPrecondition, "container init is gone");
+        let Some(p) = self.procs[slot].as_mut() else {
+            return Response::error(ErrorCode::NotFound, "gone");
         };
-        match init.start() {
+        let what = if slot == INIT {
+            format!("container {}", self.id)
+        } else {
+            format!("exec {exec_id}")
+        };
+        if p.status != Status::Created {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("{what} is {}, not created", status_name(p.status)),
+            );
+        }
+        let Some(mut created) = p.created.take() else {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("{what}: its process is gone"),
+            );
+        };
+        match created.start() {
             Ok(()) => {
-                self.status = Status::Running;
-                self.started_at = state::now_ns();
+                p.status = Status::Running;
+                p.started_at = state::now_ns();
                 Response::ok()
             }
             Err(e) => {
                 let msg = format!("start: {e}");
-                self.start_error = Some(msg.clone());
+                p.start_error = Some(msg.clone());
                 Response::error(e.code(), msg)
             }
         }
+    }
+
+    /// Creates a process in the running container, waiting for Start.
+    fn exec(&mut self, spec: ExecSpec) -> Response {
+        if self.init().status != Status::Running {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "container {} is {}, not running",
+                    self.id,
+                    status_name(self.init().status)
+                ),
+            );
+        }
+        if spec.exec_id.is_empty() {
+            return Response::error(ErrorCode::InvalidArgument, "exec_id: missing");
+        }
+        if self.slot_of(&spec.exec_id).is_some() {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "exec {} already exists in container {}",
+                    spec.exec_id, self.id
+                ),
+            );
+        }
+        let user = match User::parse(&spec.user) {
+            Ok(u) => u,
+            Err(e) => return Response::error(ErrorCode::InvalidArgument, format!("user: {e}")),
+        };
+        let pspec = ProcessSpec {
+            args: spec.args,
+            env: spec.env,
+            cwd: spec.cwd,
+            user,
+            init: false,
+        };
+        match self.make_exec(
+            &spec.exec_id,
+            &pspec,
+            spec.tty,
+            spec.stdin,
+            (spec.rows as u16, spec.cols as u16),
+        ) {
+            Ok(slot) => Response {
+                kind: Some(response::Kind::State(self.state_of(slot))),
+            },
+            Err(e) => Response::error(e.code(), e.to_string()),
+        }
+    }
+
+    fn make_exec(
+        &mut self,
+        exec_id: &str,
+        spec: &ProcessSpec,
+        tty: bool,
+        stdin: bool,
+        size: (u16, u16),
+    ) -> Result<usize, Error> {
+        let log = LogWriter::open(&self.dir.join(exec_log_name(exec_id)), self.log_rotation)
+            .map_err(io_err("opening the exec's log"))?;
+        let mut io = make_stdio(tty, stdin, size)?;
+        let child = std::mem::replace(&mut io.child, Stdio::Inherit);
+        let cgroup = self.cgroup.clone();
+        let created = process::join(&self.config, self.init().pid, spec, child, &mut |pid| {
+            if let Some(cg) = &cgroup {
+                cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
+            }
+            Ok(())
+        })?;
+        let proc = Proc::new(exec_id.to_owned(), created, io, stdin, log)?;
+        let slot = match self.procs.iter().position(|p| p.is_none()) {
+            Some(free) => {
+                self.procs[free] = Some(proc);
+                free
+            }
+            None => {
+                self.procs.push(Some(proc));
+                self.procs.len() - 1
+            }
+        };
+        self.register_proc(slot)?;
+        Ok(slot)
     }
 
     fn kill(&mut self, k: protocol::Kill) -> Response {
@@ -783,10 +1121,22 @@ impl Shim {
                 format!("signal: {} is not a signal", k.signal),
             );
         };
-        if self.status == Status::Stopped {
+        let slot = match self.target(&k.exec_id) {
+            Ok(slot) => slot,
+            Err(resp) => return resp,
+        };
+        let Some(p) = self.procs[slot].as_ref() else {
+            return Response::error(ErrorCode::NotFound, "gone");
+        };
+        if p.status == Status::Stopped {
+            let what = if slot == INIT {
+                format!("container {}", self.id)
+            } else {
+                format!("exec {}", k.exec_id)
+            };
             return Response::error(
                 ErrorCode::FailedPrecondition,
-                format!("container {} is not running", self.id),
+                format!("{what} is not running"),
             );
         }
         if k.all {
@@ -795,19 +1145,23 @@ impl Shim {
                 return Response::ok();
             }
         }
-        // The shim has not reaped the init (status is not Stopped), so its pid is still ours.
-        match kill(self.pid, sig) {
+        // Not yet reaped (status is not Stopped), so the pid is still this process's.
+        match kill(p.pid, sig) {
             Ok(()) | Err(Errno::ESRCH) => Response::ok(),
             Err(e) => Response::error(ErrorCode::Internal, format!("kill: {e}")),
         }
     }
 
     fn resize(&mut self, r: protocol::Resize) -> Response {
-        let Some(pty) = &self.pty else {
-            return Response::error(
-                ErrorCode::FailedPrecondition,
-                format!("container {} has no terminal", self.id),
-            );
+        let slot = match self.target(&r.exec_id) {
+            Ok(slot) => slot,
+            Err(resp) => return resp,
+        };
+        let Some(p) = self.procs[slot].as_ref() else {
+            return Response::error(ErrorCode::NotFound, "gone");
+        };
+        let Some(pty) = &p.pty else {
+            return Response::error(ErrorCode::FailedPrecondition, "the process has no terminal");
         };
         let (Ok(rows), Ok(cols)) = (u16::try_from(r.rows), u16::try_from(r.cols)) else {
             return Response::error(
@@ -815,11 +1169,8 @@ impl Shim {
                 "rows and cols must be at most 65535",
             );
         };
-        if self.status == Status::Stopped {
-            return Response::error(
-                ErrorCode::FailedPrecondition,
-                format!("container {} is not running", self.id),
-            );
+        if p.status == Status::Stopped {
+            return Response::error(ErrorCode::FailedPrecondition, "the process is not running");
         }
         match crate::sys::set_winsize(pty.as_fd(), rows, cols) {
             Ok(()) => Response::ok(),
@@ -828,13 +1179,14 @@ impl Shim {
     }
 
     fn shutdown(&mut self) -> Response {
-        if self.status != Status::Stopped {
+        let status = self.init().status;
+        if status != Status::Stopped {
             return Response::error(
                 ErrorCode::FailedPrecondition,
                 format!(
                     "container {} is {}; stop it first",
                     self.id,
-                    status_name(self.status)
+                    status_name(status)
                 ),
             );
         }
@@ -847,33 +1199,31 @@ impl Shim {
         Response::ok()
     }
 
-    /// Reads what the container wrote on `stream`, until the pipe is empty.
-    fn on_output(&mut self, stream: Stream) {
+    fn on_output(&mut self, slot: usize, stream: Stream) {
         if !self.output_paused {
-            self.read_output(stream, 16);
+            self.read_output(slot, stream, 16);
         }
     }
 
-    fn drain_output(&mut self, stream: Stream) {
-        self.read_output(stream, usize::MAX);
-    }
-
-    fn read_output(&mut self, stream: Stream, max_reads: usize) {
+    fn read_output(&mut self, slot: usize, stream: Stream, max_reads: usize) {
         let mut buf = std::mem::take(&mut self.read_buf);
-        self.read_output_into(stream, max_reads, &mut buf);
+        self.read_output_into(slot, stream, max_reads, &mut buf);
         self.read_buf = buf;
     }
 
-    fn read_output_into(&mut self, stream: Stream, max_reads: usize, buf: &mut [u8]) {
+    fn read_output_into(&mut self, slot: usize, stream: Stream, max_reads: usize, buf: &mut [u8]) {
         for _ in 0..max_reads {
+            let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {
+                return;
+            };
             let file = match stream {
-                Stream::Stderr => self.stderr.as_mut(),
-                _ => self.stdout.as_mut(),
+                Stream::Stderr => p.stderr.as_mut(),
+                _ => p.stdout.as_mut(),
             };
             let Some(file) = file else { return };
             match file.read(buf) {
                 Ok(n) if n > 0 => {
-                    self.forward(stream, &buf[..n]);
+                    self.forward(slot, stream, &buf[..n]);
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -882,10 +1232,10 @@ impl Shim {
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => {}
                 Err(_) => return, // EAGAIN: empty for now
             }
-            let _ = self.log.flush_partial(stream);
+            let _ = p.log.flush_partial(stream);
             let f = match stream {
-                Stream::Stderr => self.stderr.take(),
-                _ => self.stdout.take(),
+                Stream::Stderr => p.stderr.take(),
+                _ => p.stdout.take(),
             };
             if let Some(f) = f {
                 let _ = self.epoll.delete(f.as_fd());
@@ -894,16 +1244,24 @@ impl Shim {
         }
     }
 
-    fn forward(&mut self, stream: Stream, data: &[u8]) {
-        if let Err(e) = self.log.write(stream, data) {
+    fn forward(&mut self, slot: usize, stream: Stream, data: &[u8]) {
+        let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {
+            return;
+        };
+        if let Err(e) = p.log.write(stream, data) {
             eprintln!("shim {}: writing the log: {e}", self.id);
         }
-        self.log_dirty = true;
+        p.log_dirty = true;
         let tokens: Vec<u64> = self
             .clients
             .iter()
             .filter(|(_, c)| match c.mode {
-                Mode::Attached { stdout, stderr, .. } => {
+                Mode::Attached {
+                    slot: s,
+                    stdout,
+                    stderr,
+                    ..
+                } if s == slot => {
                     if stream == Stream::Stderr {
                         stderr
                     } else {
@@ -914,9 +1272,6 @@ impl Shim {
             })
             .map(|(t, _)| *t)
             .collect();
-        if tokens.is_empty() {
-            return;
-        }
         for t in tokens {
             if let Some(c) = self.clients.get_mut(&t) {
                 protocol::append_output_frame(&mut c.out.buf, stream, data);
@@ -995,7 +1350,7 @@ impl Shim {
         }
     }
 
-    /// Stops reading the container's output while a client is backed up; resumes after.
+    /// Stops reading output while a client is backed up; resumes after.
     fn update_output_interest(&mut self) {
         let backed_up = self.clients.values().any(|c| c.out.len() > HIGH_WATER);
         if backed_up == self.output_paused {
@@ -1007,28 +1362,32 @@ impl Shim {
         } else {
             EpollFlags::EPOLLIN
         };
-        for (f, token) in [
-            (self.stdout.as_ref(), TOKEN_STDOUT),
-            (self.stderr.as_ref(), TOKEN_STDERR),
-        ] {
-            if let Some(f) = f {
-                let _ = self
-                    .epoll
-                    .modify(f.as_fd(), &mut EpollEvent::new(flags, token));
+        for (slot, p) in self.procs.iter().enumerate() {
+            let Some(p) = p else { continue };
+            for (f, which) in [(p.stdout.as_ref(), 0), (p.stderr.as_ref(), 1)] {
+                if let Some(f) = f {
+                    let _ = self.epoll.modify(
+                        f.as_fd(),
+                        &mut EpollEvent::new(flags, proc_token(slot, which)),
+                    );
+                }
             }
         }
     }
 
-    /// Writes queued stdin to the container; closes it when asked and drained.
-    fn flush_stdin(&mut self) {
-        let Some(file) = self.stdin.as_mut() else {
-            self.stdin_buf.clear();
+    /// Writes a process's queued stdin; closes its stdin when asked and drained.
+    fn flush_stdin(&mut self, slot: usize) {
+        let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {
+            return;
+        };
+        let Some(file) = p.stdin.as_mut() else {
+            p.stdin_buf.clear();
             return;
         };
         let mut written = 0;
         let mut broken = false;
-        while written < self.stdin_buf.len() {
-            match file.write(&self.stdin_buf[written..]) {
+        while written < p.stdin_buf.len() {
+            match file.write(&p.stdin_buf[written..]) {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -1038,25 +1397,39 @@ impl Shim {
                 }
             }
         }
-        self.stdin_buf.drain(..written);
-        let registered = self.epoll.delete(file.as_fd()).is_ok();
-        let _ = registered;
-        if broken || (self.stdin_close && self.stdin_buf.is_empty()) {
-            self.stdin = None;
-            self.stdin_buf.clear();
-        } else if !self.stdin_buf.is_empty() {
-            let _ = self.epoll.add(
-                file.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLOUT, TOKEN_STDIN),
-            );
+        p.stdin_buf.drain(..written);
+        let want_out = !broken && !p.stdin_buf.is_empty();
+        if want_out != p.stdin_registered {
+            let r = if want_out {
+                self.epoll.add(
+                    file.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLOUT, proc_token(slot, 2)),
+                )
+            } else {
+                self.epoll.delete(file.as_fd())
+            };
+            if r.is_ok() {
+                p.stdin_registered = want_out;
+            }
+        }
+        if broken || (p.stdin_close && p.stdin_buf.is_empty()) {
+            if p.stdin_registered {
+                if let Some(f) = &p.stdin {
+                    let _ = self.epoll.delete(f.as_fd());
+                }
+                p.stdin_registered = false;
+            }
+            p.stdin = None;
+            p.stdin_buf.clear();
         }
         // Back-pressure: stop reading stdin frames while the pipe is backed up.
-        let reading = self.stdin_buf.len() < STDIN_HIGH_WATER;
+        let reading = p.stdin_buf.len() < STDIN_HIGH_WATER;
         let tokens: Vec<u64> = self
             .clients
             .iter()
             .filter(|(_, c)| {
-                matches!(c.mode, Mode::Attached { stdin: true, .. }) && c.reading != reading
+                matches!(c.mode, Mode::Attached { slot: s, stdin: true, .. } if s == slot)
+                    && c.reading != reading
             })
             .map(|(t, _)| *t)
             .collect();
@@ -1087,7 +1460,10 @@ fn status_name(s: Status) -> &'static str {
 fn bind_socket(dir: &Path) -> Result<UnixListener, Error> {
     let path = dir.join(state::SOCKET);
     let _ = fs::remove_file(&path);
-    let listener = UnixListener::bind(state::SOCKET).map_err(io_err("binding shim.sock"))?;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = UnixListener::bind(state::SOCKET);
+    nix::sys::stat::umask(old);
+    let listener = listener.map_err(io_err("binding shim.sock"))?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
         .map_err(io_err("chmod shim.sock"))?;
     listener
@@ -1120,4 +1496,28 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<File> {
     nix::unistd::dup2_stderr(log.as_fd()).map_err(io::Error::from)?;
     let _ = report.as_raw_fd();
     Ok(File::from(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_buffer_consumes_without_quadratic_copies() {
+        let mut b = OutBuf::default();
+        b.extend_from_slice(&[1, 2, 3, 4]);
+        b.consume(1);
+        assert_eq!(b.pending(), &[2, 3, 4]);
+        b.extend_from_slice(&[5]);
+        b.consume(4);
+        assert!(b.is_empty());
+        assert_eq!(b.buf.len(), 0, "fully written buffers are reset");
+    }
+
+    #[test]
+    fn proc_tokens_do_not_meet_client_tokens() {
+        assert!(proc_token(0, 0) > FIRST_CLIENT);
+        assert_eq!((proc_token(7, 2) - PROC_TOKENS) / 4, 7);
+        assert_eq!((proc_token(7, 2) - PROC_TOKENS) % 4, 2);
+    }
 }

@@ -205,3 +205,21 @@ pub fn recv_with_fd(
     }
     Ok((msg.bytes, fd))
 }
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+/// Installs a handler that does nothing for each signal (see [`crate::reaper`]).
+pub fn install_noop_handlers(signals: &[nix::sys::signal::Signal]) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let action = SigAction::new(
+        SigHandler::Handler(noop_handler),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in signals {
+        // SAFETY: the handler does nothing, so it is async-signal-safe; the previous action is
+        // discarded.
+        unsafe { sigaction(*sig, &action) }?;
+    }
+    Ok(())
+}

@@ -49,6 +49,7 @@ async fn container_attach(d: &Daemon, c: &mut execdriver_tests::Client) -> f64 {
         stdin: false,
         stdout: true,
         stderr: true,
+        ..Default::default()
     };
     tx.send(pb::AttachRequest {
         kind: Some(pb::attach_request::Kind::Start(start_msg)),
@@ -61,7 +62,12 @@ async fn container_attach(d: &Daemon, c: &mut execdriver_tests::Client) -> f64 {
         .unwrap()
         .into_inner();
     let start = Instant::now();
-    c.start(pb::StartRequest { id: id.clone() }).await.unwrap();
+    c.start(pb::StartRequest {
+        id: id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let mut total = 0u64;
     while let Some(msg) = stream.next().await {
         match msg.unwrap().kind {

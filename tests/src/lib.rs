@@ -392,9 +392,21 @@ pub async fn attach_collect(
     stdin: Option<Vec<u8>>,
     start: bool,
 ) -> Output {
+    attach_collect_exec(client, id, "", stdin, start).await
+}
+
+/// As [`attach_collect`], for an exec'd process of the container.
+pub async fn attach_collect_exec(
+    client: &mut Client,
+    id: &str,
+    exec_id: &str,
+    stdin: Option<Vec<u8>>,
+    start: bool,
+) -> Output {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(16);
     let start_msg = pb::AttachStart {
         id: id.to_owned(),
+        exec_id: exec_id.to_owned(),
         stdin: stdin.is_some(),
         stdout: true,
         stderr: true,
@@ -423,7 +435,10 @@ pub async fn attach_collect(
     }
     if start {
         client
-            .start(pb::StartRequest { id: id.to_owned() })
+            .start(pb::StartRequest {
+                id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            })
             .await
             .expect("start");
     }

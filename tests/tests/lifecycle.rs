@@ -137,11 +137,15 @@ async fn exit_codes_and_signals() {
         id: id.clone(),
         signal: 9,
         all: false,
+        ..Default::default()
     })
     .await
     .unwrap();
     let exit = c
-        .wait(pb::WaitRequest { id: id.clone() })
+        .wait(pb::WaitRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -151,7 +155,10 @@ async fn exit_codes_and_signals() {
     assert_eq!(exit.exit_code, None);
     assert_eq!(exit.status_code, 137);
     let st = c
-        .state(pb::StateRequest { id: id.clone() })
+        .state(pb::StateRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -174,7 +181,10 @@ async fn wait_returns_at_once_when_done_and_blocks_while_running() {
     c.run(req).await.unwrap();
     let t = Instant::now();
     let exit = c
-        .wait(pb::WaitRequest { id: id.clone() })
+        .wait(pb::WaitRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -187,7 +197,10 @@ async fn wait_returns_at_once_when_done_and_blocks_while_running() {
     assert_eq!(exit.exit_code, Some(5));
     let t = Instant::now();
     let exit = c
-        .wait(pb::WaitRequest { id: id.clone() })
+        .wait(pb::WaitRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -229,7 +242,10 @@ async fn create_then_start() {
 
     let mut c2 = c.clone();
     let out = attach_collect(&mut c2, &id, None, false);
-    let start = c.start(pb::StartRequest { id: id.clone() });
+    let start = c.start(pb::StartRequest {
+        id: id.clone(),
+        ..Default::default()
+    });
     let (out, started) = tokio::join!(tokio::time::timeout(Duration::from_secs(2), out), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         start.await
@@ -241,7 +257,10 @@ async fn create_then_start() {
     assert!(d.rootfs.join("tmp/ran").exists());
     // Start twice is refused.
     let err = c
-        .start(pb::StartRequest { id: id.clone() })
+        .start(pb::StartRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -270,7 +289,13 @@ async fn create_then_start() {
     );
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
     assert!(!std::path::Path::new(&format!("/proc/{}", st.pid)).exists());
-    let err = c.state(pb::StateRequest { id }).await.unwrap_err();
+    let err = c
+        .state(pb::StateRequest {
+            id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -485,12 +510,18 @@ async fn bad_input_gets_the_right_code_and_names_the_field() {
     assert!(err.message().contains(&req.id));
     // Unknown ids.
     for err in [
-        c.state(pb::StateRequest { id: "nope".into() })
-            .await
-            .unwrap_err(),
-        c.start(pb::StartRequest { id: "nope".into() })
-            .await
-            .unwrap_err(),
+        c.state(pb::StateRequest {
+            id: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
+        c.start(pb::StartRequest {
+            id: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err(),
         c.delete(pb::DeleteRequest {
             id: "nope".into(),
             force: true,
@@ -503,6 +534,7 @@ async fn bad_input_gets_the_right_code_and_names_the_field() {
     let err = c
         .state(pb::StateRequest {
             id: "../etc".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 
 use execdriver_shim::protocol::{
-    self, request, response, Attach, Empty, Request, Response, Status,
+    self, request, response, Attach, Empty, Request, Response, Status, Target,
 };
 use execdriver_tests::{
     bin, cgroups_under, make_rootfs, parse_status, unique, CgroupGuard, TempDir,
@@ -109,13 +109,14 @@ fn seed_sample_container_json_runs() {
             stdin: false,
             stdout: true,
             stderr: true,
+            exec_id: String::new(),
         })),
     )
     .unwrap();
     let ok: Response = protocol::read_frame(&mut attach).unwrap().unwrap();
     assert!(matches!(ok.kind, Some(response::Kind::Ok(_))));
     assert!(matches!(
-        call(&sock, request::Kind::Start(Empty {})),
+        call(&sock, request::Kind::Start(Target::init())),
         response::Kind::Ok(_)
     ));
 

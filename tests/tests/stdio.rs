@@ -153,7 +153,12 @@ async fn resize_pty_call_changes_the_size() {
     let id2 = id.clone();
     let collector = tokio::spawn(async move { attach_collect(&mut c2, &id2, None, false).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    c.start(pb::StartRequest { id: id.clone() }).await.unwrap();
+    c.start(pb::StartRequest {
+        id: id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let size = Some(pb::ConsoleSize {
         rows: 50,
         cols: 132,
@@ -161,6 +166,7 @@ async fn resize_pty_call_changes_the_size() {
     c.resize_pty(pb::ResizePtyRequest {
         id: id.clone(),
         size,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -172,6 +178,7 @@ async fn resize_pty_call_changes_the_size() {
         .resize_pty(pb::ResizePtyRequest {
             id: id.clone(),
             size: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -186,6 +193,7 @@ async fn resize_pty_call_changes_the_size() {
         .resize_pty(pb::ResizePtyRequest {
             id: plain.id.clone(),
             size,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -219,7 +227,7 @@ fn sha256(data: &[u8]) -> String {
 /// Rebuilds a stream from the log files (oldest first) of a container.
 fn reassemble_log(dir: &std::path::Path, stream: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for path in execdriver_driver::logs::log_files(dir) {
+    for path in execdriver_driver::logs::log_files(dir, "log") {
         let data = std::fs::read(path).unwrap();
         for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let l = execdriver_shim::logfile::parse_line(line).expect("a CRI log line");
@@ -293,6 +301,7 @@ async fn logs(
         follow,
         stdout: false,
         stderr: false,
+        ..Default::default()
     };
     let mut stream = c.logs(req).await.unwrap().into_inner();
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -402,6 +411,7 @@ async fn a_disconnecting_client_does_not_stop_the_container_and_close_stdin_ends
             stdin: true,
             stdout: true,
             stderr: true,
+            ..Default::default()
         };
         tx.send(pb::AttachRequest {
             kind: Some(pb::attach_request::Kind::Start(start)),
@@ -426,7 +436,10 @@ async fn a_disconnecting_client_does_not_stop_the_container_and_close_stdin_ends
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let st = c
-        .state(pb::StateRequest { id: id.clone() })
+        .state(pb::StateRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -438,11 +451,17 @@ async fn a_disconnecting_client_does_not_stop_the_container_and_close_stdin_ends
         "the container must outlive its client"
     );
     // CloseStdin as a plain call: cat sees EOF and exits 0.
-    c.close_stdin(pb::CloseStdinRequest { id: id.clone() })
-        .await
-        .unwrap();
+    c.close_stdin(pb::CloseStdinRequest {
+        id: id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let exit = c
-        .wait(pb::WaitRequest { id: id.clone() })
+        .wait(pb::WaitRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -515,7 +534,12 @@ async fn log_rotation_keeps_at_most_the_configured_size_and_files() {
         .await
         .unwrap();
     std::fs::write(d.rootfs.join("tmp/go"), "").unwrap();
-    c.wait(pb::WaitRequest { id: id.clone() }).await.unwrap();
+    c.wait(pb::WaitRequest {
+        id: id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert!(std::fs::read_to_string(dir.join("moved"))
         .unwrap()
         .contains(" before"));

@@ -40,10 +40,18 @@ enum Cmd {
     Run(RunArgs),
     /// Create a container (its command waits for `start`).
     Create(CreateArgs),
-    /// Start a created container.
-    Start { id: String },
-    /// Show a container's state.
-    State { id: String },
+    /// Start a created container (or, with --exec, a created exec'd process).
+    Start {
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
+        id: String,
+    },
+    /// Show a container's state (with --exec, an exec'd process's too).
+    State {
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
+        id: String,
+    },
     /// List containers.
     #[command(alias = "ls")]
     List {
@@ -51,8 +59,13 @@ enum Cmd {
         #[arg(long = "label")]
         labels: Vec<String>,
     },
-    /// Wait for a container to end; prints its exit code and exits with it.
-    Wait { id: String },
+    /// Wait for a container (or, with --exec, an exec'd process) to end; prints its exit code
+    /// and exits with it.
+    Wait {
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
+        id: String,
+    },
     /// Send a signal (name or number; default TERM).
     Kill {
         #[arg(short, long, default_value = "TERM")]
@@ -60,8 +73,23 @@ enum Cmd {
         /// Signal every process of the container.
         #[arg(long)]
         all: bool,
+        /// Signal this exec'd process instead of the init.
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
         id: String,
     },
+    /// Stop a container: a signal, a grace period, then SIGKILL to everything in it.
+    Stop {
+        /// The first signal (name or number).
+        #[arg(short, long, default_value = "TERM")]
+        signal: String,
+        /// Seconds to wait before SIGKILL.
+        #[arg(short, long, default_value_t = 10)]
+        time: u32,
+        id: String,
+    },
+    /// Run a command in a running container; exits with its exit code.
+    Exec(ExecArgs),
     /// Delete a stopped container (-f: kill it first).
     #[command(alias = "rm")]
     Delete {
@@ -77,6 +105,9 @@ enum Cmd {
         /// The container has a terminal: put ours in raw mode and pass window size changes.
         #[arg(short, long)]
         tty: bool,
+        /// Attach to this exec'd process instead of the init.
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
         id: String,
     },
     /// Print a container's log (-f: follow it until the container ends).
@@ -86,8 +117,40 @@ enum Cmd {
         /// Only what was logged at or after this time (RFC 3339, UTC).
         #[arg(long)]
         since: Option<String>,
+        /// The log of this exec'd process instead of the init's.
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
         id: String,
     },
+}
+
+#[derive(Args, Debug)]
+struct ExecArgs {
+    /// Keep stdin open and send ours.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(long)]
+    cwd: Option<String>,
+    /// A name for the process (default: generated).
+    #[arg(long = "exec-id")]
+    exec_id: Option<String>,
+    /// Start it and return at once, printing its exec id.
+    #[arg(short, long)]
+    detach: bool,
+    id: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +193,9 @@ struct CreateArgs {
     /// Give the container a terminal.
     #[arg(short, long)]
     tty: bool,
+    /// Run a minimal init as PID 1 that forwards signals and reaps orphans.
+    #[arg(long)]
+    init: bool,
     /// Rotate the log when it would pass this size (e.g. 10m); default: never.
     #[arg(long, value_parser = parse_size)]
     log_max_size: Option<u64>,
@@ -218,6 +284,7 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
         readonly_rootfs: a.readonly_rootfs,
         capabilities_mask: a.cap_drop.clone(),
         labels: key_values("--label", &a.labels)?.into_iter().collect(),
+        init: a.init,
         log: a.log_max_size.map(|max_size| pb::LogConfig {
             max_size,
             max_files: a.log_max_files,
@@ -346,6 +413,30 @@ impl From<&pb::ContainerState> for StateJson {
     }
 }
 
+#[derive(Serialize)]
+struct ProcessJson {
+    exec_id: String,
+    status: &'static str,
+    pid: i32,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    started_at: Option<String>,
+}
+
+impl From<&pb::ProcessState> for ProcessJson {
+    fn from(p: &pb::ProcessState) -> ProcessJson {
+        let exit = p.exit.clone().unwrap_or_default();
+        ProcessJson {
+            exec_id: p.exec_id.clone(),
+            status: status_name(p.status),
+            pid: p.pid,
+            exit_code: exit.exit_code,
+            signal: exit.signal,
+            started_at: rfc3339(&p.started_at),
+        }
+    }
+}
+
 fn print_json(v: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -420,6 +511,7 @@ impl RawOut {
 async fn attach_and_stream(
     client: &mut Client,
     id: &str,
+    exec_id: &str,
     stdin: bool,
     tty: bool,
     start_after_attach: bool,
@@ -427,6 +519,7 @@ async fn attach_and_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(16);
     let start = pb::AttachStart {
         id: id.to_owned(),
+        exec_id: exec_id.to_owned(),
         stdin,
         stdout: true,
         stderr: true,
@@ -490,7 +583,12 @@ async fn attach_and_stream(
         }
     }
     if start_after_attach {
-        st(client.start(pb::StartRequest { id: id.to_owned() }).await)?;
+        st(client
+            .start(pb::StartRequest {
+                id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            })
+            .await)?;
     }
     let mut out = RawOut::stdout();
     let mut err = RawOut::stderr();
@@ -530,6 +628,7 @@ fn proxy_signals(client: Client, id: String) {
             while sig.recv().await.is_some() {
                 let _ = client
                     .kill(pb::KillRequest {
+                        exec_id: String::new(),
                         id: id.clone(),
                         signal: num,
                         all: false,
@@ -603,8 +702,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             if !a.create.tty {
                 proxy_signals(client.clone(), id.clone());
             }
-            let result =
-                attach_and_stream(&mut client, &id, a.create.interactive, a.create.tty, true).await;
+            let result = attach_and_stream(
+                &mut client,
+                &id,
+                "",
+                a.create.interactive,
+                a.create.tty,
+                true,
+            )
+            .await;
             if a.rm {
                 let _ = client
                     .delete(pb::DeleteRequest {
@@ -621,20 +727,32 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             return Ok(exit_code(&exit));
         }
-        Cmd::Start { id } => {
-            let resp: pb::StartResponse = st(client.start(pb::StartRequest { id }).await)?;
-            let c = resp.container.unwrap_or_default();
+        Cmd::Start { exec_id, id } => {
+            let exec_id = exec_id.unwrap_or_default();
+            let resp: pb::StartResponse = st(client.start(pb::StartRequest { id, exec_id }).await)?;
             if cli.json {
-                print_json(&StateJson::from(&c));
+                match &resp.process {
+                    Some(p) => print_json(&ProcessJson::from(p)),
+                    None => print_json(&StateJson::from(&resp.container.unwrap_or_default())),
+                }
             }
         }
-        Cmd::State { id } => {
-            let resp: pb::StateResponse = st(client.state(pb::StateRequest { id }).await)?;
-            let c = resp.container.unwrap_or_default();
-            if cli.json {
-                print_json(&StateJson::from(&c));
-            } else {
-                print_state(&c);
+        Cmd::State { exec_id, id } => {
+            let exec_id = exec_id.unwrap_or_default();
+            let resp: pb::StateResponse = st(client.state(pb::StateRequest { id, exec_id }).await)?;
+            match (&resp.process, cli.json) {
+                (Some(p), true) => print_json(&ProcessJson::from(p)),
+                (Some(p), false) => {
+                    let j = ProcessJson::from(p);
+                    println!("Exec:     {}", j.exec_id);
+                    println!("Status:   {}", j.status);
+                    println!("Pid:      {}", j.pid);
+                    if let Some(e) = &p.exit {
+                        println!("Exit:     {}", describe_exit(e));
+                    }
+                }
+                (None, true) => print_json(&StateJson::from(&resp.container.unwrap_or_default())),
+                (None, false) => print_state(&resp.container.unwrap_or_default()),
             }
         }
         Cmd::List { labels } => {
@@ -662,8 +780,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
         }
-        Cmd::Wait { id } => {
-            let resp: pb::WaitResponse = st(client.wait(pb::WaitRequest { id }).await)?;
+        Cmd::Wait { exec_id, id } => {
+            let exec_id = exec_id.unwrap_or_default();
+            let resp: pb::WaitResponse = st(client.wait(pb::WaitRequest { id, exec_id }).await)?;
             let e = resp.exit.unwrap_or_default();
             if cli.json {
                 print_json(
@@ -674,9 +793,79 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             return Ok(exit_code(&e));
         }
-        Cmd::Kill { signal, all, id } => {
+        Cmd::Kill {
+            signal,
+            all,
+            exec_id,
+            id,
+        } => {
             let signal = parse_signal(&signal)?;
-            st(client.kill(pb::KillRequest { id, signal, all }).await)?;
+            let exec_id = exec_id.unwrap_or_default();
+            st(client
+                .kill(pb::KillRequest {
+                    id,
+                    signal,
+                    all,
+                    exec_id,
+                })
+                .await)?;
+        }
+        Cmd::Stop { signal, time, id } => {
+            let signal = parse_signal(&signal)?;
+            let req = pb::StopRequest {
+                id: id.clone(),
+                signal,
+                timeout_seconds: time,
+            };
+            let resp: pb::StopResponse = st(client.stop(req).await)?;
+            let e = resp.exit.unwrap_or_default();
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"id": id, "exit_code": e.exit_code, "signal": e.signal,
+                    "status_code": e.status_code, "killed": resp.killed}),
+                );
+            } else {
+                println!(
+                    "{id}: {}{}",
+                    describe_exit(&e),
+                    if resp.killed {
+                        " (SIGKILL after the grace period)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Cmd::Exec(a) => {
+            let process = pb::Process {
+                args: a.command.clone(),
+                env: a.env.clone(),
+                cwd: a.cwd.clone().unwrap_or_default(),
+                user: a.user.clone().unwrap_or_default(),
+                tty: a.tty,
+                open_stdin: a.interactive,
+                console_size: if a.tty { terminal_size() } else { None },
+            };
+            let req = pb::ExecRequest {
+                id: a.id.clone(),
+                exec_id: a.exec_id.clone().unwrap_or_default(),
+                process: Some(process),
+                start: a.detach,
+            };
+            let resp: pb::ExecResponse = st(client.exec(req).await)?;
+            let p = resp.process.unwrap_or_default();
+            if a.detach {
+                if cli.json {
+                    print_json(&ProcessJson::from(&p));
+                } else {
+                    println!("{}", p.exec_id);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let exit =
+                attach_and_stream(&mut client, &a.id, &p.exec_id, a.interactive, a.tty, true)
+                    .await?;
+            return Ok(exit_code(&exit));
         }
         Cmd::Delete { force, id } => {
             let resp: pb::DeleteResponse = st(client
@@ -697,12 +886,20 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Attach {
             interactive,
             tty,
+            exec_id,
             id,
         } => {
-            let exit = attach_and_stream(&mut client, &id, interactive, tty, false).await?;
+            let exec_id = exec_id.unwrap_or_default();
+            let exit =
+                attach_and_stream(&mut client, &id, &exec_id, interactive, tty, false).await?;
             return Ok(exit_code(&exit));
         }
-        Cmd::Logs { follow, since, id } => {
+        Cmd::Logs {
+            follow,
+            since,
+            exec_id,
+            id,
+        } => {
             let since = match since {
                 Some(s) => {
                     let ns = execdriver_shim::logfile::parse_rfc3339(&s).ok_or_else(|| {
@@ -715,12 +912,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 None => None,
             };
+            let exec_id = exec_id.unwrap_or_default();
             let req = pb::LogsRequest {
                 id,
                 since,
                 follow,
                 stdout: false,
                 stderr: false,
+                exec_id,
             };
             let mut stream = st(client.logs(req).await)?;
             let mut out = RawOut::stdout();
