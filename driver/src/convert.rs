@@ -315,7 +315,7 @@ pub fn process(field: &str, p: Option<&pb::Process>) -> Result<ProcessParts> {
     for (i, e) in p.env.iter().enumerate() {
         let f = format!("{field}.env[{i}]");
         check_string(&f, e)?;
-        if !e.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+        if e.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
             return Err(Error::invalid(f, "must be KEY=VALUE"));
         }
     }
