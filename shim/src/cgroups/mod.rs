@@ -1,16 +1,40 @@
-//! Cgroups: where a container's cgroups are, creating them, joining, listing and removing.
+//! Cgroups: where a container's cgroups are, creating them, limits, stats, freezing, OOM and
+//! removal — one [`Manager`] interface with a cgroup v1 ([`v1::V1`]) and a v2 ([`v2::V2`])
+//! implementation.
 //!
 //! The host may have cgroup v1 hierarchies, the unified v2 hierarchy, or both (hybrid: v1
-//! controllers plus a v2 mount at /sys/fs/cgroup/unified). A container gets `<parent>/<name>`
-//! in every mounted hierarchy, so it is tracked wherever the host tracks processes.
+//! controllers plus a v2 mount at /sys/fs/cgroup/unified, whose `cgroup.controllers` is often
+//! nearly empty). A container gets `<parent>/<name>` in every mounted hierarchy, so it is
+//! tracked wherever the host tracks processes. Limits go where the controllers are: with any
+//! v1 hierarchy mounted (v1 or hybrid) the v1 implementation writes them to the v1 controllers;
+//! on a pure v2 host the v2 implementation writes them to the unified directory, after enabling
+//! the controllers in `cgroup.subtree_control` of every level above it.
+//!
+//! Devices: a default allow list like Docker's ([`devices::DEFAULT_RULES`]) plus the requested
+//! ones, everything else denied; v1 writes `devices.deny`/`devices.allow`, v2 attaches an eBPF
+//! program ([`bpf`]) to the cgroup. [`DeviceMode::Bpf`] forces the eBPF filter on a hybrid
+//! host too (the program applies to the processes of the v2 directory, which every container
+//! has there).
 
-use std::fs;
-use std::io;
+pub mod bpf;
+pub mod devices;
+pub mod stats;
+pub mod v1;
+pub mod v2;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::epoll::EpollFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+use crate::config::Cgroups;
+pub use stats::Stats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -37,6 +61,41 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A value this host's kernel does not take; `field` names the container.json field.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The host lacks what a field needs (a controller, swap accounting, cgroup v2).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("freezing the container: {0}")]
+    Freeze(String),
+    #[error("the eBPF device filter: {0}")]
+    Bpf(String),
+    #[error("watching for OOM kills: {0}")]
+    Oom(String),
+}
+
+impl Error {
+    /// Whether the request is at fault (INVALID_ARGUMENT) rather than the system.
+    pub fn is_invalid(&self) -> bool {
+        match self {
+            Error::Invalid { .. } | Error::Unsupported(_) => true,
+            // The kernel refuses a value it does not take (e.g. a cpuset outside the parent's).
+            Error::Write { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::ERANGE)
+                )
+            }
+            _ => false,
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, Error>;
@@ -152,6 +211,12 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How v2 files (and v1 pids.max) spell "no limit".
+pub(crate) const UNLIMITED_TEXT: &str = "max";
+
+/// Controllers enabled for the container on the v2 hierarchy, when the host offers them.
+pub const V2_CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
+
 /// A container's cgroups: one directory per hierarchy.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
@@ -175,13 +240,18 @@ impl Cgroup {
     }
 
     /// Creates the directories (and their parents). cpuset parents get the cpus and mems of
-    /// theirs, without which v1 refuses tasks.
+    /// theirs, without which v1 refuses tasks. On v2, every level above the container enables
+    /// the controllers of [`V2_CONTROLLERS`] it has in `cgroup.subtree_control`, so the
+    /// container's directory gets their files.
     pub fn create(&self) -> Result<()> {
         for (h, dir) in &self.dirs {
             let is_cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
             // Walk down from the hierarchy root so each new level can be initialised.
             let mut cur = h.mountpoint.clone();
             for part in self.relative.components() {
+                if h.v2 {
+                    enable_controllers(&cur)?;
+                }
                 cur.push(part);
                 match fs::create_dir(&cur) {
                     Ok(()) => {}
@@ -219,14 +289,26 @@ impl Cgroup {
 
     /// The directory of a v1 controller, or the v2 directory.
     pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+        self.v1_dir(controller).or_else(|| self.v2_dir())
+    }
+
+    /// The directory of a v1 controller's hierarchy, if one is mounted.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
         self.dirs
             .iter()
-            .find(|(h, _)| h.controllers.iter().any(|c| c == controller))
-            .or_else(|| self.dirs.iter().find(|(h, _)| h.v2))
+            .find(|(h, _)| !h.v2 && h.controllers.iter().any(|c| c == controller))
             .map(|(_, d)| d.as_path())
     }
 
-    /// Every process in the container's cgroup (from the pids, freezer or v2 hierarchy).
+    /// The directory in the unified (v2) hierarchy, if one is mounted.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(h, _)| h.v2)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// Every process in the container's cgroup (from every hierarchy), ascending.
     pub fn procs(&self) -> Vec<Pid> {
         let mut out: Vec<Pid> = Vec::new();
         for (_, dir) in &self.dirs {
@@ -242,6 +324,7 @@ impl Cgroup {
                 }
             }
         }
+        out.sort_by_key(|p| p.as_raw());
         out
     }
 
@@ -254,7 +337,8 @@ impl Cgroup {
     }
 
     /// Kills what is left and removes the directories (deepest first). Waits a little for
-    /// killed processes to leave. Missing directories are fine.
+    /// killed processes to leave. Missing directories are fine. A frozen cgroup must be thawed
+    /// first ([`Manager::destroy`] does).
     pub fn destroy(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -287,7 +371,217 @@ impl Cgroup {
     }
 }
 
-fn write(path: &Path, value: &str) -> Result<()> {
+/// Enables, in `dir/cgroup.subtree_control`, the controllers of [`V2_CONTROLLERS`] that
+/// `dir/cgroup.controllers` offers and that are not enabled yet (all in one write).
+fn enable_controllers(dir: &Path) -> Result<()> {
+    let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let has = |text: &str, c: &str| text.split_whitespace().any(|w| w == c);
+    let want: Vec<String> = V2_CONTROLLERS
+        .iter()
+        .filter(|c| has(&available, c) && !has(&enabled, c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    write(&dir.join("cgroup.subtree_control"), &want.join(" "))
+}
+
+/// How device access is enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceMode {
+    /// v1 `devices.allow`/`devices.deny` where the v1 devices controller is mounted; the eBPF
+    /// filter on a pure v2 host.
+    #[default]
+    Auto,
+    /// The eBPF filter on the v2 directory, also on a hybrid host (the v1 devices cgroup is
+    /// then left open). Needs the unified hierarchy.
+    Bpf,
+}
+
+impl DeviceMode {
+    pub fn parse(s: &str) -> Option<DeviceMode> {
+        match s {
+            "auto" => Some(DeviceMode::Auto),
+            "bpf" => Some(DeviceMode::Bpf),
+            _ => None,
+        }
+    }
+}
+
+/// A container's cgroups, whichever version the host has: one interface over v1 and v2.
+pub trait Manager {
+    /// The container's directories, one per mounted hierarchy.
+    fn cgroup(&self) -> &Cgroup;
+    /// "v1" or "v2": which implementation applies the limits.
+    fn version(&self) -> &'static str;
+
+    /// Creates the directories.
+    fn create(&self) -> Result<()> {
+        self.cgroup().create()
+    }
+    /// Puts `pid` in every directory (the init does this before it execs).
+    fn apply(&self, pid: Pid) -> Result<()> {
+        self.cgroup().add(pid)
+    }
+    /// Writes the limits of `r` (every non-zero field; 0 leaves a limit as it is). Used at
+    /// create and, with the merged values, by live updates.
+    fn set(&self, r: &Cgroups) -> Result<()>;
+    /// Installs the device rules: the default list plus `r.devices`, or everything with
+    /// `r.device_access`. Once, at create.
+    fn set_devices(&self, r: &Cgroups) -> Result<()>;
+    /// Reads cpu, memory, pids and block I/O figures.
+    fn stats(&self) -> Result<Stats>;
+    /// Freezes every process; returns once the kernel reports them frozen.
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    /// Every process in the container, ascending.
+    fn pids(&self) -> Vec<Pid> {
+        self.cgroup().procs()
+    }
+    /// Signals every process; returns how many were signalled.
+    fn kill_all(&self, sig: Signal) -> usize {
+        self.cgroup().signal_all(sig)
+    }
+    /// How many processes the kernel's OOM killer ended in the cgroup (None: not counted here).
+    fn oom_kills(&self) -> Option<u64>;
+    /// A descriptor that becomes ready when the cgroup hits its memory limit.
+    fn watch_oom(&self) -> Result<Option<OomWatch>>;
+    /// Thaws, kills what is left and removes the directories.
+    fn destroy(&self) -> Result<()> {
+        let _ = self.thaw();
+        self.cgroup().destroy()
+    }
+}
+
+/// Opens the manager for a container's `cgroups` section on this host: v1 when any v1
+/// hierarchy is mounted (v1 or hybrid), v2 on a pure v2 host.
+pub fn open(layout: &Layout, cg: &Cgroups, devices: DeviceMode) -> Result<Box<dyn Manager>> {
+    let cgroup = Cgroup::new(layout, &cg.parent, &cg.name)?;
+    if devices == DeviceMode::Bpf && cgroup.v2_dir().is_none() {
+        return Err(Error::Unsupported(
+            "the eBPF device filter needs the cgroup v2 hierarchy, which is not mounted".into(),
+        ));
+    }
+    if layout.hierarchies.iter().any(|h| !h.v2) {
+        Ok(Box::new(v1::V1::new(cgroup, devices == DeviceMode::Bpf)))
+    } else {
+        Ok(Box::new(v2::V2::new(cgroup)?))
+    }
+}
+
+/// A descriptor the shim's epoll loop watches for OOM notifications.
+pub struct OomWatch {
+    fd: OwnedFd,
+    kind: OomKind,
+}
+
+enum OomKind {
+    /// v1: an eventfd registered through `cgroup.event_control` for `memory.oom_control`
+    /// (kept open while registered).
+    EventFd { _control: File },
+    /// v2: `memory.events`, which signals EPOLLPRI when it changes.
+    Kernfs,
+}
+
+impl OomWatch {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// What to ask epoll for.
+    pub fn epoll_flags(&self) -> EpollFlags {
+        match self.kind {
+            OomKind::EventFd { .. } => EpollFlags::EPOLLIN,
+            OomKind::Kernfs => EpollFlags::EPOLLPRI,
+        }
+    }
+
+    /// Consumes a notification so it is not reported again.
+    pub fn drain(&self) {
+        match self.kind {
+            OomKind::EventFd { .. } => {
+                let mut buf = [0u8; 8];
+                let _ = nix::unistd::read(&self.fd, &mut buf);
+            }
+            OomKind::Kernfs => {
+                // kernfs re-arms the notification when the file is read again.
+                if let Ok(mut f) = self.fd.try_clone().map(File::from) {
+                    let mut s = String::new();
+                    let _ = f.rewind();
+                    let _ = f.read_to_string(&mut s);
+                }
+            }
+        }
+    }
+}
+
+/// Registers an eventfd for `memory.oom_control` of the v1 memory cgroup `dir`.
+fn oom_eventfd(dir: &Path) -> Result<OomWatch> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    use std::os::fd::AsRawFd;
+    let control_path = dir.join("memory.oom_control");
+    let control = File::open(&control_path).map_err(|source| Error::Read {
+        path: control_path,
+        source,
+    })?;
+    let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+        .map_err(|e: Errno| Error::Oom(format!("eventfd: {e}")))?;
+    let fd: OwnedFd = efd.into();
+    write(
+        &dir.join("cgroup.event_control"),
+        &format!("{} {}", fd.as_raw_fd(), control.as_raw_fd()),
+    )?;
+    Ok(OomWatch {
+        fd,
+        kind: OomKind::EventFd { _control: control },
+    })
+}
+
+/// Opens the v2 `memory.events` of `dir` for EPOLLPRI notifications.
+fn oom_kernfs(dir: &Path) -> Result<OomWatch> {
+    let path = dir.join("memory.events");
+    let mut f = File::open(&path).map_err(|source| Error::Read { path, source })?;
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s); // arms the notification
+    Ok(OomWatch {
+        fd: f.into(),
+        kind: OomKind::Kernfs,
+    })
+}
+
+/// Reads a cgroup file.
+pub(crate) fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a cgroup file holding one number ("max" and v1's "unlimited" read as None).
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
+    stats::parse_limit(&fs::read_to_string(path).ok()?)
+}
+
+/// Polls `done` until it holds or `timeout` passes, sleeping a little longer each time.
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Writes one value to a cgroup file.
+pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     fs::write(path, value).map_err(|source| Error::Write {
         path: path.to_owned(),
         value: value.to_owned(),
