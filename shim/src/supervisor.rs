@@ -28,7 +28,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::cgroups::{Cgroup, Layout};
+use crate::cgroups::{self, DeviceMode, Layout, Manager, OomWatch};
 use crate::config::Config;
 use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
@@ -56,6 +56,8 @@ pub struct Options {
     pub log_rotation: Rotation,
     /// The terminal's initial size (rows, cols) when container.json asks for a tty.
     pub console_size: (u16, u16),
+    /// How device access is enforced (`--cgroup-devices`).
+    pub cgroup_devices: DeviceMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Config(_) | Error::NoRootfs => ErrorCode::InvalidArgument,
+            Error::Cgroup(e) if e.is_invalid() => ErrorCode::InvalidArgument,
             Error::Process(p) => p.code(),
             _ => ErrorCode::Internal,
         }
@@ -157,13 +160,20 @@ const TOKEN_LISTENER: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
 const TOKEN_STDERR: u64 = 3;
 const TOKEN_STDIN: u64 = 4;
+const TOKEN_OOM: u64 = 5;
 const FIRST_CLIENT: u64 = 16;
 
 struct Shim {
     id: String,
     dir: PathBuf,
     config: Config,
-    cgroup: Option<Cgroup>,
+    cgroup: Option<Box<dyn Manager>>,
+    /// Ready when the container's cgroup hits its memory limit.
+    oom: Option<OomWatch>,
+    /// The cgroup's OOM-kill count when the container was created.
+    oom_base: u64,
+    /// An OOM kill happened in the container.
+    oom_seen: bool,
     init: Option<Init>,
     pid: Pid,
     status: Status,
@@ -224,16 +234,33 @@ impl Shim {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys_err("signalfd"))?;
 
+        // The cgroups, with every limit and the device rules in place before the init exists.
         let cgroup = match &config.cgroups {
             Some(cg) => {
-                let cgroup = Cgroup::new(&Layout::detect()?, &cg.parent, &cg.name)?;
-                cgroup.create()?;
-                Some(cgroup)
+                let manager = cgroups::open(&Layout::detect()?, cg, opts.cgroup_devices)?;
+                let made = manager
+                    .create()
+                    .and_then(|_| manager.set(cg))
+                    .and_then(|_| manager.set_devices(cg));
+                if let Err(e) = made {
+                    let _ = manager.destroy();
+                    return Err(e.into());
+                }
+                Some(manager)
             }
             None => None,
         };
+        let oom = match cgroup.as_ref().map(|m| m.watch_oom()) {
+            Some(Ok(w)) => w,
+            Some(Err(e)) => {
+                eprintln!("shim {}: OOM kills will be seen at exit only: {e}", opts.id);
+                None
+            }
+            None => None,
+        };
+        let oom_base = cgroup.as_ref().and_then(|m| m.oom_kills()).unwrap_or(0);
 
-        let made = Self::create_init(opts, &config, &rootfs, cgroup.as_ref());
+        let made = Self::create_init(opts, &config, &rootfs, cgroup.as_deref());
         let (init, stdin, stdout, stderr) = match made {
             Ok(x) => x,
             Err(e) => {
@@ -250,6 +277,9 @@ impl Shim {
             dir: dir.clone(),
             config,
             cgroup,
+            oom,
+            oom_base,
+            oom_seen: false,
             init: Some(init),
             pid,
             status: Status::Created,
@@ -301,11 +331,12 @@ impl Shim {
         opts: &Options,
         config: &Config,
         rootfs: &Path,
-        cgroup: Option<&Cgroup>,
+        cgroup: Option<&dyn Manager>,
     ) -> Result<(Init, Option<File>, File, Option<File>), Error> {
+        // The init joins its cgroups (limits already set) before it does anything else.
         let add_to_cgroup = &mut |pid| {
             if let Some(cg) = cgroup {
-                cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
+                cg.apply(pid).map_err(|e| format!("cgroups: {e}"))?;
             }
             Ok(())
         };
@@ -374,6 +405,11 @@ impl Shim {
         if let Some(f) = &self.stderr {
             add(f.as_fd(), TOKEN_STDERR)?;
         }
+        if let Some(w) = &self.oom {
+            self.epoll
+                .add(w.fd(), EpollEvent::new(w.epoll_flags(), TOKEN_OOM))
+                .map_err(sys_err("epoll_ctl"))?;
+        }
         Ok(())
     }
 
@@ -417,6 +453,7 @@ impl Shim {
                     TOKEN_STDOUT => self.on_output(Stream::Stdout),
                     TOKEN_STDERR => self.on_output(Stream::Stderr),
                     TOKEN_STDIN => self.flush_stdin(),
+                    TOKEN_OOM => self.on_oom(true),
                     token => self.on_client(token, flags),
                 }
             }
@@ -468,15 +505,18 @@ impl Shim {
         if !self.config.has_namespace(Namespace::Pid) {
             // Without a PID namespace the kernel does not end the rest; the cgroup does.
             if let Some(cg) = &self.cgroup {
-                cg.signal_all(Signal::SIGKILL);
+                let _ = cg.thaw();
+                cg.kill_all(Signal::SIGKILL);
             }
         }
         self.init = None;
+        // The OOM notification may still be queued behind SIGCHLD: the counter decides too.
+        self.on_oom(false);
         let record = ExitRecord {
             pid: self.pid.as_raw(),
             exit_code,
             signal,
-            oom_killed: false,
+            oom_killed: self.oom_seen,
             started_at: self.started_at,
             finished_at: state::now_ns(),
             reason: self.start_error.take().unwrap_or_default(),
@@ -681,6 +721,11 @@ impl Shim {
             }
             Kind::Resize(r) => self.resize(r),
             Kind::Shutdown(_) => self.shutdown(),
+            Kind::Pause(_) => self.pause(),
+            Kind::Resume(_) => self.resume(),
+            Kind::Stats(_) => self.stats(),
+            Kind::Update(r) => self.update(r),
+            Kind::Pids(_) => self.pids(),
         };
         self.reply(token, resp);
     }
@@ -710,6 +755,19 @@ impl Shim {
             Ok(()) => {
                 self.status = Status::Running;
                 self.started_at = state::now_ns();
+                let frozen = self
+                    .config
+                    .cgroups
+                    .as_ref()
+                    .is_some_and(|c| c.freezer == "FROZEN");
+                if frozen {
+                    // container.json asks for a paused start (libcontainer's freezer field).
+                    if let Err(e) = self.cgroup.as_ref().map_or(Ok(()), |m| m.freeze()) {
+                        eprintln!("shim {}: freezing after start: {e}", self.id);
+                    } else {
+                        self.status = Status::Paused;
+                    }
+                }
                 Response::ok()
             }
             Err(e) => {
@@ -733,16 +791,198 @@ impl Shim {
                 format!("container {} is not running", self.id),
             );
         }
-        if k.all {
-            if let Some(cg) = &self.cgroup {
-                cg.signal_all(sig);
-                return Response::ok();
+        let sent = match (&self.cgroup, k.all) {
+            (Some(cg), true) => {
+                cg.kill_all(sig);
+                Ok(())
             }
+            // The shim has not reaped the init (status is not Stopped), so its pid is ours.
+            _ => match kill(self.pid, sig) {
+                Ok(()) | Err(Errno::ESRCH) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = sent {
+            return Response::error(ErrorCode::Internal, format!("kill: {e}"));
         }
-        // The shim has not reaped the init (status is not Stopped), so its pid is still ours.
-        match kill(self.pid, sig) {
-            Ok(()) | Err(Errno::ESRCH) => Response::ok(),
-            Err(e) => Response::error(ErrorCode::Internal, format!("kill: {e}")),
+        if self.status == Status::Paused && sig == Signal::SIGKILL {
+            // Frozen tasks die only once thawed (v1); other signals wait for Resume.
+            if let Some(cg) = &self.cgroup {
+                let _ = cg.thaw();
+            }
+            self.status = Status::Running;
+        }
+        Response::ok()
+    }
+
+    fn manager(&self) -> Result<&dyn Manager, Response> {
+        self.cgroup.as_deref().ok_or_else(|| {
+            Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} has no cgroups", self.id),
+            )
+        })
+    }
+
+    fn pause(&mut self) -> Response {
+        if self.status != Status::Running {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "container {} is {}, not running",
+                    self.id,
+                    status_name(self.status)
+                ),
+            );
+        }
+        let cg = match self.manager() {
+            Ok(cg) => cg,
+            Err(r) => return r,
+        };
+        match cg.freeze() {
+            Ok(()) => {
+                self.status = Status::Paused;
+                Response::ok()
+            }
+            Err(e) => Response::error(ErrorCode::Internal, format!("pause: {e}")),
+        }
+    }
+
+    fn resume(&mut self) -> Response {
+        if self.status != Status::Paused {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "container {} is {}, not paused",
+                    self.id,
+                    status_name(self.status)
+                ),
+            );
+        }
+        let cg = match self.manager() {
+            Ok(cg) => cg,
+            Err(r) => return r,
+        };
+        match cg.thaw() {
+            Ok(()) => {
+                self.status = Status::Running;
+                Response::ok()
+            }
+            Err(e) => Response::error(ErrorCode::Internal, format!("resume: {e}")),
+        }
+    }
+
+    fn refuse_stopped(&self) -> Option<Response> {
+        (self.status == Status::Stopped).then(|| {
+            Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} is not running", self.id),
+            )
+        })
+    }
+
+    fn stats(&mut self) -> Response {
+        if let Some(r) = self.refuse_stopped() {
+            return r;
+        }
+        let cg = match self.manager() {
+            Ok(cg) => cg,
+            Err(r) => return r,
+        };
+        match cg.stats() {
+            Ok(mut stats) => {
+                if self.config.has_namespace(Namespace::Net) {
+                    // /proc/PID/net/dev shows the network namespace of PID: the container's.
+                    stats.networks = cgroups::stats::read_networks(self.pid.as_raw());
+                }
+                Response {
+                    kind: Some(response::Kind::Stats(stats)),
+                }
+            }
+            Err(e) => Response::error(ErrorCode::Internal, format!("stats: {e}")),
+        }
+    }
+
+    /// Changes limits of a live container; container.json keeps the limits in force.
+    fn update(&mut self, r: protocol::Resources) -> Response {
+        if let Some(resp) = self.refuse_stopped() {
+            return resp;
+        }
+        let Some(current) = self.config.cgroups.clone() else {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} has no cgroups", self.id),
+            );
+        };
+        let merged = r.merged_into(&current);
+        if let Err(e) = merged.validate_resources() {
+            return Response::error(ErrorCode::InvalidArgument, e.to_string());
+        }
+        let cg = match self.manager() {
+            Ok(cg) => cg,
+            Err(resp) => return resp,
+        };
+        if let Err(e) = cg.set(&merged) {
+            let code = if e.is_invalid() {
+                ErrorCode::InvalidArgument
+            } else {
+                ErrorCode::Internal
+            };
+            return Response::error(code, format!("update: {e}"));
+        }
+        self.config.cgroups = Some(merged.clone());
+        match serde_json::to_vec_pretty(&self.config) {
+            Ok(json) => {
+                if let Err(e) = state::write_atomic(&self.dir, state::CONFIG, &json, false) {
+                    eprintln!(
+                        "shim {}: recording the update in container.json: {e}",
+                        self.id
+                    );
+                }
+            }
+            Err(e) => eprintln!("shim {}: {e}", self.id),
+        }
+        Response {
+            kind: Some(response::Kind::Resources(protocol::Resources::of(&merged))),
+        }
+    }
+
+    fn pids(&mut self) -> Response {
+        if let Some(r) = self.refuse_stopped() {
+            return r;
+        }
+        let cg = match self.manager() {
+            Ok(cg) => cg,
+            Err(r) => return r,
+        };
+        let pids: Vec<i32> = cg.pids().iter().map(|p| p.as_raw()).collect();
+        let container_pids = pids.iter().map(|p| namespace_pid(*p)).collect();
+        Response {
+            kind: Some(response::Kind::Pids(protocol::Pids {
+                pids,
+                container_pids,
+            })),
+        }
+    }
+
+    /// Notes an OOM kill in the container: the kernel's counter decides; on kernels without
+    /// one, a notification (`notified`) does.
+    fn on_oom(&mut self, notified: bool) {
+        if let Some(w) = &self.oom {
+            w.drain();
+        }
+        let Some(cg) = &self.cgroup else { return };
+        let killed = match cg.oom_kills() {
+            Some(n) => n > self.oom_base,
+            None => notified,
+        };
+        if killed && !self.oom_seen {
+            self.oom_seen = true;
+            // Where the events issue will emit its OOM event.
+            eprintln!(
+                "shim {}: the kernel OOM-killed a process of the container",
+                self.id
+            );
         }
     }
 
@@ -1011,6 +1251,19 @@ impl Shim {
             }
         }
     }
+}
+
+/// The pid of host process `pid` in its innermost pid namespace (the last NSpid entry); 0
+/// when unknown.
+fn namespace_pid(pid: i32) -> i32 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|v| v.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn status_name(s: Status) -> &'static str {
