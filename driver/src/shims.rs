@@ -56,6 +56,8 @@ pub struct SpawnOptions {
     pub stdin: bool,
     /// The terminal's initial size, for a container with a tty.
     pub console_size: Option<(u16, u16)>,
+    /// How device access is enforced.
+    pub cgroup_devices: execdriver_shim::cgroups::DeviceMode,
 }
 
 /// Starts a shim for the container whose state directory is `dir` and waits until it reports
@@ -73,6 +75,9 @@ pub async fn spawn(
     }
     if let Some((rows, cols)) = opts.console_size {
         cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
+    }
+    if opts.cgroup_devices == execdriver_shim::cgroups::DeviceMode::Bpf {
+        cmd.arg("--cgroup-devices").arg("bpf");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

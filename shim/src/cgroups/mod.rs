@@ -551,6 +551,50 @@ fn oom_kernfs(dir: &Path) -> Result<OomWatch> {
     })
 }
 
+/// The CPUs a container may be given: online, and in the root cpuset. None when unknown.
+pub fn host_cpus(layout: &Layout) -> Option<Vec<u32>> {
+    host_set(
+        layout,
+        "/sys/devices/system/cpu/online",
+        "cpuset.cpus",
+        "cpuset.cpus.effective",
+    )
+}
+
+/// The memory nodes a container may be given: online, and in the root cpuset.
+pub fn host_mems(layout: &Layout) -> Option<Vec<u32>> {
+    host_set(
+        layout,
+        "/sys/devices/system/node/online",
+        "cpuset.mems",
+        "cpuset.mems.effective",
+    )
+}
+
+fn host_set(layout: &Layout, online: &str, v1_file: &str, v2_file: &str) -> Option<Vec<u32>> {
+    let parse = |p: &Path| {
+        fs::read_to_string(p)
+            .ok()
+            .and_then(|t| crate::config::parse_cpu_list(&t).ok())
+    };
+    let root = layout
+        .hierarchies
+        .iter()
+        .find(|h| !h.v2 && h.controllers.iter().any(|c| c == "cpuset"))
+        .map(|h| h.mountpoint.join(v1_file))
+        .or_else(|| {
+            layout
+                .hierarchies
+                .iter()
+                .find(|h| h.v2)
+                .map(|h| h.mountpoint.join(v2_file))
+        });
+    match (parse(Path::new(online)), root.as_deref().and_then(parse)) {
+        (Some(a), Some(b)) => Some(a.into_iter().filter(|x| b.contains(x)).collect()),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Reads a cgroup file.
 pub(crate) fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|source| Error::Read {
