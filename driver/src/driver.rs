@@ -467,7 +467,24 @@ impl Driver {
         let resources = convert::update_request(req)?;
         let c = self.get(&req.id)?;
         let _op = c.op.lock().await;
-        match self.call_live(&c, request::Kind::Update(resources)).await? {
+        let reply = self
+            .call_live(&c, request::Kind::Update(resources))
+            .await
+            .map_err(|e| match e {
+                // The shim names container.json's field; the caller knows the request's.
+                Error::Shim {
+                    code: protocol::ErrorCode::InvalidArgument,
+                    message,
+                } => match message
+                    .strip_prefix("cgroups.")
+                    .and_then(|m| m.split_once(": "))
+                {
+                    Some((field, reason)) => Error::invalid(format!("resources.{field}"), reason),
+                    None => Error::invalid("resources", message),
+                },
+                e => e,
+            })?;
+        match reply {
             response::Kind::Resources(r) => {
                 info!(id = %req.id, "updated");
                 Ok(pb::Resources {

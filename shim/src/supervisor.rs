@@ -815,13 +815,11 @@ impl Shim {
         Response::ok()
     }
 
-    fn manager(&self) -> Result<&dyn Manager, Response> {
-        self.cgroup.as_deref().ok_or_else(|| {
-            Response::error(
-                ErrorCode::FailedPrecondition,
-                format!("container {} has no cgroups", self.id),
-            )
-        })
+    fn no_cgroups(&self) -> Response {
+        Response::error(
+            ErrorCode::FailedPrecondition,
+            format!("container {} has no cgroups", self.id),
+        )
     }
 
     fn pause(&mut self) -> Response {
@@ -835,9 +833,8 @@ impl Shim {
                 ),
             );
         }
-        let cg = match self.manager() {
-            Ok(cg) => cg,
-            Err(r) => return r,
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
         };
         match cg.freeze() {
             Ok(()) => {
@@ -859,9 +856,8 @@ impl Shim {
                 ),
             );
         }
-        let cg = match self.manager() {
-            Ok(cg) => cg,
-            Err(r) => return r,
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
         };
         match cg.thaw() {
             Ok(()) => {
@@ -885,9 +881,8 @@ impl Shim {
         if let Some(r) = self.refuse_stopped() {
             return r;
         }
-        let cg = match self.manager() {
-            Ok(cg) => cg,
-            Err(r) => return r,
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
         };
         match cg.stats() {
             Ok(mut stats) => {
@@ -909,26 +904,22 @@ impl Shim {
             return resp;
         }
         let Some(current) = self.config.cgroups.clone() else {
-            return Response::error(
-                ErrorCode::FailedPrecondition,
-                format!("container {} has no cgroups", self.id),
-            );
+            return self.no_cgroups();
         };
         let merged = r.merged_into(&current);
         if let Err(e) = merged.validate_resources() {
             return Response::error(ErrorCode::InvalidArgument, e.to_string());
         }
-        let cg = match self.manager() {
-            Ok(cg) => cg,
-            Err(resp) => return resp,
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
         };
         if let Err(e) = cg.set(&merged) {
-            let code = if e.is_invalid() {
-                ErrorCode::InvalidArgument
+            // An invalid value's message starts with the field (cgroups.memory: ...).
+            return if e.is_invalid() {
+                Response::error(ErrorCode::InvalidArgument, e.to_string())
             } else {
-                ErrorCode::Internal
+                Response::error(ErrorCode::Internal, format!("update: {e}"))
             };
-            return Response::error(code, format!("update: {e}"));
         }
         self.config.cgroups = Some(merged.clone());
         match serde_json::to_vec_pretty(&self.config) {
@@ -951,9 +942,8 @@ impl Shim {
         if let Some(r) = self.refuse_stopped() {
             return r;
         }
-        let cg = match self.manager() {
-            Ok(cg) => cg,
-            Err(r) => return r,
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
         };
         let pids: Vec<i32> = cg.pids().iter().map(|p| p.as_raw()).collect();
         let container_pids = pids.iter().map(|p| namespace_pid(*p)).collect();
@@ -970,6 +960,10 @@ impl Shim {
     fn on_oom(&mut self, notified: bool) {
         if let Some(w) = &self.oom {
             w.drain();
+        }
+        if self.exit.is_some() {
+            // Recorded already; v1 also signals the eventfd when the cgroup is removed.
+            return;
         }
         let Some(cg) = &self.cgroup else { return };
         let killed = match cg.oom_kills() {

@@ -248,7 +248,7 @@ pub fn bpf_prog_load(
     log: Option<&mut [u8]>,
 ) -> nix::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    if insns.is_empty() || insns.len() % 8 != 0 {
+    if insns.is_empty() || !insns.len().is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut attr = BpfProgLoadAttr {

@@ -405,9 +405,9 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
 }
 
 fn stats_json(s: &pb::ContainerStats) -> serde_json::Value {
-    let cpu = s.cpu.clone().unwrap_or_default();
-    let mem = s.memory.clone().unwrap_or_default();
-    let pids = s.pids.clone().unwrap_or_default();
+    let cpu = s.cpu.unwrap_or_default();
+    let mem = s.memory.unwrap_or_default();
+    let pids = s.pids.unwrap_or_default();
     let io = s.blkio.clone().unwrap_or_default();
     serde_json::json!({
         "id": s.id,
@@ -447,9 +447,9 @@ fn human_bytes(n: u64) -> String {
 }
 
 fn print_stats(s: &pb::ContainerStats) {
-    let cpu = s.cpu.clone().unwrap_or_default();
-    let mem = s.memory.clone().unwrap_or_default();
-    let pids = s.pids.clone().unwrap_or_default();
+    let cpu = s.cpu.unwrap_or_default();
+    let mem = s.memory.unwrap_or_default();
+    let pids = s.pids.unwrap_or_default();
     let io = s.blkio.clone().unwrap_or_default();
     let limit = |n: u64, f: fn(u64) -> String| {
         if n == 0 {

@@ -265,7 +265,7 @@ impl Manager for V2 {
         if !self.file("memory.events").exists() {
             return Ok(None);
         }
-        super::oom_kernfs(&self.dir).map(Some)
+        super::kernfs_watch(&self.file("memory.events")).map(Some)
     }
 }
 
