@@ -568,7 +568,7 @@ async fn stats_move_as_the_container_works_and_pids_match_ps() {
     assert!(l1.rx_bytes > l0.rx_bytes && l1.tx_packets >= l0.tx_packets + 3);
     // Only the container's own interfaces (its netns): no host interface.
     assert_eq!(s1.networks.len(), 1, "{:?}", s1.networks);
-    // Block I/O: what the cgroup file says (kernels since 6.10 count v1 I/O only on disks
+    // Block I/O: what the cgroup file says (recent kernels count v1 I/O only on disks
     // with blk-throttle configured, so this may stay 0).
     let io = s1.blkio.unwrap();
     if let Some(dir) = cgroup_dir(&d.cgroup_parent, &id, "blkio") {
@@ -1051,4 +1051,117 @@ async fn cli_limit_flags_and_subcommands() {
     drop(child);
     ctl(&["delete", "-f", &id]);
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+}
+
+/// A shim run on a container.json written by hand (as nsinit users would): the seed format's
+/// flat `cgroups` fields, `freezer: FROZEN` starting the container paused.
+#[test]
+fn container_json_limits_and_frozen_start_through_the_shim() {
+    use execdriver_shim::protocol::{self, request, response, Empty, Request, Response, Status};
+    use std::os::unix::net::UnixStream;
+
+    let tmp = execdriver_tests::TempDir::new("edt-cgjson");
+    let rootfs = tmp.path.join("rootfs");
+    execdriver_tests::make_rootfs(&rootfs);
+    let state = tmp.path.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let parent = unique("edtest-json");
+    let _cleanup = CgroupGuard(parent.clone());
+    let name = unique("c");
+    let config = serde_json::json!({
+        "hostname": "frozen",
+        "cgroups": {
+            "parent": parent, "name": name, "freezer": "FROZEN",
+            "memory": 48 * MIB, "pids_limit": 16, "cpu_shares": 256,
+        },
+        "namespaces": ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"],
+        "rootfs": rootfs,
+        "args": ["sleep", "100"],
+    });
+    std::fs::write(
+        state.join("container.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let shim = Command::new(bin("execdriver-shim"))
+        .args(["--id", &name, "--state"])
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut shim = ChildGuard(shim);
+    let created: Response = protocol::read_frame(&mut shim.0.stdout.take().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(created.kind, Some(response::Kind::State(_))),
+        "{created:?} {}",
+        std::fs::read_to_string(state.join("shim.log")).unwrap_or_default()
+    );
+    let sock = state.join("shim.sock");
+    let call = |kind: request::Kind| -> response::Kind {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        protocol::write_frame(&mut s, &Request::new(kind)).unwrap();
+        let r: Response = protocol::read_frame(&mut s).unwrap().unwrap();
+        r.kind.unwrap()
+    };
+    let status = |k: response::Kind| match k {
+        response::Kind::State(st) => st.status,
+        other => panic!("{other:?}"),
+    };
+    let file = |ctrl: &str, f: &str| {
+        std::fs::read_to_string(cgroup_dir(&parent, &name, ctrl).unwrap().join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        file("memory", "memory.limit_in_bytes"),
+        (48 * MIB).to_string()
+    );
+    assert_eq!(file("pids", "pids.max"), "16");
+    assert_eq!(file("cpu", "cpu.shares"), "256");
+    assert!(matches!(
+        call(request::Kind::Start(Empty {})),
+        response::Kind::Ok(_)
+    ));
+    assert_eq!(
+        status(call(request::Kind::State(Empty {}))),
+        Status::Paused as i32
+    );
+    if has_v1("freezer") {
+        assert_eq!(file("freezer", "freezer.state"), "FROZEN");
+    }
+    assert!(matches!(
+        call(request::Kind::Resume(Empty {})),
+        response::Kind::Ok(_)
+    ));
+    assert_eq!(
+        status(call(request::Kind::State(Empty {}))),
+        Status::Running as i32
+    );
+    match call(request::Kind::Stats(Empty {})) {
+        response::Kind::Stats(s) => assert_eq!(s.pids.unwrap().limit, 16),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        call(request::Kind::Kill(protocol::Kill {
+            signal: 9,
+            all: false
+        })),
+        response::Kind::Ok(_)
+    ));
+    match call(request::Kind::Wait(Empty {})) {
+        response::Kind::Exit(e) => assert_eq!(e.signal, Some(9)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        call(request::Kind::Shutdown(Empty {})),
+        response::Kind::Ok(_)
+    ));
+    assert!(shim.0.wait().unwrap().success());
+    for h in Layout::detect().unwrap().hierarchies {
+        assert!(!h.mountpoint.join(&parent).join(&name).exists());
+    }
 }
