@@ -368,7 +368,7 @@ impl Driver {
 }
 
 impl Driver {
-    /// Calls the shim of a container that must be alive for `what`.
+    /// Calls the shim of a container; FAILED_PRECONDITION when none answers (it has stopped).
     async fn call_live(&self, c: &Container, kind: request::Kind) -> Result<response::Kind> {
         match shims::call(&c.dir, kind).await? {
             Some(k) => Ok(k),

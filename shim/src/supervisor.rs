@@ -160,7 +160,8 @@ const TOKEN_LISTENER: u64 = 1;
 const TOKEN_STDOUT: u64 = 2;
 const TOKEN_STDERR: u64 = 3;
 const TOKEN_STDIN: u64 = 4;
-const TOKEN_OOM: u64 = 5;
+// Kept clear of the low tokens other features may take.
+const TOKEN_OOM: u64 = 15;
 const FIRST_CLIENT: u64 = 16;
 
 struct Shim {
