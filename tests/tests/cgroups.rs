@@ -1165,3 +1165,57 @@ fn container_json_limits_and_frozen_start_through_the_shim() {
         assert!(!h.mountpoint.join(&parent).join(&name).exists());
     }
 }
+
+/// What only the kernel can refuse (a cpuset naming a CPU the host lacks, which container.json
+/// validation cannot know) fails the shim's create with INVALID_ARGUMENT, and every cgroup
+/// directory it made is gone.
+#[test]
+fn shim_create_refused_by_the_kernel_leaves_no_cgroup() {
+    use execdriver_shim::protocol::{self, response, ErrorCode, Response};
+    if !has_v1("cpuset") {
+        eprintln!("skipped: no v1 cpuset controller on this host");
+        return;
+    }
+    let tmp = execdriver_tests::TempDir::new("edt-cgbad");
+    let rootfs = tmp.path.join("rootfs");
+    execdriver_tests::make_rootfs(&rootfs);
+    let state = tmp.path.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let parent = unique("edtest-bad");
+    let _cleanup = CgroupGuard(parent.clone());
+    let name = unique("c");
+    let config = serde_json::json!({
+        "cgroups": {"parent": parent, "name": name, "cpuset_cpus": "4000", "memory": 64 * MIB},
+        "namespaces": ["NEWNS", "NEWPID"],
+        "rootfs": rootfs,
+        "args": ["true"],
+    });
+    std::fs::write(state.join("container.json"), config.to_string()).unwrap();
+    let mut shim = ChildGuard(
+        Command::new(bin("execdriver-shim"))
+            .args(["--id", &name, "--state"])
+            .arg(&state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let report: Response = protocol::read_frame(&mut shim.0.stdout.take().unwrap())
+        .unwrap()
+        .unwrap();
+    match report.kind {
+        Some(response::Kind::Error(e)) => {
+            assert_eq!(e.code, ErrorCode::InvalidArgument as i32, "{e:?}");
+            assert!(e.message.contains("cpuset.cpus"), "{e:?}");
+        }
+        other => panic!("the create should fail: {other:?}"),
+    }
+    assert!(!shim.0.wait().unwrap().success());
+    for h in Layout::detect().unwrap().hierarchies {
+        assert!(
+            !h.mountpoint.join(&parent).join(&name).exists(),
+            "{} left behind",
+            h.mountpoint.display()
+        );
+    }
+}
