@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use execdriver_proto::{self as pb, CreateRequest, Mount as ProtoMount};
 use execdriver_shim::capabilities;
+use execdriver_shim::cgroups::{self as shim_cgroups, DeviceMode, Layout};
 use execdriver_shim::config::{self, Cgroups, Config, Mount, User, DEFAULT_NAMESPACES};
 use execdriver_shim::namespaces::Namespace;
+use execdriver_shim::protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -52,12 +54,15 @@ pub struct Meta {
 pub struct Defaults {
     /// Cgroup parent for containers, e.g. "execdriver".
     pub cgroup_parent: String,
+    /// How the shims enforce device access (`--cgroup-devices`).
+    pub cgroup_devices: DeviceMode,
 }
 
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {
             cgroup_parent: "execdriver".into(),
+            cgroup_devices: DeviceMode::Auto,
         }
     }
 }
@@ -245,13 +250,12 @@ pub fn create_request(
         }
     }
 
+    let cgroups = cgroups(req, defaults)?;
+
     let config = Config {
         hostname,
         networks: Vec::new(),
-        cgroups: Some(Cgroups {
-            parent: defaults.cgroup_parent.clone(),
-            name: req.id.clone(),
-        }),
+        cgroups: Some(cgroups),
         tty: process.tty,
         environment: process.env.clone(),
         capabilities_mask: req.capabilities_mask.clone(),
@@ -438,6 +442,191 @@ fn mount(i: usize, m: &ProtoMount) -> Result<Mount> {
     })
 }
 
+/// The container's `cgroups` section: where its cgroups go and the limits of
+/// `req.resources`, every value checked (also against the host's cpus and memory nodes).
+fn cgroups(req: &CreateRequest, defaults: &Defaults) -> Result<Cgroups> {
+    let r = req.resources.clone().unwrap_or_default();
+    let parent = if r.cgroup_parent.is_empty() {
+        defaults.cgroup_parent.clone()
+    } else {
+        check_string("resources.cgroup_parent", &r.cgroup_parent)?;
+        if r.cgroup_parent.starts_with('/') {
+            return Err(Error::invalid(
+                "resources.cgroup_parent",
+                format!(
+                    "{:?} must be relative to the hierarchy roots",
+                    r.cgroup_parent
+                ),
+            ));
+        }
+        r.cgroup_parent.clone()
+    };
+    check_list("resources.devices", r.devices.len(), 256)?;
+    let devices = r
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| device(i, d))
+        .collect::<Result<Vec<_>>>()?;
+    let cg = Cgroups {
+        parent,
+        name: req.id.clone(),
+        device_access: r.allow_all_devices,
+        devices,
+        ..limits(&r)?
+    };
+    cg.validate_resources().map_err(request_field)?;
+    Ok(cg)
+}
+
+/// The limit fields of `r` (0 where unset), with the cpusets checked against the host.
+fn limits(r: &execdriver_proto::Resources) -> Result<Cgroups> {
+    check_string("resources.cpuset_cpus", &r.cpuset_cpus)?;
+    check_string("resources.cpuset_mems", &r.cpuset_mems)?;
+    let cg = Cgroups {
+        memory: r.memory,
+        memory_reservation: r.memory_reservation,
+        memory_swap: r.memory_swap,
+        cpu_shares: r.cpu_shares,
+        cpu_quota: r.cpu_quota,
+        cpu_period: r.cpu_period,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+        blkio_weight: r.blkio_weight,
+        pids_limit: r.pids_limit,
+        ..Default::default()
+    };
+    if !cg.cpuset_cpus.is_empty() || !cg.cpuset_mems.is_empty() {
+        let layout = Layout::detect().unwrap_or_default();
+        for (field, value, host, what) in [
+            (
+                "resources.cpuset_cpus",
+                &cg.cpuset_cpus,
+                shim_cgroups::host_cpus(&layout),
+                "CPU",
+            ),
+            (
+                "resources.cpuset_mems",
+                &cg.cpuset_mems,
+                shim_cgroups::host_mems(&layout),
+                "memory node",
+            ),
+        ] {
+            let wanted = config::parse_cpu_list(value).map_err(|why| Error::invalid(field, why))?;
+            if let Some(host) = host {
+                if let Some(missing) = wanted.iter().find(|c| !host.contains(c)) {
+                    return Err(Error::invalid(
+                        field,
+                        format!("this host has no {what} {missing} (it has {host:?})"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(cg)
+}
+
+/// A device rule of the request as container.json has it; a host path gives its type and
+/// numbers.
+fn device(i: usize, d: &execdriver_proto::DeviceRule) -> Result<config::Device> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let field = |f: &str| format!("resources.devices[{i}].{f}");
+    check_string(&field("path"), &d.path)?;
+    check_string(&field("container_path"), &d.container_path)?;
+    let permissions = if d.permissions.is_empty() {
+        "rwm".to_owned()
+    } else {
+        d.permissions.clone()
+    };
+    let container_path = if d.container_path.is_empty() {
+        d.path.clone()
+    } else {
+        d.container_path.clone()
+    };
+    if !d.r#type.is_empty() {
+        return Ok(config::Device {
+            kind: d.r#type.clone(),
+            path: container_path,
+            major_number: d.major,
+            minor_number: d.minor,
+            cgroup_permissions: permissions,
+            file_mode: 0,
+        });
+    }
+    if d.path.is_empty() {
+        return Err(Error::invalid(
+            field("type"),
+            "missing: give a type (c, b, a) or a host device path",
+        ));
+    }
+    let host = absolute(&field("path"), &d.path)?;
+    let md = std::fs::metadata(&host)
+        .map_err(|e| Error::invalid(field("path"), format!("{}: {e}", host.display())))?;
+    let kind = if md.file_type().is_char_device() {
+        "c"
+    } else if md.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(Error::invalid(
+            field("path"),
+            format!("{} is not a device node", host.display()),
+        ));
+    };
+    let rdev = md.rdev();
+    Ok(config::Device {
+        kind: kind.into(),
+        path: container_path,
+        major_number: nix::sys::stat::major(rdev) as i64,
+        minor_number: nix::sys::stat::minor(rdev) as i64,
+        cgroup_permissions: permissions,
+        file_mode: md.mode() & 0o777,
+    })
+}
+
+/// An Update request's limits, checked; what it does not set stays as it is.
+pub fn update_request(req: &execdriver_proto::UpdateRequest) -> Result<protocol::Resources> {
+    validate_id(&req.id)?;
+    let Some(r) = &req.resources else {
+        return Err(Error::invalid("resources", "missing"));
+    };
+    if !r.devices.is_empty() {
+        return Err(Error::invalid(
+            "resources.devices",
+            "device rules are set at Create only",
+        ));
+    }
+    if r.allow_all_devices {
+        return Err(Error::invalid(
+            "resources.allow_all_devices",
+            "device access is set at Create only",
+        ));
+    }
+    if !r.cgroup_parent.is_empty() {
+        return Err(Error::invalid(
+            "resources.cgroup_parent",
+            "a container cannot move to another cgroup",
+        ));
+    }
+    let cg = limits(r)?;
+    // memory_swap is checked against the memory limit in force by the shim.
+    let alone = Cgroups {
+        name: req.id.clone(),
+        memory_swap: 0,
+        ..cg.clone()
+    };
+    alone.validate_resources().map_err(request_field)?;
+    if cg.memory_swap < -1 {
+        return Err(Error::invalid(
+            "resources.memory_swap",
+            format!(
+                "{} is out of range: -1 (unlimited) or a size",
+                cg.memory_swap
+            ),
+        ));
+    }
+    Ok(protocol::Resources::of(&cg))
+}
+
 /// Names a container.json field as the request does.
 fn request_field(e: config::ConfigError) -> Error {
     let renames = [
@@ -446,12 +635,29 @@ fn request_field(e: config::ConfigError) -> Error {
         ("working_dir", "process.cwd"),
         ("user", "process.user"),
         ("readonly_fs", "readonly_rootfs"),
+        ("cgroups.parent", "resources.cgroup_parent"),
+        ("cgroups.name", "id"),
+        ("cgroups.device_access", "resources.allow_all_devices"),
+        ("cgroups.", "resources."),
     ];
     let mut field = e.field;
     for (from, to) in renames {
         if let Some(rest) = field.strip_prefix(from) {
             field = format!("{to}{rest}");
             break;
+        }
+    }
+    if field.starts_with("resources.devices[") {
+        for (from, to) in [
+            (".major_number", ".major"),
+            (".minor_number", ".minor"),
+            (".cgroup_permissions", ".permissions"),
+            (".path", ".container_path"),
+        ] {
+            if let Some(head) = field.strip_suffix(from) {
+                field = format!("{head}{to}");
+                break;
+            }
         }
     }
     Error::InvalidArgument {
@@ -557,5 +763,203 @@ mod tests {
         let mut r = req();
         r.process.as_mut().unwrap().args = vec!["a\0b".into()];
         assert_eq!(field_of(r), "process.args[0]");
+    }
+
+    fn with_resources(f: impl Fn(&mut execdriver_proto::Resources)) -> CreateRequest {
+        let mut r = req();
+        let mut res = execdriver_proto::Resources::default();
+        f(&mut res);
+        r.resources = Some(res);
+        r
+    }
+
+    #[test]
+    fn resources_convert_to_cgroups() {
+        let r = with_resources(|r| {
+            r.memory = 32 << 20;
+            r.memory_swap = -1;
+            r.cpu_shares = 512;
+            r.cpu_quota = 20_000;
+            r.cpu_period = 100_000;
+            r.cpuset_cpus = "0".into();
+            r.pids_limit = 20;
+            r.devices = vec![execdriver_proto::DeviceRule {
+                r#type: "c".into(),
+                major: 10,
+                minor: 229,
+                ..Default::default()
+            }];
+        });
+        let (c, _) = create_request(&r, &Defaults::default(), 0).unwrap();
+        let cg = c.cgroups.unwrap();
+        assert_eq!(cg.parent, "execdriver");
+        assert_eq!(cg.name, "c1");
+        assert_eq!(
+            (cg.memory, cg.memory_swap, cg.cpu_shares),
+            (32 << 20, -1, 512)
+        );
+        assert_eq!(
+            (cg.cpu_quota, cg.cpu_period, cg.pids_limit),
+            (20_000, 100_000, 20)
+        );
+        assert_eq!(cg.devices[0].cgroup_permissions, "rwm");
+        assert_eq!(cg.devices[0].minor_number, 229);
+        // A host node gives its type and numbers.
+        let r = with_resources(|r| {
+            r.devices = vec![execdriver_proto::DeviceRule {
+                path: "/dev/null".into(),
+                permissions: "rw".into(),
+                ..Default::default()
+            }];
+            r.cgroup_parent = "engine/pods".into();
+        });
+        let (c, _) = create_request(&r, &Defaults::default(), 0).unwrap();
+        let cg = c.cgroups.unwrap();
+        assert_eq!(cg.parent, "engine/pods");
+        let d = &cg.devices[0];
+        assert_eq!(
+            (d.kind.as_str(), d.major_number, d.minor_number),
+            ("c", 1, 3)
+        );
+        assert_eq!(d.path, "/dev/null");
+    }
+
+    #[test]
+    fn bad_resources_name_the_field() {
+        type Mutation = Box<dyn Fn(&mut execdriver_proto::Resources)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|r| r.memory = 100), "resources.memory"),
+            (Box::new(|r| r.memory = -7), "resources.memory"),
+            (
+                Box::new(|r| r.memory_swap = 1 << 30),
+                "resources.memory_swap",
+            ),
+            (Box::new(|r| r.cpu_shares = 1), "resources.cpu_shares"),
+            (Box::new(|r| r.cpu_quota = 5), "resources.cpu_quota"),
+            (Box::new(|r| r.cpu_period = 10), "resources.cpu_period"),
+            (Box::new(|r| r.pids_limit = -9), "resources.pids_limit"),
+            (Box::new(|r| r.blkio_weight = 1), "resources.blkio_weight"),
+            (
+                Box::new(|r| r.cpuset_cpus = "0-x".into()),
+                "resources.cpuset_cpus",
+            ),
+            (
+                Box::new(|r| r.cpuset_cpus = "4000".into()),
+                "resources.cpuset_cpus",
+            ),
+            (
+                Box::new(|r| r.cpuset_mems = "77".into()),
+                "resources.cpuset_mems",
+            ),
+            (
+                Box::new(|r| r.cgroup_parent = "../escape".into()),
+                "resources.cgroup_parent",
+            ),
+            (
+                Box::new(|r| r.cgroup_parent = "a/../../b".into()),
+                "resources.cgroup_parent",
+            ),
+            (
+                Box::new(|r| r.cgroup_parent = "/abs".into()),
+                "resources.cgroup_parent",
+            ),
+            (
+                Box::new(|r| {
+                    r.devices = vec![execdriver_proto::DeviceRule {
+                        path: "/etc/passwd".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "resources.devices[0].path",
+            ),
+            (
+                Box::new(|r| {
+                    r.devices = vec![execdriver_proto::DeviceRule {
+                        r#type: "c".into(),
+                        major: 1,
+                        minor: 3,
+                        permissions: "rwx".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "resources.devices[0].permissions",
+            ),
+            (
+                Box::new(|r| {
+                    r.devices = vec![execdriver_proto::DeviceRule {
+                        r#type: "c".into(),
+                        major: 99999,
+                        minor: 3,
+                        ..Default::default()
+                    }]
+                }),
+                "resources.devices[0].major",
+            ),
+            (
+                Box::new(|r| {
+                    r.devices = vec![execdriver_proto::DeviceRule {
+                        r#type: "c".into(),
+                        major: 1,
+                        minor: 3,
+                        container_path: "/etc/x".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "resources.devices[0].container_path",
+            ),
+        ];
+        for (mutate, field) in cases {
+            assert_eq!(field_of(with_resources(mutate)), field);
+        }
+    }
+
+    #[test]
+    fn update_requests() {
+        let up = |f: &dyn Fn(&mut execdriver_proto::Resources)| {
+            let mut res = execdriver_proto::Resources::default();
+            f(&mut res);
+            update_request(&execdriver_proto::UpdateRequest {
+                id: "c1".into(),
+                resources: Some(res),
+            })
+        };
+        let r = up(&|r| {
+            r.memory = 128 << 20;
+            r.memory_swap = 256 << 20;
+            r.pids_limit = -1;
+        })
+        .unwrap();
+        assert_eq!(
+            (r.memory, r.memory_swap, r.pids_limit),
+            (128 << 20, 256 << 20, -1)
+        );
+        // memory_swap alone is fine here (checked against the limit in force by the shim).
+        up(&|r| r.memory_swap = 1 << 30).unwrap();
+        let field = |e: Error| match e {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(up(&|r| r.memory = 5).unwrap_err()),
+            "resources.memory"
+        );
+        assert_eq!(
+            field(up(&|r| r.cgroup_parent = "x".into()).unwrap_err()),
+            "resources.cgroup_parent"
+        );
+        assert_eq!(
+            field(up(&|r| r.allow_all_devices = true).unwrap_err()),
+            "resources.allow_all_devices"
+        );
+        assert_eq!(
+            field(
+                update_request(&execdriver_proto::UpdateRequest {
+                    id: "c1".into(),
+                    resources: None
+                })
+                .unwrap_err()
+            ),
+            "resources"
+        );
     }
 }

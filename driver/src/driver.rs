@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_shim::cgroups::{Cgroup, Layout};
+use execdriver_shim::cgroups::{self, stats::Stats, DeviceMode, Layout};
 use execdriver_shim::config::Config as ContainerConfig;
 use execdriver_shim::protocol::{self, request, response, Empty, ShimState, Status, Target};
 use execdriver_shim::state::{self, ExitRecord};
@@ -184,6 +184,7 @@ impl Driver {
             console_size: meta.tty.then_some(meta.console_size),
             log_max_size: meta.log_max_size,
             log_max_files: meta.log_max_files,
+            cgroup_devices: self.config.defaults.cgroup_devices,
         };
         shims::spawn(&self.config.shim_path, &meta.id, dir, &opts).await
     }
@@ -637,6 +638,220 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Calls the shim of a container; FAILED_PRECONDITION when none answers (it has stopped).
+    async fn call_live(&self, c: &Container, kind: request::Kind) -> Result<response::Kind> {
+        match shims::call(&c.dir, kind).await? {
+            Some(k) => Ok(k),
+            None => Err(Error::FailedPrecondition(format!(
+                "container {} is stopped (its shim is gone)",
+                c.id
+            ))),
+        }
+    }
+
+    /// Freezes every process of a running container.
+    pub async fn pause(&self, id: &str) -> Result<pb::ContainerState> {
+        let c = self.get(id)?;
+        let _op = c.op.lock().await;
+        self.call_live(&c, request::Kind::Pause(Empty {})).await?;
+        info!(id = %id, "paused");
+        self.state_of(&c).await
+    }
+
+    /// Thaws a paused container.
+    pub async fn resume(&self, id: &str) -> Result<pb::ContainerState> {
+        let c = self.get(id)?;
+        let _op = c.op.lock().await;
+        self.call_live(&c, request::Kind::Resume(Empty {})).await?;
+        info!(id = %id, "resumed");
+        self.state_of(&c).await
+    }
+
+    /// One sample of the container's resource use.
+    pub async fn stats(&self, id: &str) -> Result<pb::ContainerStats> {
+        let c = self.get(id)?;
+        match self.call_live(&c, request::Kind::Stats(Empty {})).await? {
+            response::Kind::Stats(s) => Ok(container_stats(id, s)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Samples every `interval_ms` (0: 1000) into a channel until the container stops, the
+    /// receiver is dropped, or an error (sent last). The first sample is taken before this
+    /// returns, so a bad id or a stopped container is an error of the call itself.
+    pub async fn stats_stream(
+        self: &Arc<Self>,
+        id: &str,
+        interval_ms: u32,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<pb::ContainerStats>>> {
+        let interval = match interval_ms {
+            0 => 1000,
+            100..=3_600_000 => interval_ms,
+            _ => {
+                return Err(Error::invalid(
+                    "interval_ms",
+                    format!("{interval_ms} is out of range 100 to 3600000"),
+                ))
+            }
+        };
+        let first = self.stats(id).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let driver = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if tx.send(Ok(first)).await.is_err() {
+                return;
+            }
+            let mut ticks = tokio::time::interval(Duration::from_millis(interval.into()));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await; // the first tick is immediate: that sample went already
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = tx.closed() => return,
+                }
+                match driver.stats(&id).await {
+                    Ok(s) => {
+                        if tx.send(Ok(s)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Stopped or deleted: the stream ends.
+                    Err(Error::FailedPrecondition(_) | Error::NotFound(_)) => return,
+                    Err(Error::Shim {
+                        code: protocol::ErrorCode::FailedPrecondition,
+                        ..
+                    }) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Changes the limits of a live container; returns the limits in force.
+    pub async fn update(&self, req: &pb::UpdateRequest) -> Result<pb::Resources> {
+        let resources = convert::update_request(req)?;
+        let c = self.get(&req.id)?;
+        let _op = c.op.lock().await;
+        let reply = self
+            .call_live(&c, request::Kind::Update(resources))
+            .await
+            .map_err(|e| match e {
+                // The shim names container.json's field; the caller knows the request's.
+                Error::Shim {
+                    code: protocol::ErrorCode::InvalidArgument,
+                    message,
+                } => match message
+                    .strip_prefix("cgroups.")
+                    .and_then(|m| m.split_once(": "))
+                {
+                    Some((field, reason)) => Error::invalid(format!("resources.{field}"), reason),
+                    None => Error::invalid("resources", message),
+                },
+                e => e,
+            })?;
+        match reply {
+            response::Kind::Resources(r) => {
+                info!(id = %req.id, "updated");
+                Ok(pb::Resources {
+                    memory: r.memory,
+                    memory_reservation: r.memory_reservation,
+                    memory_swap: r.memory_swap,
+                    cpu_shares: r.cpu_shares,
+                    cpu_quota: r.cpu_quota,
+                    cpu_period: r.cpu_period,
+                    cpuset_cpus: r.cpuset_cpus,
+                    cpuset_mems: r.cpuset_mems,
+                    blkio_weight: r.blkio_weight,
+                    pids_limit: r.pids_limit,
+                    ..Default::default()
+                })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every process of the container.
+    pub async fn pids(&self, id: &str) -> Result<pb::PidsResponse> {
+        let c = self.get(id)?;
+        match self.call_live(&c, request::Kind::Pids(Empty {})).await? {
+            response::Kind::Pids(p) => Ok(pb::PidsResponse {
+                pids: p.pids,
+                container_pids: p.container_pids,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(k: response::Kind) -> Error {
+    Error::Internal(format!("unexpected reply from the shim: {k:?}"))
+}
+
+/// The shim's stats as the API has them.
+pub fn container_stats(id: &str, s: Stats) -> pb::ContainerStats {
+    pb::ContainerStats {
+        id: id.to_owned(),
+        read_at: timestamp(s.read_at),
+        cpu: s.cpu.map(|c| pb::CpuStats {
+            usage_ns: c.usage_ns,
+            user_ns: c.user_ns,
+            system_ns: c.system_ns,
+            periods: c.periods,
+            throttled_periods: c.throttled_periods,
+            throttled_ns: c.throttled_ns,
+        }),
+        memory: s.memory.map(|m| pb::MemoryStats {
+            usage: m.usage,
+            limit: m.limit,
+            max_usage: m.max_usage,
+            cache: m.cache,
+            rss: m.rss,
+            swap_usage: m.swap_usage,
+            failcnt: m.failcnt,
+            oom_kills: m.oom_kills,
+        }),
+        pids: s.pids.map(|p| pb::PidsStats {
+            current: p.current,
+            limit: p.limit,
+        }),
+        blkio: s.blkio.map(|b| pb::BlkioStats {
+            read_bytes: b.read_bytes,
+            write_bytes: b.write_bytes,
+            devices: b
+                .devices
+                .into_iter()
+                .map(|d| pb::BlkioDeviceStats {
+                    major: d.major,
+                    minor: d.minor,
+                    read_bytes: d.read_bytes,
+                    write_bytes: d.write_bytes,
+                })
+                .collect(),
+        }),
+        networks: s
+            .networks
+            .into_iter()
+            .map(|n| pb::NetworkStats {
+                name: n.name,
+                rx_bytes: n.rx_bytes,
+                rx_packets: n.rx_packets,
+                rx_errors: n.rx_errors,
+                rx_dropped: n.rx_dropped,
+                tx_bytes: n.tx_bytes,
+                tx_packets: n.tx_packets,
+                tx_errors: n.tx_errors,
+                tx_dropped: n.tx_dropped,
+            })
+            .collect(),
+    }
+}
+
 /// Waits on the shim in `dir`; without a shim, reads what it left.
 async fn wait_dir(dir: &Path, exec_id: &str) -> Result<pb::ExitStatus> {
     match shims::call(
@@ -680,13 +895,15 @@ fn orphan_exit(dir: &Path) -> ExitRecord {
     })
 }
 
-/// Removes what a container's shim would have removed, when the shim is gone.
+/// Removes what a container's shim would have removed, when the shim is gone: its cgroups
+/// (thawed, emptied by killing what is left, removed).
 fn cleanup_without_shim(dir: &Path) {
     if let Ok(config) = ContainerConfig::load(&dir.join(state::CONFIG)) {
         if let Some(cg) = &config.cgroups {
-            if let Ok(cgroup) = Layout::detect().and_then(|l| Cgroup::new(&l, &cg.parent, &cg.name))
+            if let Ok(manager) =
+                Layout::detect().and_then(|l| cgroups::open(&l, cg, DeviceMode::Auto))
             {
-                if let Err(e) = cgroup.destroy() {
+                if let Err(e) = manager.destroy() {
                     warn!(dir = %dir.display(), error = %e, "removing cgroups");
                 }
             }

@@ -187,6 +187,54 @@ impl ExecDriver for Service {
         ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn pause(&self, req: Request<pb::PauseRequest>) -> Reply<pb::PauseResponse> {
+        let st = self.driver.pause(&req.get_ref().id).await?;
+        ok(pb::PauseResponse {
+            container: Some(st),
+        })
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn resume(&self, req: Request<pb::ResumeRequest>) -> Reply<pb::ResumeResponse> {
+        let st = self.driver.resume(&req.get_ref().id).await?;
+        ok(pb::ResumeResponse {
+            container: Some(st),
+        })
+    }
+
+    async fn stats(&self, req: Request<pb::StatsRequest>) -> Reply<pb::StatsResponse> {
+        let stats = self.driver.stats(&req.get_ref().id).await?;
+        ok(pb::StatsResponse { stats: Some(stats) })
+    }
+
+    type StatsStreamStream = Pin<Box<dyn Stream<Item = Result<pb::StatsResponse, Status>> + Send>>;
+
+    async fn stats_stream(
+        &self,
+        req: Request<pb::StatsStreamRequest>,
+    ) -> Reply<Self::StatsStreamStream> {
+        let r = req.get_ref();
+        let rx = self.driver.stats_stream(&r.id, r.interval_ms).await?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|s| {
+            s.map(|stats| pb::StatsResponse { stats: Some(stats) })
+                .map_err(Status::from)
+        });
+        ok(Box::pin(stream))
+    }
+
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn update(&self, req: Request<pb::UpdateRequest>) -> Reply<pb::UpdateResponse> {
+        let resources = self.driver.update(req.get_ref()).await?;
+        ok(pb::UpdateResponse {
+            resources: Some(resources),
+        })
+    }
+
+    async fn pids(&self, req: Request<pb::PidsRequest>) -> Reply<pb::PidsResponse> {
+        ok(self.driver.pids(&req.get_ref().id).await?)
+    }
+
     type AttachStream = Pin<Box<dyn Stream<Item = Result<pb::AttachResponse, Status>> + Send>>;
 
     async fn attach(

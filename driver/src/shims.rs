@@ -59,6 +59,8 @@ pub struct SpawnOptions {
     /// Log rotation: bytes per file (0: never rotate) and files kept.
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// How device access is enforced.
+    pub cgroup_devices: execdriver_shim::cgroups::DeviceMode,
 }
 
 /// Starts a shim for the container whose state directory is `dir` and waits until it reports
@@ -81,6 +83,9 @@ pub async fn spawn(
     }
     if let Some((rows, cols)) = opts.console_size {
         cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
+    }
+    if opts.cgroup_devices == execdriver_shim::cgroups::DeviceMode::Bpf {
+        cmd.arg("--cgroup-devices").arg("bpf");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -131,13 +131,272 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
-/// Where the container's cgroups live: `<hierarchy>/<parent>/<name>`.
+/// Where the container's cgroups live (`<hierarchy>/<parent>/<name>`) and the limits the
+/// kernel enforces on them: libcontainer 2014's flat `cgroups` fields.
+///
+/// Numbers are 0 when not set (the kernel's default: no limit). `-1` means "unlimited" where
+/// the field allows it (`memory`, `memory_reservation`, `memory_swap`, `cpu_quota`,
+/// `pids_limit`), which matters when a live update lifts a limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cgroups {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub parent: String,
     pub name: String,
+    /// Allow access to every device (libcontainer 2014 `device_access`); otherwise the default
+    /// list ([`crate::cgroups::devices::DEFAULT_RULES`]) plus `devices`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub device_access: bool,
+    /// Memory limit in bytes.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory: i64,
+    /// Soft memory limit in bytes (v1 `memory.soft_limit_in_bytes`, v2 `memory.low`).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory_reservation: i64,
+    /// Memory plus swap, in bytes (Docker's `--memory-swap`); needs `memory`.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory_swap: i64,
+    /// Relative CPU weight, 2 to 262144 (v1 `cpu.shares`; v2 `cpu.weight` is derived).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_shares: i64,
+    /// CPU time per period in microseconds.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_quota: i64,
+    /// The period of `cpu_quota` in microseconds (1000 to 1000000; kernel default 100000).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_period: i64,
+    /// CPUs, in the kernel's list format (`0-2,4`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpuset_cpus: String,
+    /// Memory nodes, in the kernel's list format.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpuset_mems: String,
+    /// Block I/O weight, 10 to 1000.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub blkio_weight: i64,
+    /// Most processes (and threads) the container may have.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pids_limit: i64,
+    /// Devices allowed besides the default list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `FROZEN` starts the container paused (frozen right after Start); `THAWED` or empty: not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub freezer: String,
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A device rule, with libcontainer 2014's field names (`type` is a string here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// `c` (character), `b` (block) or `a` (every device).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where the node is made inside the container (under /dev); empty: only allowed, not made.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// -1 matches every major number.
+    pub major_number: i64,
+    /// -1 matches every minor number.
+    pub minor_number: i64,
+    /// Any of `r`, `w`, `m` (mknod).
+    pub cgroup_permissions: String,
+    /// Permission bits of the node made at `path`; 0 means 0666.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub file_mode: u32,
+}
+
+/// Smallest memory limit accepted: below it a container cannot even be set up.
+pub const MIN_MEMORY: i64 = 4 << 20;
+/// Largest pid limit the kernel has (PID_MAX_LIMIT).
+pub const MAX_PIDS: i64 = 4 << 20;
+/// Largest device numbers Linux has (12 bits of major, 20 of minor).
+pub const MAX_MAJOR: i64 = (1 << 12) - 1;
+pub const MAX_MINOR: i64 = (1 << 20) - 1;
+
+impl Cgroups {
+    /// Checks the resource fields; errors name `cgroups.<field>`.
+    pub fn validate_resources(&self) -> Result<(), ConfigError> {
+        let err = |f: &str, why: String| Err(ConfigError::new(format!("cgroups.{f}"), why));
+        let unlimited_or = |f: &str, v: i64, min: i64| {
+            if v == 0 || v == -1 || v >= min {
+                Ok(())
+            } else {
+                err(
+                    f,
+                    format!("{v} is out of range: -1 (unlimited) or at least {min}"),
+                )
+            }
+        };
+        unlimited_or("memory", self.memory, MIN_MEMORY)?;
+        unlimited_or("memory_reservation", self.memory_reservation, 1)?;
+        unlimited_or("memory_swap", self.memory_swap, 1)?;
+        if self.memory_swap > 0 {
+            if self.memory <= 0 {
+                return err(
+                    "memory_swap",
+                    "a memory+swap limit needs a memory limit".into(),
+                );
+            }
+            if self.memory_swap < self.memory {
+                return err(
+                    "memory_swap",
+                    format!(
+                        "{} is below memory ({}): it is memory plus swap",
+                        self.memory_swap, self.memory
+                    ),
+                );
+            }
+        }
+        if self.cpu_shares != 0 && !(2..=262_144).contains(&self.cpu_shares) {
+            return err(
+                "cpu_shares",
+                format!("{} is out of range 2 to 262144", self.cpu_shares),
+            );
+        }
+        if self.cpu_period != 0 && !(1000..=1_000_000).contains(&self.cpu_period) {
+            return err(
+                "cpu_period",
+                format!(
+                    "{} is out of range 1000 to 1000000 (microseconds)",
+                    self.cpu_period
+                ),
+            );
+        }
+        unlimited_or("cpu_quota", self.cpu_quota, 1000)?;
+        if self.cpu_quota > 1_000_000 * 1024 {
+            return err("cpu_quota", format!("{} is too large", self.cpu_quota));
+        }
+        for (f, v) in [
+            ("cpuset_cpus", &self.cpuset_cpus),
+            ("cpuset_mems", &self.cpuset_mems),
+        ] {
+            if !v.is_empty() {
+                parse_cpu_list(v).map_err(|why| ConfigError::new(format!("cgroups.{f}"), why))?;
+            }
+        }
+        if self.blkio_weight != 0 && !(10..=1000).contains(&self.blkio_weight) {
+            return err(
+                "blkio_weight",
+                format!("{} is out of range 10 to 1000", self.blkio_weight),
+            );
+        }
+        unlimited_or("pids_limit", self.pids_limit, 1)?;
+        if self.pids_limit > MAX_PIDS {
+            return err(
+                "pids_limit",
+                format!("{} is above the kernel's limit {MAX_PIDS}", self.pids_limit),
+            );
+        }
+        if self.devices.len() > 256 {
+            return err(
+                "devices",
+                format!("{} entries; at most 256", self.devices.len()),
+            );
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            d.validate()
+                .map_err(|(f, why)| ConfigError::new(format!("cgroups.devices[{i}]{f}"), why))?;
+        }
+        if !matches!(self.freezer.as_str(), "" | "THAWED" | "FROZEN") {
+            return err(
+                "freezer",
+                format!("{:?} is not THAWED or FROZEN", self.freezer),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Device {
+    /// Checks one rule; the error is (the sub-field, e.g. `.type`, and why).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !matches!(self.kind.as_str(), "a" | "b" | "c") {
+            return Err((".type", format!("{:?} is not c, b or a", self.kind)));
+        }
+        for (f, n, max) in [
+            (".major_number", self.major_number, MAX_MAJOR),
+            (".minor_number", self.minor_number, MAX_MINOR),
+        ] {
+            if !(-1..=max).contains(&n) {
+                return Err((
+                    f,
+                    format!("{n} is not a device number (0 to {max}) or -1 (any)"),
+                ));
+            }
+        }
+        if self.kind == "a" && (self.major_number != -1 || self.minor_number != -1) {
+            return Err((
+                ".type",
+                "\"a\" (every device) takes no numbers; use -1".into(),
+            ));
+        }
+        let p = &self.cgroup_permissions;
+        if p.is_empty()
+            || p.len() > 3
+            || !p.chars().all(|c| "rwm".contains(c))
+            || p.chars().enumerate().any(|(i, c)| p[..i].contains(c))
+        {
+            return Err((
+                ".cgroup_permissions",
+                format!("{p:?} is not a combination of r, w and m"),
+            ));
+        }
+        if !self.path.is_empty() {
+            let path = Path::new(&self.path);
+            if !path.starts_with("/dev/")
+                || path.components().any(|c| c == Component::ParentDir)
+                || self.path.contains('\0')
+            {
+                return Err((
+                    ".path",
+                    format!("{:?} is not a path under /dev/", self.path),
+                ));
+            }
+            if self.kind == "a" || self.major_number < 0 || self.minor_number < 0 {
+                return Err((
+                    ".path",
+                    "making a node needs type c or b and both numbers".into(),
+                ));
+            }
+            if self.file_mode > 0o777 {
+                return Err((
+                    ".file_mode",
+                    format!("{:o} is not a permission mode", self.file_mode),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the kernel's cpu/node list format (`0-3,5,7-8`) into the numbers it names.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(out);
+    }
+    for part in s.split(',') {
+        let bad = || format!("{s:?} is not a list like 0-3,5");
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: u32 = a.trim().parse().map_err(|_| bad())?;
+        let b: u32 = b.trim().parse().map_err(|_| bad())?;
+        if a > b || b >= 8192 {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// A bind mount from the host into the container.
@@ -297,6 +556,7 @@ impl Config {
         if let Some(cg) = &self.cgroups {
             check_cgroup_component("cgroups.name", &cg.name, false)?;
             check_cgroup_component("cgroups.parent", &cg.parent, true)?;
+            cg.validate_resources()?;
         }
         User::parse(&self.user).map_err(|r| ConfigError::new("user", r))?;
         if !self.working_dir.is_empty() {
@@ -493,6 +753,7 @@ mod tests {
                     c.cgroups = Some(Cgroups {
                         parent: "../x".into(),
                         name: "a".into(),
+                        ..Default::default()
                     })
                 }),
                 "cgroups.parent",
@@ -527,5 +788,170 @@ mod tests {
         assert_eq!(User::parse("1000:5").unwrap(), User { uid: 1000, gid: 5 });
         assert!(User::parse("1000:").is_err());
         assert!(User::parse("-1").is_err());
+    }
+
+    fn with_cgroups(f: impl Fn(&mut Cgroups)) -> Config {
+        let mut cg = Cgroups {
+            parent: "p".into(),
+            name: "n".into(),
+            ..Default::default()
+        };
+        f(&mut cg);
+        Config {
+            cgroups: Some(cg),
+            ..valid()
+        }
+    }
+
+    #[test]
+    fn cgroup_resources_are_checked_and_errors_name_the_field() {
+        type Mutation = Box<dyn Fn(&mut Cgroups)>;
+        let bad: Vec<(Mutation, &str)> = vec![
+            (Box::new(|c| c.memory = 1000), "cgroups.memory"),
+            (Box::new(|c| c.memory = -2), "cgroups.memory"),
+            (
+                Box::new(|c| c.memory_swap = 64 << 20),
+                "cgroups.memory_swap",
+            ),
+            (
+                Box::new(|c| {
+                    c.memory = 64 << 20;
+                    c.memory_swap = 32 << 20
+                }),
+                "cgroups.memory_swap",
+            ),
+            (
+                Box::new(|c| c.memory_reservation = -5),
+                "cgroups.memory_reservation",
+            ),
+            (Box::new(|c| c.cpu_shares = 1), "cgroups.cpu_shares"),
+            (Box::new(|c| c.cpu_shares = 300_000), "cgroups.cpu_shares"),
+            (Box::new(|c| c.cpu_period = 999), "cgroups.cpu_period"),
+            (Box::new(|c| c.cpu_quota = 10), "cgroups.cpu_quota"),
+            (
+                Box::new(|c| c.cpuset_cpus = "0-".into()),
+                "cgroups.cpuset_cpus",
+            ),
+            (
+                Box::new(|c| c.cpuset_mems = "3-1".into()),
+                "cgroups.cpuset_mems",
+            ),
+            (Box::new(|c| c.blkio_weight = 5), "cgroups.blkio_weight"),
+            (Box::new(|c| c.pids_limit = -3), "cgroups.pids_limit"),
+            (
+                Box::new(|c| c.pids_limit = MAX_PIDS + 1),
+                "cgroups.pids_limit",
+            ),
+            (Box::new(|c| c.freezer = "frozen".into()), "cgroups.freezer"),
+            (
+                Box::new(|c| {
+                    c.devices = vec![Device {
+                        kind: "x".into(),
+                        cgroup_permissions: "rwm".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "cgroups.devices[0].type",
+            ),
+            (
+                Box::new(|c| {
+                    c.devices = vec![Device {
+                        kind: "c".into(),
+                        major_number: 1,
+                        minor_number: 3,
+                        cgroup_permissions: "rwx".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "cgroups.devices[0].cgroup_permissions",
+            ),
+            (
+                Box::new(|c| {
+                    c.devices = vec![Device {
+                        kind: "c".into(),
+                        path: "/etc/passwd".into(),
+                        major_number: 1,
+                        minor_number: 3,
+                        cgroup_permissions: "rw".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "cgroups.devices[0].path",
+            ),
+            (
+                Box::new(|c| {
+                    c.devices = vec![Device {
+                        kind: "c".into(),
+                        major_number: -7,
+                        minor_number: 3,
+                        cgroup_permissions: "rw".into(),
+                        ..Default::default()
+                    }]
+                }),
+                "cgroups.devices[0].major_number",
+            ),
+        ];
+        for (mutate, field) in bad {
+            let err = with_cgroups(mutate).validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        with_cgroups(|c| {
+            c.memory = 32 << 20;
+            c.memory_swap = -1;
+            c.memory_reservation = 16 << 20;
+            c.cpu_shares = 512;
+            c.cpu_quota = 20_000;
+            c.cpu_period = 100_000;
+            c.cpuset_cpus = "0".into();
+            c.cpuset_mems = "0".into();
+            c.blkio_weight = 500;
+            c.pids_limit = 20;
+            c.freezer = "FROZEN".into();
+            c.devices = vec![Device {
+                kind: "c".into(),
+                path: "/dev/fuse".into(),
+                major_number: 10,
+                minor_number: 229,
+                cgroup_permissions: "rwm".into(),
+                file_mode: 0o600,
+            }];
+        })
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn cgroup_fields_keep_libcontainer_names() {
+        let json = r#"{"parent": "docker", "name": "x", "memory": 33554432, "memory_swap": -1,
+            "cpu_shares": 512, "cpu_quota": 20000, "cpu_period": 100000, "cpuset_cpus": "0",
+            "memory_reservation": 1048576, "cpuset_mems": "0", "blkio_weight": 300,
+            "pids_limit": 20, "device_access": false, "freezer": "THAWED",
+            "devices": [{"type": "c", "major_number": 10, "minor_number": 229,
+                         "cgroup_permissions": "rwm", "path": "/dev/fuse"}]}"#;
+        let cg: Cgroups = serde_json::from_str(json).unwrap();
+        assert_eq!(cg.memory, 32 << 20);
+        assert_eq!(cg.devices[0].minor_number, 229);
+        let back = serde_json::to_value(&cg).unwrap();
+        for key in [
+            "memory",
+            "memory_swap",
+            "cpu_shares",
+            "cpu_quota",
+            "pids_limit",
+            "devices",
+        ] {
+            assert!(back.get(key).is_some(), "{key}");
+        }
+        assert!(serde_json::from_str::<Cgroups>(r#"{"name": "x", "memory_limit": 1}"#).is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,5").unwrap(), vec![0, 1, 2, 5]);
+        assert_eq!(parse_cpu_list("1,1").unwrap(), vec![1]);
+        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
+        for bad in ["a", "1-", "-1", "3-1", "0,,1", "99999"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad}");
+        }
     }
 }

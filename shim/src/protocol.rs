@@ -6,6 +6,8 @@
 //! (after it, the connection is a stream: `Output` frames then one `Exit` from the shim;
 //! `Stdin`, `CloseStdin` and `Resize` frames from the driver).
 //!
+//! Oneof tags 20 to 29 belong to cgroups (Pause, Resume, Stats, Update, Pids).
+//!
 //! The same `Response` (a `State` or an `Error`) is what a new shim writes once on its stdout to
 //! tell the driver whether the container was created.
 
@@ -23,7 +25,7 @@ pub struct Empty {}
 pub struct Request {
     #[prost(
         oneof = "request::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24"
     )]
     pub kind: Option<request::Kind>,
 }
@@ -64,6 +66,22 @@ pub mod request {
         /// Drop the record of an ended exec'd process.
         #[prost(message, tag = "12")]
         Forget(Target),
+        /// Freeze every process of a running container; the status becomes Paused.
+        #[prost(message, tag = "20")]
+        Pause(Empty),
+        /// Thaw a paused container.
+        #[prost(message, tag = "21")]
+        Resume(Empty),
+        /// Reply with `Stats`: one sample of the container's resource use.
+        #[prost(message, tag = "22")]
+        Stats(Empty),
+        /// Change limits (0 fields stay as they are); reply with `Resources`, the limits in
+        /// force afterwards.
+        #[prost(message, tag = "23")]
+        Update(Resources),
+        /// Reply with `Pids`: every process of the container.
+        #[prost(message, tag = "24")]
+        Pids(Empty),
     }
 }
 
@@ -143,7 +161,7 @@ pub struct Resize {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Response {
-    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 20, 21, 22")]
     pub kind: Option<response::Kind>,
 }
 
@@ -162,7 +180,93 @@ pub mod response {
         Exit(Exit),
         #[prost(message, tag = "5")]
         Output(Output),
+        #[prost(message, tag = "20")]
+        Stats(crate::cgroups::stats::Stats),
+        #[prost(message, tag = "21")]
+        Pids(Pids),
+        #[prost(message, tag = "22")]
+        Resources(Resources),
     }
+}
+
+/// The limits a live update may change, with container.json's names and meanings (0: not set /
+/// unchanged; -1: unlimited where allowed).
+#[derive(Clone, PartialEq, Message)]
+pub struct Resources {
+    #[prost(int64, tag = "1")]
+    pub memory: i64,
+    #[prost(int64, tag = "2")]
+    pub memory_reservation: i64,
+    #[prost(int64, tag = "3")]
+    pub memory_swap: i64,
+    #[prost(int64, tag = "4")]
+    pub cpu_shares: i64,
+    #[prost(int64, tag = "5")]
+    pub cpu_quota: i64,
+    #[prost(int64, tag = "6")]
+    pub cpu_period: i64,
+    #[prost(string, tag = "7")]
+    pub cpuset_cpus: String,
+    #[prost(string, tag = "8")]
+    pub cpuset_mems: String,
+    #[prost(int64, tag = "9")]
+    pub blkio_weight: i64,
+    #[prost(int64, tag = "10")]
+    pub pids_limit: i64,
+}
+
+impl Resources {
+    /// The limits of a `cgroups` section.
+    pub fn of(cg: &crate::config::Cgroups) -> Resources {
+        Resources {
+            memory: cg.memory,
+            memory_reservation: cg.memory_reservation,
+            memory_swap: cg.memory_swap,
+            cpu_shares: cg.cpu_shares,
+            cpu_quota: cg.cpu_quota,
+            cpu_period: cg.cpu_period,
+            cpuset_cpus: cg.cpuset_cpus.clone(),
+            cpuset_mems: cg.cpuset_mems.clone(),
+            blkio_weight: cg.blkio_weight,
+            pids_limit: cg.pids_limit,
+        }
+    }
+
+    /// `cg` with every set (non-zero, non-empty) field of `self` put in.
+    pub fn merged_into(&self, cg: &crate::config::Cgroups) -> crate::config::Cgroups {
+        let mut out = cg.clone();
+        let set = |dst: &mut i64, v: i64| {
+            if v != 0 {
+                *dst = v;
+            }
+        };
+        set(&mut out.memory, self.memory);
+        set(&mut out.memory_reservation, self.memory_reservation);
+        set(&mut out.memory_swap, self.memory_swap);
+        set(&mut out.cpu_shares, self.cpu_shares);
+        set(&mut out.cpu_quota, self.cpu_quota);
+        set(&mut out.cpu_period, self.cpu_period);
+        set(&mut out.blkio_weight, self.blkio_weight);
+        set(&mut out.pids_limit, self.pids_limit);
+        if !self.cpuset_cpus.is_empty() {
+            out.cpuset_cpus = self.cpuset_cpus.clone();
+        }
+        if !self.cpuset_mems.is_empty() {
+            out.cpuset_mems = self.cpuset_mems.clone();
+        }
+        out
+    }
+}
+
+/// Every process of a container.
+#[derive(Clone, PartialEq, Message)]
+pub struct Pids {
+    /// As the host sees them, ascending.
+    #[prost(int32, repeated, tag = "1")]
+    pub pids: Vec<i32>,
+    /// The same processes as the container's pid namespace sees them (same order; 0 unknown).
+    #[prost(int32, repeated, tag = "2")]
+    pub container_pids: Vec<i32>,
 }
 
 /// What kind of failure an error is; the driver maps it to a gRPC code.
@@ -431,6 +535,32 @@ mod tests {
             dec.push(&direct);
             assert_eq!(dec.next_frame::<Response>().unwrap(), Some(msg));
         }
+    }
+
+    #[test]
+    fn update_merges_only_what_is_set() {
+        let cg = crate::config::Cgroups {
+            name: "x".into(),
+            memory: 64 << 20,
+            cpu_shares: 512,
+            cpuset_cpus: "0".into(),
+            ..Default::default()
+        };
+        let r = Resources {
+            memory: 128 << 20,
+            pids_limit: -1,
+            ..Default::default()
+        };
+        let m = r.merged_into(&cg);
+        assert_eq!(m.memory, 128 << 20);
+        assert_eq!(m.pids_limit, -1);
+        assert_eq!(m.cpu_shares, 512);
+        assert_eq!(m.cpuset_cpus, "0");
+        assert_eq!(Resources::of(&m).memory, 128 << 20);
+        // The cgroups tags round-trip.
+        let req = Request::new(request::Kind::Update(r.clone()));
+        let mut cursor = io::Cursor::new(encode_frame(&req));
+        assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), Some(req));
     }
 
     #[test]

@@ -260,6 +260,7 @@ fn mount_dev(config: &Config, rootfs: &Path) -> Result<()> {
             }
         }
     }
+    make_requested_devices(config, rootfs)?;
     let pts = dev.join("pts");
     mkdir_p(&pts, 0o755)?;
     let gid_opt = if config.has_namespace(Namespace::User) {
@@ -312,6 +313,61 @@ fn mount_dev(config: &Config, rootfs: &Path) -> Result<()> {
         fs::File::create(&console).map_err(|source| Error::Create {
             path: console,
             source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Makes the nodes of the devices `cgroups.devices` asks for with a path (e.g. /dev/fuse), as
+/// `docker run --device` does. The cgroup rules decide what may be done with them.
+fn make_requested_devices(config: &Config, rootfs: &Path) -> Result<()> {
+    let Some(cg) = &config.cgroups else {
+        return Ok(());
+    };
+    for d in cg.devices.iter().filter(|d| !d.path.is_empty()) {
+        let path = secure_join(rootfs, Path::new(&d.path))?;
+        if let Some(parent) = path.parent() {
+            mkdir_p(parent, 0o755)?;
+        }
+        let kind = if d.kind == "b" {
+            SFlag::S_IFBLK
+        } else {
+            SFlag::S_IFCHR
+        };
+        let mode = if d.file_mode == 0 { 0o666 } else { d.file_mode };
+        // Validated: both numbers are set and within Linux's ranges.
+        let dev = makedev(d.major_number as u64, d.minor_number as u64);
+        let _ = fs::remove_file(&path);
+        match mknod(&path, kind, Mode::from_bits_truncate(mode), dev) {
+            Ok(()) => {}
+            // In a user namespace mknod is refused: bind the host's node instead.
+            Err(Errno::EPERM) => {
+                fs::File::create(&path).map_err(|source| Error::Create {
+                    path: path.clone(),
+                    source,
+                })?;
+                do_mount(
+                    Some(Path::new(&d.path)),
+                    &path,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                    "device bind",
+                )?;
+                continue;
+            }
+            Err(source) => {
+                return Err(Error::Create {
+                    path,
+                    source: source.into(),
+                })
+            }
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| {
+            Error::Create {
+                path: path.clone(),
+                source,
+            }
         })?;
     }
     Ok(())

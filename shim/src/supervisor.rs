@@ -32,7 +32,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::cgroups::{Cgroup, Layout};
+use crate::cgroups::{self, DeviceMode, Layout, Manager, OomWatch};
 use crate::config::{Config, User};
 use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
@@ -66,6 +66,8 @@ pub struct Options {
     pub log_rotation: Rotation,
     /// The terminal's initial size (rows, cols) when container.json asks for a tty.
     pub console_size: (u16, u16),
+    /// How device access is enforced (`--cgroup-devices`).
+    pub cgroup_devices: DeviceMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Config(_) | Error::NoRootfs => ErrorCode::InvalidArgument,
+            Error::Cgroup(e) if e.is_invalid() => ErrorCode::InvalidArgument,
             Error::Process(p) => p.code(),
             _ => ErrorCode::Internal,
         }
@@ -217,6 +220,8 @@ const INIT: usize = 0;
 
 const TOKEN_SIGNAL: u64 = 0;
 const TOKEN_LISTENER: u64 = 1;
+/// The container's cgroup hit its memory limit.
+const TOKEN_OOM: u64 = 15;
 const FIRST_CLIENT: u64 = 16;
 /// Process stdio tokens: PROC_TOKENS + slot * 4 + (0 stdout, 1 stderr, 2 stdin).
 const PROC_TOKENS: u64 = 1 << 40;
@@ -261,7 +266,13 @@ struct Shim {
     id: String,
     dir: PathBuf,
     config: Config,
-    cgroup: Option<Cgroup>,
+    cgroup: Option<Box<dyn Manager>>,
+    /// Ready when the container's cgroup hits its memory limit.
+    oom: Option<OomWatch>,
+    /// The cgroup's OOM-kill count when the container was created.
+    oom_base: u64,
+    /// An OOM kill happened in the container.
+    oom_seen: bool,
     log_rotation: Rotation,
     /// Slot 0 is the init; exec'd processes take the others (None: free).
     procs: Vec<Option<Proc>>,
@@ -396,16 +407,33 @@ impl Shim {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys_err("signalfd"))?;
 
+        // The cgroups, with every limit and the device rules in place before the init exists.
         let cgroup = match &config.cgroups {
             Some(cg) => {
-                let cgroup = Cgroup::new(&Layout::detect()?, &cg.parent, &cg.name)?;
-                cgroup.create()?;
-                Some(cgroup)
+                let manager = cgroups::open(&Layout::detect()?, cg, opts.cgroup_devices)?;
+                let made = manager
+                    .create()
+                    .and_then(|_| manager.set(cg))
+                    .and_then(|_| manager.set_devices(cg));
+                if let Err(e) = made {
+                    let _ = manager.destroy();
+                    return Err(e.into());
+                }
+                Some(manager)
             }
             None => None,
         };
+        let oom = match cgroup.as_ref().map(|m| m.watch_oom()) {
+            Some(Ok(w)) => w,
+            Some(Err(e)) => {
+                eprintln!("shim {}: OOM kills will be seen at exit only: {e}", opts.id);
+                None
+            }
+            None => None,
+        };
+        let oom_base = cgroup.as_ref().and_then(|m| m.oom_kills()).unwrap_or(0);
 
-        let made = Self::create_init(opts, &config, &rootfs, cgroup.as_ref());
+        let made = Self::create_init(opts, &config, &rootfs, cgroup.as_deref());
         let init = match made {
             Ok(x) => x,
             Err(e) => {
@@ -421,6 +449,9 @@ impl Shim {
             dir: dir.clone(),
             config,
             cgroup,
+            oom,
+            oom_base,
+            oom_seen: false,
             log_rotation: opts.log_rotation,
             procs: vec![Some(init)],
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys_err("epoll"))?,
@@ -460,7 +491,7 @@ impl Shim {
         opts: &Options,
         config: &Config,
         rootfs: &Path,
-        cgroup: Option<&Cgroup>,
+        cgroup: Option<&dyn Manager>,
     ) -> Result<Proc, Error> {
         let log = LogWriter::open(&opts.state_dir.join(state::LOG), opts.log_rotation)
             .map_err(io_err("opening the log"))?;
@@ -468,7 +499,7 @@ impl Shim {
         let child = std::mem::replace(&mut io.child, Stdio::Inherit);
         let created = process::create(config, rootfs, child, &mut |pid| {
             if let Some(cg) = cgroup {
-                cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
+                cg.apply(pid).map_err(|e| format!("cgroups: {e}"))?;
             }
             Ok(())
         })?;
@@ -488,6 +519,11 @@ impl Shim {
                 EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_LISTENER),
             )
             .map_err(sys_err("epoll_ctl"))?;
+        if let Some(w) = &self.oom {
+            self.epoll
+                .add(w.fd(), EpollEvent::new(w.epoll_flags(), TOKEN_OOM))
+                .map_err(sys_err("epoll_ctl"))?;
+        }
         self.register_proc(INIT)
     }
 
@@ -572,6 +608,7 @@ impl Shim {
                 match ev.data() {
                     TOKEN_SIGNAL => self.on_signals(),
                     TOKEN_LISTENER => self.on_accept(),
+                    TOKEN_OOM => self.on_oom(true),
                     t if t >= PROC_TOKENS => {
                         let slot = ((t - PROC_TOKENS) / 4) as usize;
                         match (t - PROC_TOKENS) % 4 {
@@ -645,9 +682,15 @@ impl Shim {
         if slot == INIT && !self.config.has_namespace(Namespace::Pid) {
             // Without a PID namespace the kernel does not end the rest; the cgroup does.
             if let Some(cg) = &self.cgroup {
-                cg.signal_all(Signal::SIGKILL);
+                let _ = cg.thaw();
+                cg.kill_all(Signal::SIGKILL);
             }
         }
+        if slot == INIT {
+            // The OOM notification may still be queued behind SIGCHLD: the counter decides too.
+            self.on_oom(false);
+        }
+        let oom_killed = slot == INIT && self.oom_seen;
         let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {
             return;
         };
@@ -658,7 +701,7 @@ impl Shim {
             pid: p.pid.as_raw(),
             exit_code,
             signal,
-            oom_killed: false,
+            oom_killed,
             started_at: p.started_at,
             finished_at: state::now_ns(),
             reason: p.start_error.take().unwrap_or_default(),
@@ -929,6 +972,11 @@ impl Shim {
                 }
             }
             Kind::Exec(spec) => self.exec(spec),
+            Kind::Pause(_) => self.pause(),
+            Kind::Resume(_) => self.resume(),
+            Kind::Stats(_) => self.stats(),
+            Kind::Update(r) => self.update(r),
+            Kind::Pids(_) => self.pids(),
             Kind::Forget(t) => match self.target(&t.exec_id) {
                 Err(resp) => resp,
                 Ok(INIT) => Response::error(
@@ -1021,6 +1069,19 @@ impl Shim {
             Ok(()) => {
                 p.status = Status::Running;
                 p.started_at = state::now_ns();
+                let frozen = self
+                    .config
+                    .cgroups
+                    .as_ref()
+                    .is_some_and(|c| c.freezer == "FROZEN");
+                if slot == INIT && frozen {
+                    // container.json asks for a paused start (libcontainer's freezer field).
+                    if let Err(e) = self.cgroup.as_ref().map_or(Ok(()), |m| m.freeze()) {
+                        eprintln!("shim {}: freezing after start: {e}", self.id);
+                    } else {
+                        self.set_init_status(Status::Paused);
+                    }
+                }
                 Response::ok()
             }
             Err(e) => {
@@ -1092,10 +1153,10 @@ impl Shim {
             .map_err(io_err("opening the exec's log"))?;
         let mut io = make_stdio(tty, stdin, size)?;
         let child = std::mem::replace(&mut io.child, Stdio::Inherit);
-        let cgroup = self.cgroup.clone();
+        let cgroup = self.cgroup.as_deref();
         let created = process::join(&self.config, self.init().pid, spec, child, &mut |pid| {
-            if let Some(cg) = &cgroup {
-                cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
+            if let Some(cg) = cgroup {
+                cg.apply(pid).map_err(|e| format!("cgroups: {e}"))?;
             }
             Ok(())
         })?;
@@ -1139,16 +1200,198 @@ impl Shim {
                 format!("{what} is not running"),
             );
         }
-        if k.all {
-            if let Some(cg) = &self.cgroup {
-                cg.signal_all(sig);
-                return Response::ok();
+        let sent = match (&self.cgroup, k.all) {
+            (Some(cg), true) => {
+                cg.kill_all(sig);
+                Ok(())
             }
+            // Not yet reaped (status is not Stopped), so the pid is still this process's.
+            _ => match kill(p.pid, sig) {
+                Ok(()) | Err(Errno::ESRCH) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = sent {
+            return Response::error(ErrorCode::Internal, format!("kill: {e}"));
         }
-        // Not yet reaped (status is not Stopped), so the pid is still this process's.
-        match kill(p.pid, sig) {
-            Ok(()) | Err(Errno::ESRCH) => Response::ok(),
-            Err(e) => Response::error(ErrorCode::Internal, format!("kill: {e}")),
+        if self.init().status == Status::Paused && sig == Signal::SIGKILL {
+            // Frozen tasks die only once thawed (v1); other signals wait for Resume.
+            if let Some(cg) = &self.cgroup {
+                let _ = cg.thaw();
+            }
+            self.set_init_status(Status::Running);
+        }
+        Response::ok()
+    }
+
+    fn set_init_status(&mut self, status: Status) {
+        if let Some(p) = self.procs[INIT].as_mut() {
+            p.status = status;
+        }
+    }
+
+    fn no_cgroups(&self) -> Response {
+        Response::error(
+            ErrorCode::FailedPrecondition,
+            format!("container {} has no cgroups", self.id),
+        )
+    }
+
+    fn pause(&mut self) -> Response {
+        if self.init().status != Status::Running {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "container {} is {}, not running",
+                    self.id,
+                    status_name(self.init().status)
+                ),
+            );
+        }
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
+        };
+        match cg.freeze() {
+            Ok(()) => {
+                self.set_init_status(Status::Paused);
+                Response::ok()
+            }
+            Err(e) => Response::error(ErrorCode::Internal, format!("pause: {e}")),
+        }
+    }
+
+    fn resume(&mut self) -> Response {
+        if self.init().status != Status::Paused {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "container {} is {}, not paused",
+                    self.id,
+                    status_name(self.init().status)
+                ),
+            );
+        }
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
+        };
+        match cg.thaw() {
+            Ok(()) => {
+                self.set_init_status(Status::Running);
+                Response::ok()
+            }
+            Err(e) => Response::error(ErrorCode::Internal, format!("resume: {e}")),
+        }
+    }
+
+    fn refuse_stopped(&self) -> Option<Response> {
+        (self.init().status == Status::Stopped).then(|| {
+            Response::error(
+                ErrorCode::FailedPrecondition,
+                format!("container {} is not running", self.id),
+            )
+        })
+    }
+
+    fn stats(&mut self) -> Response {
+        if let Some(r) = self.refuse_stopped() {
+            return r;
+        }
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
+        };
+        match cg.stats() {
+            Ok(mut stats) => {
+                if self.config.has_namespace(Namespace::Net) {
+                    // /proc/PID/net/dev shows the network namespace of PID: the container's.
+                    stats.networks = cgroups::stats::read_networks(self.init().pid.as_raw());
+                }
+                Response {
+                    kind: Some(response::Kind::Stats(stats)),
+                }
+            }
+            Err(e) => Response::error(ErrorCode::Internal, format!("stats: {e}")),
+        }
+    }
+
+    /// Changes limits of a live container; container.json keeps the limits in force.
+    fn update(&mut self, r: protocol::Resources) -> Response {
+        if let Some(resp) = self.refuse_stopped() {
+            return resp;
+        }
+        let Some(current) = self.config.cgroups.clone() else {
+            return self.no_cgroups();
+        };
+        let merged = r.merged_into(&current);
+        if let Err(e) = merged.validate_resources() {
+            return Response::error(ErrorCode::InvalidArgument, e.to_string());
+        }
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
+        };
+        if let Err(e) = cg.set(&merged) {
+            // An invalid value's message starts with the field (cgroups.memory: ...).
+            return if e.is_invalid() {
+                Response::error(ErrorCode::InvalidArgument, e.to_string())
+            } else {
+                Response::error(ErrorCode::Internal, format!("update: {e}"))
+            };
+        }
+        self.config.cgroups = Some(merged.clone());
+        match serde_json::to_vec_pretty(&self.config) {
+            Ok(json) => {
+                if let Err(e) = state::write_atomic(&self.dir, state::CONFIG, &json, false) {
+                    eprintln!(
+                        "shim {}: recording the update in container.json: {e}",
+                        self.id
+                    );
+                }
+            }
+            Err(e) => eprintln!("shim {}: {e}", self.id),
+        }
+        Response {
+            kind: Some(response::Kind::Resources(protocol::Resources::of(&merged))),
+        }
+    }
+
+    fn pids(&mut self) -> Response {
+        if let Some(r) = self.refuse_stopped() {
+            return r;
+        }
+        let Some(cg) = self.cgroup.as_deref() else {
+            return self.no_cgroups();
+        };
+        let pids: Vec<i32> = cg.pids().iter().map(|p| p.as_raw()).collect();
+        let container_pids = pids.iter().map(|p| namespace_pid(*p)).collect();
+        Response {
+            kind: Some(response::Kind::Pids(protocol::Pids {
+                pids,
+                container_pids,
+            })),
+        }
+    }
+
+    /// Notes an OOM kill in the container: the kernel's counter decides; on kernels without
+    /// one, a notification (`notified`) does.
+    fn on_oom(&mut self, notified: bool) {
+        if let Some(w) = &self.oom {
+            w.drain();
+        }
+        if self.init().exit.is_some() {
+            // Recorded already; v1 also signals the eventfd when the cgroup is removed.
+            return;
+        }
+        let Some(cg) = &self.cgroup else { return };
+        let killed = match cg.oom_kills() {
+            Some(n) => n > self.oom_base,
+            None => notified,
+        };
+        if killed && !self.oom_seen {
+            self.oom_seen = true;
+            // Where the events issue will emit its OOM event.
+            eprintln!(
+                "shim {}: the kernel OOM-killed a process of the container",
+                self.id
+            );
         }
     }
 
@@ -1443,6 +1686,19 @@ impl Shim {
             }
         }
     }
+}
+
+/// The pid of host process `pid` in its innermost pid namespace (the last NSpid entry); 0
+/// when unknown.
+fn namespace_pid(pid: i32) -> i32 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|v| v.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn status_name(s: Status) -> &'static str {

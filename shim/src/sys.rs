@@ -223,3 +223,107 @@ pub fn install_noop_handlers(signals: &[nix::sys::signal::Signal]) -> nix::Resul
     }
     Ok(())
 }
+
+/// The leading fields of `union bpf_attr` for BPF_PROG_LOAD (linux/bpf.h); the kernel takes a
+/// shorter attr than its own and treats the rest as zero.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` for BPF_PROG_ATTACH.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+
+/// Loads an eBPF program of `prog_type` from `insns` (8 bytes per instruction). With `log`, the
+/// verifier writes its report there (NUL-terminated).
+pub fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[u8],
+    license: &std::ffi::CStr,
+    log: Option<&mut [u8]>,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if insns.is_empty() || !insns.len().is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let mut attr = BpfProgLoadAttr {
+        prog_type,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    attr.prog_name[..6].copy_from_slice(b"edcgdv");
+    if let Some(log) = log {
+        attr.log_level = 1;
+        attr.log_size = log.len().min(u32::MAX as usize) as u32;
+        attr.log_buf = log.as_mut_ptr() as u64;
+    }
+    // SAFETY: attr is a valid bpf_attr prefix whose size we pass; the pointers in it (insns,
+    // license, log) point to live buffers of the stated sizes for the whole call, and the
+    // kernel writes only into log (within log_size).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &mut attr as *mut BpfProgLoadAttr,
+            std::mem::size_of::<BpfProgLoadAttr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: on success bpf(2) returns a new descriptor that nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// Attaches the program `prog` to the cgroup directory `target` as `attach_type`.
+pub fn bpf_prog_attach(
+    target: std::os::fd::BorrowedFd<'_>,
+    prog: std::os::fd::BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut attr = BpfProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix of the size we pass; it holds descriptors only,
+    // which the borrows keep open across the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &mut attr as *mut BpfProgAttachAttr,
+            std::mem::size_of::<BpfProgAttachAttr>() as libc::c_uint,
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -86,7 +86,9 @@ pub fn make_rootfs(dir: &Path) {
         std::fs::create_dir_all(dir.join(d)).expect("mkdir");
     }
     std::fs::copy(busybox(), dir.join("bin/busybox")).expect("copy busybox");
-    let list = Command::new(dir.join("bin/busybox"))
+    // The host's binary: the fresh copy may still be open for writing in a child another test
+    // thread is forking right now (exec would fail with ETXTBSY).
+    let list = Command::new(busybox())
         .arg("--list")
         .output()
         .expect("busybox --list");

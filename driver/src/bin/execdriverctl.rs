@@ -122,6 +122,28 @@ enum Cmd {
         exec_id: Option<String>,
         id: String,
     },
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Show a container's resource use (cpu, memory, pids, block I/O, network).
+    Stats {
+        /// Keep printing a sample every --interval until the container stops.
+        #[arg(long)]
+        stream: bool,
+        /// Milliseconds between samples with --stream.
+        #[arg(long, default_value = "1000")]
+        interval: u32,
+        id: String,
+    },
+    /// Change the limits of a created, running or paused container.
+    Update {
+        #[command(flatten)]
+        limits: LimitArgs,
+        id: String,
+    },
+    /// List a container's processes (host pid and pid inside the container).
+    Pids { id: String },
 }
 
 #[derive(Args, Debug)]
@@ -151,6 +173,45 @@ struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
+}
+
+/// Resource limits, for create/run and update.
+#[derive(Args, Debug, Default)]
+struct LimitArgs {
+    /// Memory limit: bytes, or with a k, m, g or t suffix (64m); -1 unlimited.
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Soft memory limit, same units.
+    #[arg(long, allow_hyphen_values = true)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit, same units (at least --memory); -1 unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Relative CPU weight, 2 to 262144 (1024 is the usual default).
+    #[arg(long)]
+    cpu_shares: Option<i64>,
+    /// How many CPUs the container may use, e.g. 0.5 or 1.5 (sets --cpu-quota with a 100 ms
+    /// period).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// CPU time per period in microseconds; -1 unlimited.
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// The CPU quota period in microseconds (1000 to 1000000).
+    #[arg(long)]
+    cpu_period: Option<i64>,
+    /// CPUs the container may run on, e.g. 0-1,3.
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use, e.g. 0.
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Block I/O weight, 10 to 1000.
+    #[arg(long)]
+    blkio_weight: Option<i64>,
+    /// Most processes the container may have; -1 unlimited.
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -197,11 +258,23 @@ struct CreateArgs {
     #[arg(long)]
     init: bool,
     /// Rotate the log when it would pass this size (e.g. 10m); default: never.
-    #[arg(long, value_parser = parse_size)]
-    log_max_size: Option<u64>,
+    #[arg(long)]
+    log_max_size: Option<String>,
     /// Log files kept in all when rotating.
     #[arg(long, default_value_t = 1)]
     log_max_files: u32,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Allow a device (repeatable): a host node HOST[:CONTAINER][:PERMS] such as /dev/fuse, or
+    /// a rule "TYPE MAJOR:MINOR [PERMS]" such as "c 10:229 rwm" ("*" for any number).
+    #[arg(long = "device")]
+    devices: Vec<String>,
+    /// Allow every device.
+    #[arg(long)]
+    allow_all_devices: bool,
+    /// Cgroup parent (relative to the hierarchy roots), instead of the daemon's.
+    #[arg(long)]
+    cgroup_parent: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -252,6 +325,125 @@ fn parse_mount(s: &str) -> Result<pb::Mount, String> {
     Ok(m)
 }
 
+/// Parses a size: bytes, or a number (decimals allowed) with a b, k, m, g or t suffix (an
+/// optional trailing "b" or "ib" too: 64m, 64MiB, 1.5g); -1 stays -1 (unlimited).
+fn parse_size(flag: &str, s: &str) -> Result<i64, String> {
+    let bad = || format!("{flag} {s:?}: expected a size such as 512k, 64m or 1g");
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
+        .unwrap_or(&t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        Some((i, 't')) => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    let bytes = n * mult as f64;
+    if bytes > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes.round() as i64)
+}
+
+/// The Resources of the limit flags (unset flags stay 0: not set).
+fn resources(l: &LimitArgs) -> Result<pb::Resources, String> {
+    let size = |flag: &str, v: &Option<String>| -> Result<i64, String> {
+        v.as_deref().map_or(Ok(0), |s| parse_size(flag, s))
+    };
+    let mut r = pb::Resources {
+        memory: size("--memory", &l.memory)?,
+        memory_reservation: size("--memory-reservation", &l.memory_reservation)?,
+        memory_swap: size("--memory-swap", &l.memory_swap)?,
+        cpu_shares: l.cpu_shares.unwrap_or(0),
+        cpu_quota: l.cpu_quota.unwrap_or(0),
+        cpu_period: l.cpu_period.unwrap_or(0),
+        cpuset_cpus: l.cpuset_cpus.clone().unwrap_or_default(),
+        cpuset_mems: l.cpuset_mems.clone().unwrap_or_default(),
+        blkio_weight: l.blkio_weight.unwrap_or(0),
+        pids_limit: l.pids_limit.unwrap_or(0),
+        ..Default::default()
+    };
+    if let Some(cpus) = &l.cpus {
+        if l.cpu_quota.is_some() {
+            return Err("--cpus and --cpu-quota set the same limit; give one".into());
+        }
+        let n: f64 = cpus
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
+            .ok_or_else(|| format!("--cpus {cpus:?}: expected a positive number such as 0.5"))?;
+        let period = if r.cpu_period > 0 {
+            r.cpu_period
+        } else {
+            100_000
+        };
+        r.cpu_period = period;
+        r.cpu_quota = (n * period as f64).round() as i64;
+    }
+    Ok(r)
+}
+
+/// Parses --device: "c 10:229 rwm" (a rule) or "/dev/fuse[:/dev/fuse][:rwm]" (a host node).
+fn parse_device(s: &str) -> Result<pb::DeviceRule, String> {
+    let bad =
+        || format!("--device {s:?}: expected HOST[:CONTAINER][:PERMS] or \"c MAJOR:MINOR PERMS\"");
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if matches!(words.first(), Some(&("a" | "b" | "c"))) {
+        let num = |n: &str| -> Result<i64, String> {
+            if n == "*" {
+                Ok(-1)
+            } else {
+                n.parse().map_err(|_| bad())
+            }
+        };
+        let (major, minor) = match words.get(1) {
+            Some(mm) => {
+                let (a, b) = mm.split_once(':').ok_or_else(bad)?;
+                (num(a)?, num(b)?)
+            }
+            None => (-1, -1),
+        };
+        if words.len() > 3 {
+            return Err(bad());
+        }
+        return Ok(pb::DeviceRule {
+            r#type: words[0].into(),
+            major,
+            minor,
+            permissions: words.get(2).unwrap_or(&"rwm").to_string(),
+            ..Default::default()
+        });
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    let is_perms = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (path, container_path, permissions) = match parts.as_slice() {
+        [host] => (*host, "", ""),
+        [host, p] if is_perms(p) => (*host, "", *p),
+        [host, c] => (*host, *c, ""),
+        [host, c, p] => (*host, *c, *p),
+        _ => return Err(bad()),
+    };
+    if !path.starts_with('/') {
+        return Err(bad());
+    }
+    Ok(pb::DeviceRule {
+        path: path.into(),
+        container_path: container_path.into(),
+        permissions: permissions.into(),
+        ..Default::default()
+    })
+}
+
 fn random_id() -> String {
     let mut bytes = [0u8; 6];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -285,30 +477,131 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
         capabilities_mask: a.cap_drop.clone(),
         labels: key_values("--label", &a.labels)?.into_iter().collect(),
         init: a.init,
-        log: a.log_max_size.map(|max_size| pb::LogConfig {
-            max_size,
-            max_files: a.log_max_files,
+        log: match &a.log_max_size {
+            Some(s) => {
+                let max_size = parse_size("--log-max-size", s)?;
+                if max_size < 0 {
+                    return Err("--log-max-size: must not be negative".into());
+                }
+                Some(pb::LogConfig {
+                    max_size: max_size as u64,
+                    max_files: a.log_max_files,
+                })
+            }
+            None => None,
+        },
+        resources: Some(pb::Resources {
+            devices: a
+                .devices
+                .iter()
+                .map(|d| parse_device(d))
+                .collect::<Result<_, _>>()?,
+            allow_all_devices: a.allow_all_devices,
+            cgroup_parent: a.cgroup_parent.clone().unwrap_or_default(),
+            ..resources(&a.limits)?
         }),
     })
 }
 
-/// Parses a byte size: a number with an optional k, m, g (powers of 1024) suffix.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let lower = s.trim().to_ascii_lowercase();
-    let lower = lower.trim_end_matches('b');
-    let (num, mult) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 512k, 64m or 1g"))?;
-    if !(0.0..=(u64::MAX as f64)).contains(&(n * mult as f64)) {
-        return Err(format!("{s:?} is out of range"));
+fn stats_json(s: &pb::ContainerStats) -> serde_json::Value {
+    let cpu = s.cpu.unwrap_or_default();
+    let mem = s.memory.unwrap_or_default();
+    let pids = s.pids.unwrap_or_default();
+    let io = s.blkio.clone().unwrap_or_default();
+    serde_json::json!({
+        "id": s.id,
+        "read_at": rfc3339(&s.read_at),
+        "cpu": {"usage_ns": cpu.usage_ns, "user_ns": cpu.user_ns, "system_ns": cpu.system_ns,
+                "periods": cpu.periods, "throttled_periods": cpu.throttled_periods,
+                "throttled_ns": cpu.throttled_ns},
+        "memory": {"usage": mem.usage, "limit": mem.limit, "max_usage": mem.max_usage,
+                   "cache": mem.cache, "rss": mem.rss, "swap_usage": mem.swap_usage,
+                   "failcnt": mem.failcnt, "oom_kills": mem.oom_kills},
+        "pids": {"current": pids.current, "limit": pids.limit},
+        "blkio": {"read_bytes": io.read_bytes, "write_bytes": io.write_bytes,
+                  "devices": io.devices.iter().map(|d| serde_json::json!({
+                      "major": d.major, "minor": d.minor,
+                      "read_bytes": d.read_bytes, "write_bytes": d.write_bytes})).collect::<Vec<_>>()},
+        "networks": s.networks.iter().map(|n| serde_json::json!({
+            "name": n.name, "rx_bytes": n.rx_bytes, "rx_packets": n.rx_packets,
+            "rx_errors": n.rx_errors, "rx_dropped": n.rx_dropped, "tx_bytes": n.tx_bytes,
+            "tx_packets": n.tx_packets, "tx_errors": n.tx_errors,
+            "tx_dropped": n.tx_dropped})).collect::<Vec<_>>(),
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
     }
-    Ok((n * mult as f64) as u64)
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+fn print_stats(s: &pb::ContainerStats) {
+    let cpu = s.cpu.unwrap_or_default();
+    let mem = s.memory.unwrap_or_default();
+    let pids = s.pids.unwrap_or_default();
+    let io = s.blkio.clone().unwrap_or_default();
+    let limit = |n: u64, f: fn(u64) -> String| {
+        if n == 0 {
+            "none".to_owned()
+        } else {
+            f(n)
+        }
+    };
+    println!(
+        "CPU:     {:.3}s used ({:.3}s user, {:.3}s system); throttled {} of {} periods ({:.3}s)",
+        cpu.usage_ns as f64 / 1e9,
+        cpu.user_ns as f64 / 1e9,
+        cpu.system_ns as f64 / 1e9,
+        cpu.throttled_periods,
+        cpu.periods,
+        cpu.throttled_ns as f64 / 1e9
+    );
+    println!(
+        "Memory:  {} of {} (max {}, cache {}, swap {}); OOM kills {}",
+        human_bytes(mem.usage),
+        limit(mem.limit, human_bytes),
+        human_bytes(mem.max_usage),
+        human_bytes(mem.cache),
+        human_bytes(mem.swap_usage),
+        mem.oom_kills
+    );
+    println!(
+        "Pids:    {} of {}",
+        pids.current,
+        limit(pids.limit, |n| n.to_string())
+    );
+    println!(
+        "Block:   {} read, {} written",
+        human_bytes(io.read_bytes),
+        human_bytes(io.write_bytes)
+    );
+    for n in &s.networks {
+        println!(
+            "Net {:<4} {} received, {} sent",
+            n.name,
+            human_bytes(n.rx_bytes),
+            human_bytes(n.tx_bytes)
+        );
+    }
+}
+
+fn resources_json(r: &pb::Resources) -> serde_json::Value {
+    serde_json::json!({
+        "memory": r.memory, "memory_reservation": r.memory_reservation,
+        "memory_swap": r.memory_swap, "cpu_shares": r.cpu_shares, "cpu_quota": r.cpu_quota,
+        "cpu_period": r.cpu_period, "cpuset_cpus": r.cpuset_cpus, "cpuset_mems": r.cpuset_mems,
+        "blkio_weight": r.blkio_weight, "pids_limit": r.pids_limit,
+    })
 }
 
 /// The size of our terminal, if stdin is one.
@@ -939,6 +1232,90 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
         }
+        Cmd::Pause { id } => {
+            let resp: pb::PauseResponse = st(client.pause(pb::PauseRequest { id }).await)?;
+            let c = resp.container.unwrap_or_default();
+            if cli.json {
+                print_json(&StateJson::from(&c));
+            } else {
+                println!("{}", c.id);
+            }
+        }
+        Cmd::Resume { id } => {
+            let resp: pb::ResumeResponse = st(client.resume(pb::ResumeRequest { id }).await)?;
+            let c = resp.container.unwrap_or_default();
+            if cli.json {
+                print_json(&StateJson::from(&c));
+            } else {
+                println!("{}", c.id);
+            }
+        }
+        Cmd::Stats {
+            stream,
+            interval,
+            id,
+        } => {
+            if !stream {
+                let resp: pb::StatsResponse = st(client.stats(pb::StatsRequest { id }).await)?;
+                let s = resp.stats.unwrap_or_default();
+                if cli.json {
+                    print_json(&stats_json(&s));
+                } else {
+                    print_stats(&s);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut samples = st(client
+                .stats_stream(pb::StatsStreamRequest {
+                    id,
+                    interval_ms: interval,
+                })
+                .await)?;
+            while let Some(resp) = samples
+                .message()
+                .await
+                .map_err(|s| s.message().to_owned())?
+            {
+                let s = resp.stats.unwrap_or_default();
+                if cli.json {
+                    // One JSON object per line, so a reader can take them as they come.
+                    println!("{}", stats_json(&s));
+                } else {
+                    println!("-- {}", rfc3339(&s.read_at).unwrap_or_default());
+                    print_stats(&s);
+                }
+            }
+        }
+        Cmd::Update { limits, id } => {
+            let r = resources(&limits)?;
+            let resp: pb::UpdateResponse = st(client
+                .update(pb::UpdateRequest {
+                    id: id.clone(),
+                    resources: Some(r),
+                })
+                .await)?;
+            if cli.json {
+                print_json(&resources_json(&resp.resources.unwrap_or_default()));
+            } else {
+                println!("{id}");
+            }
+        }
+        Cmd::Pids { id } => {
+            let resp: pb::PidsResponse = st(client.pids(pb::PidsRequest { id }).await)?;
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "pids": resp.pids, "container_pids": resp.container_pids,
+                }));
+            } else {
+                println!("{:>8} {:>8}", "PID", "IN-CTR");
+                for (i, p) in resp.pids.iter().enumerate() {
+                    println!(
+                        "{p:>8} {:>8}",
+                        resp.container_pids.get(i).copied().unwrap_or(0)
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -965,5 +1342,66 @@ fn main() -> ExitCode {
             eprintln!("execdriverctl: {msg}");
             ExitCode::from(125)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("--memory", "64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("--memory", "64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("--memory", "1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("--memory", "512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("--memory", "4096").unwrap(), 4096);
+        assert_eq!(parse_size("--memory-swap", "-1").unwrap(), -1);
+        for bad in ["", "m", "12x", "-5m", "1e400"] {
+            assert!(parse_size("--memory", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpus_become_quota_and_period() {
+        let r = resources(&LimitArgs {
+            cpus: Some("0.2".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((r.cpu_quota, r.cpu_period), (20_000, 100_000));
+        let r = resources(&LimitArgs {
+            cpus: Some("1.5".into()),
+            cpu_period: Some(50_000),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((r.cpu_quota, r.cpu_period), (75_000, 50_000));
+        assert!(resources(&LimitArgs {
+            cpus: Some("-1".into()),
+            ..Default::default()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn devices() {
+        let d = parse_device("c 10:229 rwm").unwrap();
+        assert_eq!((d.r#type.as_str(), d.major, d.minor), ("c", 10, 229));
+        assert_eq!(d.permissions, "rwm");
+        let d = parse_device("b 8:* r").unwrap();
+        assert_eq!((d.major, d.minor, d.permissions.as_str()), (8, -1, "r"));
+        let d = parse_device("/dev/fuse").unwrap();
+        assert_eq!(d.path, "/dev/fuse");
+        assert!(d.r#type.is_empty());
+        let d = parse_device("/dev/fuse:rw").unwrap();
+        assert_eq!(
+            (d.container_path.as_str(), d.permissions.as_str()),
+            ("", "rw")
+        );
+        let d = parse_device("/dev/sdb:/dev/xvdb:r").unwrap();
+        assert_eq!(d.container_path, "/dev/xvdb");
+        assert!(parse_device("fuse").is_err());
+        assert!(parse_device("c x:1").is_err());
     }
 }

@@ -28,6 +28,10 @@ struct Args {
     /// Cgroup parent of every container.
     #[arg(long, default_value = "execdriver")]
     cgroup_parent: String,
+    /// Device access enforcement: auto (v1 devices cgroup where mounted, else eBPF) or bpf
+    /// (the eBPF filter on the v2 cgroup, also on a hybrid host).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bpf"])]
+    cgroup_devices: String,
     /// Also admit this uid on the socket (root and the daemon's uid always are).
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         shim_path: args.shim.clone().unwrap_or_else(default_shim_path),
         defaults: Defaults {
             cgroup_parent: args.cgroup_parent.clone(),
+            cgroup_devices: execdriver_shim::cgroups::DeviceMode::parse(&args.cgroup_devices)
+                .unwrap_or_default(),
         },
     };
     let server_cfg = ServerConfig {

@@ -1,7 +1,8 @@
 //! `execdriver-shim`: creates one container and supervises it until it is deleted.
 //!
 //! Started by execdriverd as `execdriver-shim --id ID --state DIR [--stdin]
-//! [--log-max-size BYTES --log-max-files N] [--console-size ROWSxCOLS]`. It reads DIR/container.json, reports on its stdout
+//! [--log-max-size BYTES --log-max-files N] [--console-size ROWSxCOLS]
+//! [--cgroup-devices auto|bpf]`. It reads DIR/container.json, reports on its stdout
 //! (one protocol frame) whether the container was created, and then serves DIR/shim.sock.
 
 use std::path::PathBuf;
@@ -35,6 +36,11 @@ fn parse_args() -> Result<Options, String> {
                     .split_once('x')
                     .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
                 opts.console_size = parsed.ok_or("bad --console-size (ROWSxCOLS)")?;
+            }
+            "--cgroup-devices" => {
+                let v = value("--cgroup-devices")?;
+                opts.cgroup_devices = execdriver_shim::cgroups::DeviceMode::parse(&v)
+                    .ok_or("bad --cgroup-devices (auto or bpf)")?;
             }
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
             other => return Err(format!("unknown argument {other:?}")),

@@ -1,0 +1,734 @@
+//! Cgroups: where a container's cgroups are, creating them, limits, stats, freezing, OOM and
+//! removal — one [`Manager`] interface with a cgroup v1 ([`v1::V1`]) and a v2 ([`v2::V2`])
+//! implementation.
+//!
+//! The host may have cgroup v1 hierarchies, the unified v2 hierarchy, or both (hybrid: v1
+//! controllers plus a v2 mount at /sys/fs/cgroup/unified, whose `cgroup.controllers` is often
+//! nearly empty). A container gets `<parent>/<name>` in every mounted hierarchy, so it is
+//! tracked wherever the host tracks processes. Limits go where the controllers are: with any
+//! v1 hierarchy mounted (v1 or hybrid) the v1 implementation writes them to the v1 controllers;
+//! on a pure v2 host the v2 implementation writes them to the unified directory, after enabling
+//! the controllers in `cgroup.subtree_control` of every level above it.
+//!
+//! Devices: a default allow list like Docker's ([`devices::DEFAULT_RULES`]) plus the requested
+//! ones, everything else denied; v1 writes `devices.deny`/`devices.allow`, v2 attaches an eBPF
+//! program ([`bpf`]) to the cgroup. [`DeviceMode::Bpf`] forces the eBPF filter on a hybrid
+//! host too (the program applies to the processes of the v2 directory, which every container
+//! has there).
+
+pub mod bpf;
+pub mod devices;
+pub mod stats;
+pub mod v1;
+pub mod v2;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::epoll::EpollFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::config::Cgroups;
+pub use stats::Stats;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading the cgroup mounts: {0}")]
+    Mounts(#[source] io::Error),
+    #[error("no cgroup hierarchy is mounted")]
+    NoHierarchy,
+    #[error("creating cgroup {path}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("removing cgroup {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A value this host's kernel does not take; `field` names the container.json field.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The host lacks what a field needs (a controller, swap accounting, cgroup v2).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("freezing the container: {0}")]
+    Freeze(String),
+    #[error("the eBPF device filter: {0}")]
+    Bpf(String),
+    #[error("watching for OOM kills: {0}")]
+    Oom(String),
+}
+
+impl Error {
+    /// Whether the request is at fault (INVALID_ARGUMENT) rather than the system.
+    pub fn is_invalid(&self) -> bool {
+        match self {
+            Error::Invalid { .. } | Error::Unsupported(_) => true,
+            // The kernel refuses a value it does not take (e.g. a cpuset outside the parent's).
+            Error::Write { source, .. } => {
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::ERANGE)
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mountpoint: PathBuf,
+    /// v1 controllers bound to it (`cpu`, `memory`, `name=systemd`, ...); empty for v2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// The hierarchies the host has mounted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub hierarchies: Vec<Hierarchy>,
+}
+
+impl Layout {
+    /// Reads /proc/self/mountinfo.
+    pub fn detect() -> Result<Layout> {
+        let text = fs::read_to_string("/proc/self/mountinfo").map_err(Error::Mounts)?;
+        Ok(Layout::parse(&text))
+    }
+
+    /// Parses mountinfo text: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE SRC SUPEROPTS`.
+    pub fn parse(mountinfo: &str) -> Layout {
+        let mut hierarchies: Vec<Hierarchy> = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fields: Vec<&str> = left.split(' ').collect();
+            let rfields: Vec<&str> = right.split(' ').collect();
+            if fields.len() < 5 || rfields.len() < 3 {
+                continue;
+            }
+            let mountpoint = PathBuf::from(unescape(fields[4]));
+            let h = match rfields[0] {
+                "cgroup2" => Hierarchy {
+                    mountpoint,
+                    controllers: Vec::new(),
+                    v2: true,
+                },
+                "cgroup" => {
+                    let controllers: Vec<String> = rfields[2]
+                        .split(',')
+                        .filter(|o| {
+                            !matches!(
+                                *o,
+                                "rw" | "ro"
+                                    | "relatime"
+                                    | "noatime"
+                                    | "nosuid"
+                                    | "nodev"
+                                    | "noexec"
+                            ) && !o.starts_with("release_agent=")
+                                && *o != "clone_children"
+                                && *o != "xattr"
+                        })
+                        .map(str::to_owned)
+                        .collect();
+                    Hierarchy {
+                        mountpoint,
+                        controllers,
+                        v2: false,
+                    }
+                }
+                _ => continue,
+            };
+            // A hierarchy mounted twice (bind mounts) counts once.
+            if !hierarchies
+                .iter()
+                .any(|x| x.v2 == h.v2 && x.controllers == h.controllers)
+            {
+                hierarchies.push(h);
+            }
+        }
+        Layout { hierarchies }
+    }
+
+    /// "v1", "v2" or "hybrid".
+    pub fn mode(&self) -> &'static str {
+        let v1 = self.hierarchies.iter().any(|h| !h.v2);
+        let v2 = self.hierarchies.iter().any(|h| h.v2);
+        match (v1, v2) {
+            (true, true) => "hybrid",
+            (false, true) => "v2",
+            (true, false) => "v1",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How v2 files (and v1 pids.max) spell "no limit".
+pub(crate) const UNLIMITED_TEXT: &str = "max";
+
+/// Controllers enabled for the container on the v2 hierarchy, when the host offers them.
+pub const V2_CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
+
+/// A container's cgroups: one directory per hierarchy.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    /// `parent/name`, relative to each hierarchy's root.
+    pub relative: PathBuf,
+    pub dirs: Vec<(Hierarchy, PathBuf)>,
+}
+
+impl Cgroup {
+    pub fn new(layout: &Layout, parent: &str, name: &str) -> Result<Cgroup> {
+        if layout.hierarchies.is_empty() {
+            return Err(Error::NoHierarchy);
+        }
+        let relative = Path::new(parent.trim_matches('/')).join(name);
+        let dirs = layout
+            .hierarchies
+            .iter()
+            .map(|h| (h.clone(), h.mountpoint.join(&relative)))
+            .collect();
+        Ok(Cgroup { relative, dirs })
+    }
+
+    /// Creates the directories (and their parents). cpuset parents get the cpus and mems of
+    /// theirs, without which v1 refuses tasks. On v2, every level above the container enables
+    /// the controllers of [`V2_CONTROLLERS`] it has in `cgroup.subtree_control`, so the
+    /// container's directory gets their files.
+    pub fn create(&self) -> Result<()> {
+        for (h, dir) in &self.dirs {
+            let is_cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
+            // Walk down from the hierarchy root so each new level can be initialised.
+            let mut cur = h.mountpoint.clone();
+            for part in self.relative.components() {
+                if h.v2 {
+                    enable_controllers(&cur)?;
+                }
+                cur.push(part);
+                match fs::create_dir(&cur) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(source) => {
+                        return Err(Error::Create {
+                            path: cur.clone(),
+                            source,
+                        })
+                    }
+                }
+                if is_cpuset {
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        let own = fs::read_to_string(cur.join(file)).unwrap_or_default();
+                        if own.trim().is_empty() {
+                            let parent = cur.parent().map(|p| p.join(file)).unwrap_or_default();
+                            let value = fs::read_to_string(&parent).unwrap_or_default();
+                            write(&cur.join(file), value.trim())?;
+                        }
+                    }
+                }
+            }
+            debug_assert_eq!(&cur, dir);
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into every one of the container's cgroups.
+    pub fn add(&self, pid: Pid) -> Result<()> {
+        for (_, dir) in &self.dirs {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directory of a v1 controller, or the v2 directory.
+    pub fn dir_for(&self, controller: &str) -> Option<&Path> {
+        self.v1_dir(controller).or_else(|| self.v2_dir())
+    }
+
+    /// The directory of a v1 controller's hierarchy, if one is mounted.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(h, _)| !h.v2 && h.controllers.iter().any(|c| c == controller))
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// The directory in the unified (v2) hierarchy, if one is mounted.
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(h, _)| h.v2)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// Every process in the container's cgroup (from every hierarchy), ascending.
+    pub fn procs(&self) -> Vec<Pid> {
+        let mut out: Vec<Pid> = Vec::new();
+        for (_, dir) in &self.dirs {
+            if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+                for p in text
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .map(Pid::from_raw)
+                {
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|p| p.as_raw());
+        out
+    }
+
+    /// Sends `sig` to every process in the cgroup; returns how many were signalled.
+    pub fn signal_all(&self, sig: Signal) -> usize {
+        self.procs()
+            .into_iter()
+            .filter(|p| kill(*p, sig).is_ok())
+            .count()
+    }
+
+    /// Kills what is left and removes the directories (deepest first). Waits a little for
+    /// killed processes to leave. Missing directories are fine. A frozen cgroup must be thawed
+    /// first ([`Manager::destroy`] does).
+    pub fn destroy(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.signal_all(Signal::SIGKILL) == 0 || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for (_, dir) in &self.dirs {
+            let mut attempts = 0;
+            loop {
+                match fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    // EBUSY while a killed task is still leaving.
+                    Err(_) if attempts < 200 => {
+                        attempts += 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(source) => {
+                        return Err(Error::Remove {
+                            path: dir.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Enables, in `dir/cgroup.subtree_control`, the controllers of [`V2_CONTROLLERS`] that
+/// `dir/cgroup.controllers` offers and that are not enabled yet (all in one write).
+fn enable_controllers(dir: &Path) -> Result<()> {
+    let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let has = |text: &str, c: &str| text.split_whitespace().any(|w| w == c);
+    let want: Vec<String> = V2_CONTROLLERS
+        .iter()
+        .filter(|c| has(&available, c) && !has(&enabled, c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    write(&dir.join("cgroup.subtree_control"), &want.join(" "))
+}
+
+/// How device access is enforced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceMode {
+    /// v1 `devices.allow`/`devices.deny` where the v1 devices controller is mounted; the eBPF
+    /// filter on a pure v2 host.
+    #[default]
+    Auto,
+    /// The eBPF filter on the v2 directory, also on a hybrid host (the v1 devices cgroup is
+    /// then left open). Needs the unified hierarchy.
+    Bpf,
+}
+
+impl DeviceMode {
+    pub fn parse(s: &str) -> Option<DeviceMode> {
+        match s {
+            "auto" => Some(DeviceMode::Auto),
+            "bpf" => Some(DeviceMode::Bpf),
+            _ => None,
+        }
+    }
+}
+
+/// A container's cgroups, whichever version the host has: one interface over v1 and v2.
+pub trait Manager {
+    /// The container's directories, one per mounted hierarchy.
+    fn cgroup(&self) -> &Cgroup;
+    /// "v1" or "v2": which implementation applies the limits.
+    fn version(&self) -> &'static str;
+
+    /// Creates the directories.
+    fn create(&self) -> Result<()> {
+        self.cgroup().create()
+    }
+    /// Puts `pid` in every directory (the init does this before it execs).
+    fn apply(&self, pid: Pid) -> Result<()> {
+        self.cgroup().add(pid)
+    }
+    /// Writes the limits of `r` (every non-zero field; 0 leaves a limit as it is). Used at
+    /// create and, with the merged values, by live updates.
+    fn set(&self, r: &Cgroups) -> Result<()>;
+    /// Installs the device rules: the default list plus `r.devices`, or everything with
+    /// `r.device_access`. Once, at create.
+    fn set_devices(&self, r: &Cgroups) -> Result<()>;
+    /// Reads cpu, memory, pids and block I/O figures.
+    fn stats(&self) -> Result<Stats>;
+    /// Freezes every process; returns once the kernel reports them frozen.
+    fn freeze(&self) -> Result<()>;
+    fn thaw(&self) -> Result<()>;
+    /// Every process in the container, ascending.
+    fn pids(&self) -> Vec<Pid> {
+        self.cgroup().procs()
+    }
+    /// Signals every process; returns how many were signalled.
+    fn kill_all(&self, sig: Signal) -> usize {
+        self.cgroup().signal_all(sig)
+    }
+    /// How many processes the kernel's OOM killer ended in the cgroup (None: not counted here).
+    fn oom_kills(&self) -> Option<u64>;
+    /// A descriptor that becomes ready when the cgroup hits its memory limit.
+    fn watch_oom(&self) -> Result<Option<OomWatch>>;
+    /// Thaws, kills what is left and removes the directories.
+    fn destroy(&self) -> Result<()> {
+        let _ = self.thaw();
+        self.cgroup().destroy()
+    }
+}
+
+/// Opens the manager for a container's `cgroups` section on this host: v1 when any v1
+/// hierarchy is mounted (v1 or hybrid), v2 on a pure v2 host.
+pub fn open(layout: &Layout, cg: &Cgroups, devices: DeviceMode) -> Result<Box<dyn Manager>> {
+    let cgroup = Cgroup::new(layout, &cg.parent, &cg.name)?;
+    if devices == DeviceMode::Bpf && cgroup.v2_dir().is_none() {
+        return Err(Error::Unsupported(
+            "the eBPF device filter needs the cgroup v2 hierarchy, which is not mounted".into(),
+        ));
+    }
+    if layout.hierarchies.iter().any(|h| !h.v2) {
+        Ok(Box::new(v1::V1::new(cgroup, devices == DeviceMode::Bpf)))
+    } else {
+        Ok(Box::new(v2::V2::new(cgroup)?))
+    }
+}
+
+/// A descriptor the shim's epoll loop watches for OOM notifications.
+pub struct OomWatch {
+    fd: OwnedFd,
+    kind: OomKind,
+}
+
+enum OomKind {
+    /// v1: an eventfd registered through `cgroup.event_control` for `memory.oom_control`
+    /// (kept open while registered).
+    EventFd { _control: File },
+    /// v2: `memory.events`, which signals EPOLLPRI when it changes.
+    Kernfs,
+}
+
+impl OomWatch {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// What to ask epoll for.
+    pub fn epoll_flags(&self) -> EpollFlags {
+        match self.kind {
+            OomKind::EventFd { .. } => EpollFlags::EPOLLIN,
+            OomKind::Kernfs => EpollFlags::EPOLLPRI,
+        }
+    }
+
+    /// Consumes a notification so it is not reported again.
+    pub fn drain(&self) {
+        match self.kind {
+            OomKind::EventFd { .. } => {
+                let mut buf = [0u8; 8];
+                let _ = nix::unistd::read(&self.fd, &mut buf);
+            }
+            OomKind::Kernfs => {
+                // kernfs re-arms the notification when the file is read again.
+                if let Ok(mut f) = self.fd.try_clone().map(File::from) {
+                    let mut s = String::new();
+                    let _ = f.rewind();
+                    let _ = f.read_to_string(&mut s);
+                }
+            }
+        }
+    }
+}
+
+/// Registers an eventfd for `memory.oom_control` of the v1 memory cgroup `dir`.
+fn oom_eventfd(dir: &Path) -> Result<OomWatch> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    use std::os::fd::AsRawFd;
+    let control_path = dir.join("memory.oom_control");
+    let control = File::open(&control_path).map_err(|source| Error::Read {
+        path: control_path,
+        source,
+    })?;
+    let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+        .map_err(|e: Errno| Error::Oom(format!("eventfd: {e}")))?;
+    let fd: OwnedFd = efd.into();
+    write(
+        &dir.join("cgroup.event_control"),
+        &format!("{} {}", fd.as_raw_fd(), control.as_raw_fd()),
+    )?;
+    Ok(OomWatch {
+        fd,
+        kind: OomKind::EventFd { _control: control },
+    })
+}
+
+/// Opens a v2 events file (`memory.events`, `cgroup.events`) for EPOLLPRI notifications:
+/// kernfs signals them when the file's contents change.
+pub(crate) fn kernfs_watch(path: &Path) -> Result<OomWatch> {
+    let mut f = File::open(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut s = String::new();
+    let _ = f.read_to_string(&mut s); // arms the notification
+    Ok(OomWatch {
+        fd: f.into(),
+        kind: OomKind::Kernfs,
+    })
+}
+
+/// The CPUs a container may be given: online, and in the root cpuset. None when unknown.
+pub fn host_cpus(layout: &Layout) -> Option<Vec<u32>> {
+    host_set(
+        layout,
+        "/sys/devices/system/cpu/online",
+        "cpuset.cpus",
+        "cpuset.cpus.effective",
+    )
+}
+
+/// The memory nodes a container may be given: online, and in the root cpuset.
+pub fn host_mems(layout: &Layout) -> Option<Vec<u32>> {
+    host_set(
+        layout,
+        "/sys/devices/system/node/online",
+        "cpuset.mems",
+        "cpuset.mems.effective",
+    )
+}
+
+fn host_set(layout: &Layout, online: &str, v1_file: &str, v2_file: &str) -> Option<Vec<u32>> {
+    let parse = |p: &Path| {
+        fs::read_to_string(p)
+            .ok()
+            .and_then(|t| crate::config::parse_cpu_list(&t).ok())
+    };
+    let root = layout
+        .hierarchies
+        .iter()
+        .find(|h| !h.v2 && h.controllers.iter().any(|c| c == "cpuset"))
+        .map(|h| h.mountpoint.join(v1_file))
+        .or_else(|| {
+            layout
+                .hierarchies
+                .iter()
+                .find(|h| h.v2)
+                .map(|h| h.mountpoint.join(v2_file))
+        });
+    match (parse(Path::new(online)), root.as_deref().and_then(parse)) {
+        (Some(a), Some(b)) => Some(a.into_iter().filter(|x| b.contains(x)).collect()),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads a cgroup file.
+pub(crate) fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a cgroup file holding one number ("max" and v1's "unlimited" read as None).
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
+    stats::parse_limit(&fs::read_to_string(path).ok()?)
+}
+
+/// Polls `done` until it holds or `timeout` passes, sleeping a little longer each time.
+pub(crate) fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Writes one value to a cgroup file.
+pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+30 29 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+31 29 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+32 29 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+33 29 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+34 29 0:27 / /mnt/again rw,relatime - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn parses_hybrid_layout() {
+        let l = Layout::parse(HYBRID);
+        assert_eq!(l.mode(), "hybrid");
+        assert_eq!(l.hierarchies.len(), 4);
+        assert_eq!(l.hierarchies[0].controllers, vec!["cpu"]);
+        assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd"]);
+        assert!(l.hierarchies[3].v2);
+        let cg = Cgroup::new(&l, "execdriver", "abc").unwrap();
+        assert_eq!(
+            cg.dir_for("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/execdriver/abc")
+        );
+        assert_eq!(
+            cg.dir_for("pids").unwrap(),
+            Path::new("/sys/fs/cgroup/unified/execdriver/abc")
+        );
+    }
+
+    /// The v2 notification the OOM watch relies on, for real: a change of a kernfs events file
+    /// (here `cgroup.events` turning `populated 1`) wakes epoll with EPOLLPRI. Needs root and
+    /// a mounted v2 hierarchy (also on a hybrid host); skipped otherwise.
+    #[test]
+    fn kernfs_events_wake_epoll() {
+        use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollTimeout};
+        let Some(v2) = Layout::detect()
+            .ok()
+            .and_then(|l| l.hierarchies.into_iter().find(|h| h.v2))
+        else {
+            eprintln!("skipped: no cgroup v2 hierarchy");
+            return;
+        };
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = v2
+            .mountpoint
+            .join(format!("edtest-unit-kernfs-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        struct Cleanup(PathBuf, Option<std::process::Child>);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                if let Some(c) = &mut self.1 {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                let _ = wait_until(Duration::from_secs(5), || fs::remove_dir(&self.0).is_ok());
+            }
+        }
+        let mut cleanup = Cleanup(dir.clone(), None);
+        let watch = kernfs_watch(&dir.join("cgroup.events")).unwrap();
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        epoll
+            .add(watch.fd(), EpollEvent::new(watch.epoll_flags(), 7))
+            .unwrap();
+        let mut events = [EpollEvent::empty(); 4];
+        assert_eq!(epoll.wait(&mut events, EpollTimeout::ZERO).unwrap(), 0);
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        cleanup.1 = Some(child);
+        fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        let n = epoll
+            .wait(&mut events, EpollTimeout::from(2000u16))
+            .unwrap();
+        assert_eq!(n, 1, "no EPOLLPRI after cgroup.events changed");
+        assert_eq!(events[0].data(), 7);
+        watch.drain();
+        assert_eq!(
+            epoll.wait(&mut events, EpollTimeout::ZERO).unwrap(),
+            0,
+            "drained"
+        );
+    }
+
+    #[test]
+    fn unescapes_mountpoints() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+}
