@@ -570,12 +570,12 @@ impl Shim {
     }
 
     /// The slot a request names, or the error reply for an unknown exec id.
-    fn target(&self, exec_id: &str) -> Result<usize, Response> {
+    fn target(&self, exec_id: &str) -> Result<usize, Box<Response>> {
         self.slot_of(exec_id).ok_or_else(|| {
-            Response::error(
+            Box::new(Response::error(
                 ErrorCode::NotFound,
                 format!("exec {exec_id:?} not found in container {}", self.id),
-            )
+            ))
         })
     }
 
@@ -896,10 +896,10 @@ impl Shim {
                 Ok(slot) => Response {
                     kind: Some(response::Kind::State(self.state_of(slot))),
                 },
-                Err(resp) => resp,
+                Err(resp) => *resp,
             },
             Kind::Wait(t) => match self.target(&t.exec_id) {
-                Err(resp) => resp,
+                Err(resp) => *resp,
                 Ok(slot) => match self.procs[slot].as_ref().and_then(|p| p.exit.as_ref()) {
                     Some(rec) => Response {
                         kind: Some(response::Kind::Exit(Exit::from(rec))),
@@ -941,7 +941,7 @@ impl Shim {
                     None => match self.target(&t.exec_id) {
                         Ok(slot) => slot,
                         Err(resp) => {
-                            self.reply(token, resp);
+                            self.reply(token, *resp);
                             return;
                         }
                     },
@@ -978,7 +978,7 @@ impl Shim {
             Kind::Update(r) => self.update(r),
             Kind::Pids(_) => self.pids(),
             Kind::Forget(t) => match self.target(&t.exec_id) {
-                Err(resp) => resp,
+                Err(resp) => *resp,
                 Ok(INIT) => Response::error(
                     ErrorCode::InvalidArgument,
                     "exec_id: the init cannot be forgotten",
@@ -1006,7 +1006,7 @@ impl Shim {
         let slot = match self.target(&a.exec_id) {
             Ok(slot) => slot,
             Err(resp) => {
-                self.reply(token, resp);
+                self.reply(token, *resp);
                 return;
             }
         };
@@ -1033,7 +1033,7 @@ impl Shim {
     fn start(&mut self, exec_id: &str) -> Response {
         let slot = match self.target(exec_id) {
             Ok(slot) => slot,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         if slot != INIT && self.init().status != Status::Running {
             return Response::error(
@@ -1184,7 +1184,7 @@ impl Shim {
         };
         let slot = match self.target(&k.exec_id) {
             Ok(slot) => slot,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let Some(p) = self.procs[slot].as_ref() else {
             return Response::error(ErrorCode::NotFound, "gone");
@@ -1398,7 +1398,7 @@ impl Shim {
     fn resize(&mut self, r: protocol::Resize) -> Response {
         let slot = match self.target(&r.exec_id) {
             Ok(slot) => slot,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let Some(p) = self.procs[slot].as_ref() else {
             return Response::error(ErrorCode::NotFound, "gone");
