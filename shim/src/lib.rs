@@ -11,6 +11,7 @@ pub mod config;
 pub mod logfile;
 pub mod namespaces;
 pub mod network;
+pub mod nsinit;
 pub mod process;
 pub mod protocol;
 pub mod reaper;

@@ -51,7 +51,13 @@ pub fn spawn(tty: bool) -> nix::Result<()> {
             }
             Ok(())
         }
-        Forked::Parent(command) => run(command, &mask),
+        Forked::Parent(command) => {
+            // The init needs none of the descriptors it was set up with. Its copy of the sync
+            // socket must go in particular: the shim learns that the command exec'd when the
+            // socket closes, which the command's exec does only if nobody else holds it.
+            sys::close_from(3);
+            run(command, &mask)
+        }
     }
 }
 

@@ -1,0 +1,28 @@
+//! `nsinit`: the seed's reference CLI. See `execdriver_shim::nsinit`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("nsinit: the current directory: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let parsed = match execdriver_shim::nsinit::parse_args(&args, &cwd) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match execdriver_shim::nsinit::run(parsed) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("nsinit: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
