@@ -78,6 +78,8 @@ pub enum Error {
     },
     #[error("unexpected message from the container's init: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Network(#[source] crate::network::Error),
 }
 
 impl Error {
@@ -87,6 +89,7 @@ impl Error {
                 code: ChildErrorCode::Precondition,
                 ..
             } => ErrorCode::FailedPrecondition,
+            Error::Network(e) => e.code(),
             _ => ErrorCode::Internal,
         }
     }
@@ -153,6 +156,8 @@ pub struct Init {
 /// Clones the init into the config's namespaces and sets it up, up to the point of exec.
 /// `parent_setup` runs in the shim once the child exists (join cgroups, move network links).
 /// On error the child is killed and reaped; what `parent_setup` made is the caller's to undo.
+/// A `netns` network strategy replaces a new network namespace: its file is opened here, the
+/// clone leaves out `CLONE_NEWNET`, and the init joins it.
 pub fn create(
     config: &Config,
     rootfs: &Path,
@@ -166,11 +171,15 @@ pub fn create(
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(Error::Socketpair)?;
-    let flags = namespaces::clone_flags(&config.namespaces);
+    let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
+    let mut flags = namespaces::clone_flags(&config.namespaces);
+    if join_net.is_some() {
+        flags.remove(nix::sched::CloneFlags::CLONE_NEWNET);
+    }
     match sys::clone_process(flags).map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
-            child_main(config, rootfs, stdio, child_sock)
+            child_main(config, rootfs, stdio, child_sock, join_net.as_ref())
         }
         Forked::Parent(pid) => {
             drop(child_sock);
@@ -253,8 +262,14 @@ impl ChildError {
 }
 
 /// The init's life until exec. Never returns: it execs, or reports and exits.
-fn child_main(config: &Config, rootfs: &Path, stdio: Stdio, sync: OwnedFd) -> ! {
-    let err = match setup_child(config, rootfs, stdio, &sync) {
+fn child_main(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    sync: OwnedFd,
+    join_net: Option<&std::fs::File>,
+) -> ! {
+    let err = match setup_child(config, rootfs, stdio, &sync, join_net) {
         Ok(None) => sys::exit_now(0), // the shim went away before Start
         Ok(Some(exec)) => exec.run(),
         Err(e) => e,
@@ -302,6 +317,7 @@ fn setup_child(
     rootfs: &Path,
     stdio: Stdio,
     sync: &OwnedFd,
+    join_net: Option<&std::fs::File>,
 ) -> Result<Option<Exec>, ChildError> {
     // Die with the shim: a container must not run unsupervised.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
@@ -313,6 +329,10 @@ fn setup_child(
         Err(e) => return Err(ChildError::internal("sync", e)),
     }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
+    if let Some(netns) = join_net {
+        crate::network::join_netns(netns)
+            .map_err(|e| ChildError::internal("joining the network namespace", e))?;
+    }
     let pty_size = match stdio {
         Stdio::Fds {
             stdin,
@@ -329,9 +349,7 @@ fn setup_child(
         nix::unistd::sethostname(&config.hostname)
             .map_err(|e| ChildError::internal("sethostname", e))?;
     }
-    if config.has_namespace(Namespace::Net) {
-        crate::network::loopback_up().map_err(|e| ChildError::internal("loopback", e))?;
-    }
+    crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
     rootfs::setup(config, rootfs).map_err(|e| match e {
         rootfs::Error::MissingSource { .. } | rootfs::Error::NotADirectory(_) => {
             ChildError::precondition(e.to_string())

@@ -32,6 +32,7 @@ use crate::cgroups::{Cgroup, Layout};
 use crate::config::Config;
 use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
+use crate::network;
 use crate::process::{self, Init, Stdio};
 use crate::protocol::{
     self, request, response, ErrorCode, Exit, FrameDecoder, Output, Request, Response, ShimState,
@@ -80,6 +81,8 @@ pub enum Error {
     Cgroup(#[from] crate::cgroups::Error),
     #[error("{0}")]
     Process(#[from] process::Error),
+    #[error("network: {0}")]
+    Network(#[from] crate::network::Error),
 }
 
 impl Error {
@@ -87,6 +90,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::NoRootfs => ErrorCode::InvalidArgument,
             Error::Process(p) => p.code(),
+            Error::Network(n) => n.code(),
             _ => ErrorCode::Internal,
         }
     }
@@ -164,6 +168,8 @@ struct Shim {
     dir: PathBuf,
     config: Config,
     cgroup: Option<Cgroup>,
+    /// The host ends of the container's veths, removed when the init ends.
+    links: Vec<network::HostLink>,
     init: Option<Init>,
     pid: Pid,
     status: Status,
@@ -224,6 +230,9 @@ impl Shim {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys_err("signalfd"))?;
 
+        // Bridges are looked up before anything is made: a missing one fails cleanly.
+        let net_plan = network::plan(&config)?;
+
         let cgroup = match &config.cgroups {
             Some(cg) => {
                 let cgroup = Cgroup::new(&Layout::detect()?, &cg.parent, &cg.name)?;
@@ -233,10 +242,19 @@ impl Shim {
             None => None,
         };
 
-        let made = Self::create_init(opts, &config, &rootfs, cgroup.as_ref());
+        let mut links = Vec::new();
+        let made = Self::create_init(
+            opts,
+            &config,
+            &rootfs,
+            cgroup.as_ref(),
+            &net_plan,
+            &mut links,
+        );
         let (init, stdin, stdout, stderr) = match made {
             Ok(x) => x,
             Err(e) => {
+                network::remove_host_links(&links);
                 if let Some(cg) = &cgroup {
                     let _ = cg.destroy();
                 }
@@ -250,6 +268,7 @@ impl Shim {
             dir: dir.clone(),
             config,
             cgroup,
+            links,
             init: Some(init),
             pid,
             status: Status::Created,
@@ -293,6 +312,15 @@ impl Shim {
                 source: e,
             });
         }
+        if !shim.links.is_empty() {
+            if let Err(e) = network::save_host_links(&dir, &shim.links) {
+                shim.abandon();
+                return Err(Error::Io {
+                    what: "writing network.json",
+                    source: e,
+                });
+            }
+        }
         Ok(shim)
     }
 
@@ -302,11 +330,16 @@ impl Shim {
         config: &Config,
         rootfs: &Path,
         cgroup: Option<&Cgroup>,
+        net_plan: &network::Plan,
+        links: &mut Vec<network::HostLink>,
     ) -> Result<(Init, Option<File>, File, Option<File>), Error> {
-        let add_to_cgroup = &mut |pid| {
+        let force_ioctl = network::force_ioctl_from_env();
+        let add_to_cgroup = &mut |pid: Pid| {
             if let Some(cg) = cgroup {
                 cg.add(pid).map_err(|e| format!("cgroups: {e}"))?;
             }
+            *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
+                .map_err(|e| format!("network: {e}"))?;
             Ok(())
         };
         if config.tty {
@@ -381,6 +414,7 @@ impl Shim {
     fn abandon(&mut self) {
         let _ = kill(self.pid, Signal::SIGKILL);
         let _ = waitpid(self.pid, None);
+        network::remove_host_links(&self.links);
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();
         }
@@ -472,6 +506,9 @@ impl Shim {
             }
         }
         self.init = None;
+        // The kernel would remove the veths with the namespace; a namespace that outlives the
+        // init (joined by another container) must not keep them on the bridge.
+        network::remove_host_links(&self.links);
         let record = ExitRecord {
             pid: self.pid.as_raw(),
             exit_code,

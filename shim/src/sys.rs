@@ -205,3 +205,36 @@ pub fn recv_with_fd(
     }
     Ok((msg.bytes, fd))
 }
+
+/// The bridge ioctl that adds an interface to a bridge (linux/sockios.h).
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+
+/// Attaches interface `ifindex` to bridge `bridge` with the old `SIOCBRADDIF` ioctl, as brctl
+/// does: the fallback for kernels that acknowledge `IFLA_MASTER` over netlink and ignore it.
+/// Acts in the caller's network namespace (the socket's).
+pub fn bridge_add_interface(bridge: &str, ifindex: u32) -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let name = bridge.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    let index = libc::c_int::try_from(ifindex).map_err(|_| Errno::EINVAL)?;
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data (byte arrays and a union of integers, arrays and a pointer,
+    // which stays null and is never read); all zeros is a valid value of it.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_ifindex = index;
+    // SAFETY: SIOCBRADDIF reads an ifreq (the bridge's NUL-terminated name, the port's index)
+    // from the pointer, which points to our initialized ifreq for the whole call.
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCBRADDIF as _, &ifr) };
+    Errno::result(ret).map(drop)
+}
