@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod driver;
 pub mod error;
+pub mod ipam;
 pub mod server;
 pub mod service;
 pub mod shims;
