@@ -24,7 +24,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use netlink_packet_core::{
@@ -918,15 +917,11 @@ pub fn open_netns(config: &Config) -> Result<Option<File>, Error> {
         reason,
     };
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
-    let target = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|e| err(e.to_string()))?;
-    if !target.to_string_lossy().starts_with("net:[") {
-        return Err(err(format!(
-            "is not a network namespace (it is {})",
-            target.display()
-        )));
+    match crate::sys::namespace_type(&file) {
+        Ok(t) if t == libc::CLONE_NEWNET => Ok(Some(file)),
+        Ok(_) => Err(err("is a namespace, but not a network namespace".into())),
+        Err(_) => Err(err("is not a network namespace".into())),
     }
-    Ok(Some(file))
 }
 
 /// Joins the network namespace opened by [`open_netns`] (in the init).

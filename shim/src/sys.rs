@@ -238,3 +238,17 @@ pub fn bridge_add_interface(bridge: &str, ifindex: u32) -> nix::Result<()> {
     let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCBRADDIF as _, &ifr) };
     Errno::result(ret).map(drop)
 }
+
+/// `NS_GET_NSTYPE` (linux/nsfs.h): `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// The type of the namespace a namespace file refers to (`CLONE_NEWNET`, ...), for files
+/// under /proc/PID/ns/ and bind mounts of them (/var/run/netns/NAME). Any other file fails
+/// (ENOTTY).
+pub fn namespace_type(file: &impl std::os::fd::AsFd) -> nix::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type as the result; the
+    // descriptor is borrowed, so it stays open across the call.
+    let ret = unsafe { libc::ioctl(file.as_fd().as_raw_fd(), NS_GET_NSTYPE as _) };
+    Errno::result(ret)
+}
