@@ -756,6 +756,31 @@ fn daemon_network_flags_are_checked() {
     }
 }
 
+#[test]
+fn a_bridge_flag_naming_another_kind_of_link_is_refused_and_left_alone() {
+    let ns = Netns::new();
+    let link = unique_ifname("edveth");
+    let peer = unique_ifname("edpeer");
+    ns.ip(&["link", "add", &link, "type", "veth", "peer", "name", &peer]);
+    let dir = TempDir::new("edt-notbr");
+    let out = ns
+        .command(execdriver_tests::bin("execdriverd"))
+        .arg("--root")
+        .arg(dir.path.join("root"))
+        .arg("--socket")
+        .arg(dir.path.join("d.sock"))
+        .args(["--bridge", &link, "--subnet", "198.18.11.0/24"])
+        .output()
+        .expect("execdriverd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a bridge"), "{err}");
+    let addrs = ns.ip(&["-o", "addr", "show", "dev", &link]);
+    assert!(!addrs.contains("198.18.11."), "{addrs}");
+    let state = ns.ip(&["-o", "link", "show", "dev", &link]);
+    assert!(!state.contains(",UP"), "{state}");
+}
+
 #[tokio::test]
 async fn braddif_ioctl_fallback_attaches_the_veth() {
     let (d, bridge) = bridge_daemon("198.18.10.0/24", &[(FORCE_IOCTL, "1")]);
