@@ -482,10 +482,12 @@ impl Driver {
         shim_net::remove_host_links(&shim_net::load_host_links(&c.dir));
         std::fs::remove_dir_all(&c.dir)
             .map_err(Error::io(format!("removing {}", c.dir.display())))?;
-        self.table().containers.remove(id);
+        // Released while the id is still taken, so a new container of that id cannot have
+        // been given an address that this would release.
         if let Err(e) = self.release_address(id) {
             warn!(id = %id, error = %e, "releasing the container's address");
         }
+        self.table().containers.remove(id);
         info!(id = %id, "deleted");
         Ok(exit.map(|e| exit_status(&(&e).into())))
     }
