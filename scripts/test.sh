@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
-apt_install busybox-static iproute2 procps
+apt_install busybox-static iproute2 procps util-linux
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

@@ -9,12 +9,14 @@ use std::time::Duration;
 use execdriver_proto as pb;
 use execdriver_shim::cgroups::{self, stats::Stats, DeviceMode, Layout};
 use execdriver_shim::config::Config as ContainerConfig;
+use execdriver_shim::network as shim_net;
 use execdriver_shim::protocol::{self, request, response, Empty, ShimState, Status, Target};
 use execdriver_shim::state::{self, ExitRecord};
 use tracing::{info, warn};
 
 use crate::convert::{self, Defaults, Meta};
 use crate::error::{Error, Result};
+use crate::ipam::Ipam;
 use crate::shims::{self, ShimConn, SpawnOptions};
 
 /// How the daemon was configured.
@@ -44,6 +46,31 @@ struct Table {
 pub struct Driver {
     pub config: DriverConfig,
     table: Mutex<Table>,
+    /// Bridge-mode addresses (with `--bridge`).
+    ipam: Option<Mutex<Ipam>>,
+}
+
+/// A bridge-mode address held by a Create; released when the Create fails.
+struct Lease<'a> {
+    driver: &'a Driver,
+    id: String,
+    armed: bool,
+}
+
+impl Lease<'_> {
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.driver.release_address(&self.id) {
+                warn!(id = %self.id, error = %e, "releasing the address of a failed create");
+            }
+        }
+    }
 }
 
 /// Releases a Create's claim on its id when the Create ends, however it ends.
@@ -63,9 +90,10 @@ impl Driver {
     /// are still running and are reached through their sockets).
     pub fn open(config: DriverConfig) -> Result<Driver> {
         create_private_dir(&config.root)?;
-        let driver = Driver {
+        let mut driver = Driver {
             config,
             table: Mutex::new(Table::default()),
+            ipam: None,
         };
         let entries = std::fs::read_dir(&driver.config.root).map_err(Error::io(format!(
             "reading {}",
@@ -101,7 +129,113 @@ impl Driver {
                 }
             }
         }
+        if let Some(net) = driver.config.defaults.network.clone() {
+            shim_net::ensure_bridge(&net.bridge, net.gateway_cidr(), net.mtu)
+                .map_err(|e| Error::Internal(format!("--bridge {}: {e}", net.bridge)))?;
+            info!(bridge = %net.bridge, subnet = %net.subnet, gateway = %net.gateway, "bridge ready");
+            let mut ipam = Ipam::open(&driver.config.root, &net)?;
+            let owners = driver
+                .table()
+                .containers
+                .values()
+                .map(|c| {
+                    let addr = (c.meta.network.mode == convert::MODE_BRIDGE)
+                        .then(|| c.meta.network.address.split('/').next()?.parse().ok())
+                        .flatten();
+                    (c.id.clone(), addr)
+                })
+                .collect();
+            ipam.reconcile(&owners)?;
+            driver.ipam = Some(Mutex::new(ipam));
+        }
         Ok(driver)
+    }
+
+    fn ipam(&self) -> Option<std::sync::MutexGuard<'_, Ipam>> {
+        // A panic while holding this lock is a bug; the allocations stay consistent.
+        self.ipam
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn release_address(&self, id: &str) -> Result<()> {
+        match self.ipam() {
+            Some(mut ipam) => ipam.release(id),
+            None => Ok(()),
+        }
+    }
+
+    /// Completes the network of a container being created: a bridge-mode container gets its
+    /// address (held by the returned lease until the create succeeds) and its veth; a
+    /// container-mode one joins the other container's network namespace.
+    async fn complete_network<'a>(
+        &'a self,
+        id: &str,
+        config: &mut ContainerConfig,
+        meta: &mut Meta,
+    ) -> Result<Option<Lease<'a>>> {
+        match meta.network.mode.as_str() {
+            convert::MODE_BRIDGE => {
+                let (Some(net), Some(mut ipam)) = (&self.config.defaults.network, self.ipam())
+                else {
+                    return Err(Error::FailedPrecondition(
+                        "network.mode: NETWORK_MODE_BRIDGE needs a daemon started with --bridge and --subnet"
+                            .into(),
+                    ));
+                };
+                let requested =
+                    if meta.network.address.is_empty() {
+                        None
+                    } else {
+                        Some(meta.network.address.parse().map_err(|_| {
+                            Error::invalid("network.address", "not an IPv4 address")
+                        })?)
+                    };
+                let addr = ipam.allocate(id, requested)?;
+                drop(ipam);
+                let lease = Lease {
+                    driver: self,
+                    id: id.to_owned(),
+                    armed: true,
+                };
+                config
+                    .networks
+                    .push(convert::bridge_network(net, addr, &meta.network));
+                meta.network.address = format!("{addr}/{}", net.subnet.prefix);
+                meta.network.gateway = net.gateway.to_string();
+                meta.network.bridge = net.bridge.clone();
+                config.validate()?;
+                Ok(Some(lease))
+            }
+            convert::MODE_CONTAINER => {
+                let other_id = meta.network.container_id.clone();
+                let other = self.get(&other_id)?;
+                let st = self.state_of(&other).await?;
+                let live = [
+                    pb::Status::Created as i32,
+                    pb::Status::Running as i32,
+                    pb::Status::Paused as i32,
+                ];
+                if !live.contains(&st.status) || st.pid <= 0 {
+                    return Err(Error::FailedPrecondition(format!(
+                        "network.container_id: container {other_id} is {}; its network is gone",
+                        status_name(st.status)
+                    )));
+                }
+                let path = format!("/proc/{}/ns/net", st.pid);
+                config.networks = vec![convert::netns_network(&path)];
+                let theirs = st.network.unwrap_or_default();
+                meta.network.netns_path = path;
+                meta.network.address = theirs.address;
+                meta.network.gateway = theirs.gateway;
+                meta.network.mac_address = theirs.mac_address;
+                meta.network.bridge = theirs.bridge;
+                meta.network.mtu = theirs.mtu;
+                config.validate()?;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -120,7 +254,8 @@ impl Driver {
 
     /// Creates a container and, with `start`, starts it.
     pub async fn create(&self, req: &pb::CreateRequest, start: bool) -> Result<pb::ContainerState> {
-        let (config, meta) = convert::create_request(req, &self.config.defaults, state::now_ns())?;
+        let (mut config, mut meta) =
+            convert::create_request(req, &self.config.defaults, state::now_ns())?;
         let id = meta.id.clone();
         let _reservation = {
             let mut t = self.table();
@@ -132,6 +267,7 @@ impl Driver {
                 id: id.clone(),
             }
         };
+        let lease = self.complete_network(&id, &mut config, &mut meta).await?;
         let dir = self.config.root.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -144,10 +280,14 @@ impl Driver {
         let shim_state = match made {
             Ok(st) => st,
             Err(e) => {
+                shim_net::remove_host_links(&shim_net::load_host_links(&dir));
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
         };
+        if let Some(lease) = lease {
+            lease.keep();
+        }
         let container = Arc::new(Container {
             id: id.clone(),
             dir,
@@ -290,6 +430,7 @@ impl Driver {
             rootfs: c.meta.rootfs.display().to_string(),
             bundle: c.dir.display().to_string(),
             shim_pid,
+            network: Some(network_status(c)),
         }
     }
 
@@ -384,8 +525,15 @@ impl Driver {
                 ExitRecord::load(&c.dir).ok()
             }
         };
+        // The shim removed the host ends when the init ended; make sure.
+        shim_net::remove_host_links(&shim_net::load_host_links(&c.dir));
         std::fs::remove_dir_all(&c.dir)
             .map_err(Error::io(format!("removing {}", c.dir.display())))?;
+        // Released while the id is still taken, so a new container of that id cannot have
+        // been given an address that this would release.
+        if let Err(e) = self.release_address(id) {
+            warn!(id = %id, error = %e, "releasing the container's address");
+        }
         self.table().containers.remove(id);
         info!(id = %id, "deleted");
         Ok(exit.map(|e| exit_status(&(&e).into())))
@@ -895,9 +1043,42 @@ fn orphan_exit(dir: &Path) -> ExitRecord {
     })
 }
 
+/// A container's network as created: the driver's record, and the shim's for the host end.
+fn network_status(c: &Container) -> pb::NetworkStatus {
+    let m = &c.meta.network;
+    let mode = match m.mode.as_str() {
+        convert::MODE_NONE => pb::NetworkMode::None,
+        convert::MODE_BRIDGE => pb::NetworkMode::Bridge,
+        convert::MODE_HOST => pb::NetworkMode::Host,
+        convert::MODE_CONTAINER => pb::NetworkMode::Container,
+        convert::MODE_NETNS => pb::NetworkMode::Netns,
+        _ => pb::NetworkMode::Unspecified,
+    };
+    let links = if mode == pb::NetworkMode::Bridge {
+        shim_net::load_host_links(&c.dir)
+    } else {
+        Vec::new()
+    };
+    let link = links.first();
+    pb::NetworkStatus {
+        mode: mode as i32,
+        address: m.address.clone(),
+        gateway: m.gateway.clone(),
+        mac_address: link
+            .map(|l| l.mac_address.clone())
+            .unwrap_or_else(|| m.mac_address.clone()),
+        host_interface: link.map(|l| l.name.clone()).unwrap_or_default(),
+        bridge: m.bridge.clone(),
+        mtu: link.map(|l| l.mtu).unwrap_or(m.mtu),
+        container_id: m.container_id.clone(),
+        netns_path: m.netns_path.clone(),
+    }
+}
+
 /// Removes what a container's shim would have removed, when the shim is gone: its cgroups
 /// (thawed, emptied by killing what is left, removed).
 fn cleanup_without_shim(dir: &Path) {
+    shim_net::remove_host_links(&shim_net::load_host_links(dir));
     if let Ok(config) = ContainerConfig::load(&dir.join(state::CONFIG)) {
         if let Some(cg) = &config.cgroups {
             if let Ok(manager) =

@@ -6,6 +6,7 @@
 pub mod convert;
 pub mod driver;
 pub mod error;
+pub mod ipam;
 pub mod logs;
 pub mod server;
 pub mod service;

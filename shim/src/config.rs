@@ -580,14 +580,159 @@ impl Config {
         if self.args.first().is_some_and(|a| a.is_empty()) {
             return Err(ConfigError::new("args[0]", "empty command"));
         }
+        self.check_networks()?;
+        Ok(())
+    }
+
+    /// The `networks` strategies: known types, with the fields each needs, well-formed.
+    fn check_networks(&self) -> Result<(), ConfigError> {
+        use crate::network::{self as net, Cidr};
+        let own_netns = self.has_namespace(Namespace::Net);
+        let joins = self
+            .networks
+            .iter()
+            .filter(|n| n.kind == net::NETNS)
+            .count();
+        let veths = self.networks.iter().filter(|n| n.kind == net::VETH).count();
+        if veths > net::MAX_VETHS {
+            return Err(ConfigError::new(
+                "networks",
+                format!("{veths} veth networks; at most {}", net::MAX_VETHS),
+            ));
+        }
+        let mut gateways = (false, false); // (IPv4, IPv6): one default route each
         for (i, n) in self.networks.iter().enumerate() {
-            if n.kind.is_empty() {
-                return Err(ConfigError::new(format!("networks[{i}].type"), "missing"));
+            let field = |f: &str| format!("networks[{i}].{f}");
+            match n.kind.as_str() {
+                "" => return Err(ConfigError::new(field("type"), "missing")),
+                net::LOOPBACK => {
+                    // The seed's era wrote address/gateway/mtu on loopback too; they are ignored.
+                    if !own_netns && joins == 0 {
+                        return Err(ConfigError::new(
+                            field("type"),
+                            "loopback needs the NEWNET namespace",
+                        ));
+                    }
+                }
+                net::NETNS => {
+                    if joins > 1 {
+                        return Err(ConfigError::new(
+                            field("type"),
+                            "only one netns network can be joined",
+                        ));
+                    }
+                    if veths > 0 {
+                        return Err(ConfigError::new(
+                            field("type"),
+                            "netns cannot be combined with veth (the joined namespace is configured by its owner)",
+                        ));
+                    }
+                    let path = n.context.get(net::CONTEXT_NSPATH).map(String::as_str);
+                    check_absolute(
+                        &field(&format!("context.{}", net::CONTEXT_NSPATH)),
+                        Path::new(path.unwrap_or("")),
+                    )?;
+                }
+                net::VETH => {
+                    if !own_netns {
+                        return Err(ConfigError::new(
+                            field("type"),
+                            "veth needs the NEWNET namespace",
+                        ));
+                    }
+                    let bridge = n.context.get(net::CONTEXT_BRIDGE).map(String::as_str);
+                    net::check_ifname(bridge.unwrap_or(""))
+                        .map_err(|r| ConfigError::new(field("context.bridge"), r))?;
+                    if let Some(prefix) = n.context.get(net::CONTEXT_PREFIX) {
+                        if prefix.len() > net::MAX_PREFIX {
+                            return Err(ConfigError::new(
+                                field("context.prefix"),
+                                format!(
+                                    "{prefix:?} is longer than {} bytes (the name gets at least 4 random digits within {})",
+                                    net::MAX_PREFIX,
+                                    net::IFNAME_MAX
+                                ),
+                            ));
+                        }
+                        if !prefix.is_empty() {
+                            net::check_ifname(prefix)
+                                .map_err(|r| ConfigError::new(field("context.prefix"), r))?;
+                        }
+                    }
+                    if n.address.is_empty() {
+                        return Err(ConfigError::new(field("address"), "missing"));
+                    }
+                    let cidr = Cidr::parse(&n.address)
+                        .map_err(|r| ConfigError::new(field("address"), r))?;
+                    if cidr.addr.is_unspecified()
+                        || cidr.addr.is_multicast()
+                        || cidr.addr.is_loopback()
+                    {
+                        return Err(ConfigError::new(
+                            field("address"),
+                            format!("{} is not a unicast host address", cidr.addr),
+                        ));
+                    }
+                    if !n.gateway.is_empty() {
+                        let gw: std::net::IpAddr = n.gateway.parse().map_err(|_| {
+                            ConfigError::new(
+                                field("gateway"),
+                                format!("{:?} is not an IP address", n.gateway),
+                            )
+                        })?;
+                        if !cidr.contains(gw) {
+                            return Err(ConfigError::new(
+                                field("gateway"),
+                                format!("{gw} is not in {}/{}", cidr.network(), cidr.prefix),
+                            ));
+                        }
+                        if gw == cidr.addr {
+                            return Err(ConfigError::new(
+                                field("gateway"),
+                                "is the container's own address",
+                            ));
+                        }
+                        let seen = if gw.is_ipv4() {
+                            &mut gateways.0
+                        } else {
+                            &mut gateways.1
+                        };
+                        if std::mem::replace(seen, true) {
+                            return Err(ConfigError::new(
+                                field("gateway"),
+                                "a second default route of the same family",
+                            ));
+                        }
+                    }
+                    if n.mtu != 0 && !(MIN_MTU..=MAX_MTU).contains(&n.mtu) {
+                        return Err(ConfigError::new(
+                            field("mtu"),
+                            format!(
+                                "{} is not 0 (the bridge's) or {MIN_MTU} to {MAX_MTU}",
+                                n.mtu
+                            ),
+                        ));
+                    }
+                    if !n.mac_address.is_empty() {
+                        net::parse_mac(&n.mac_address)
+                            .map_err(|r| ConfigError::new(field("mac_address"), r))?;
+                    }
+                }
+                other => {
+                    return Err(ConfigError::new(
+                        field("type"),
+                        format!("unknown network type {other:?} (loopback, veth, netns)"),
+                    ))
+                }
             }
         }
         Ok(())
     }
 }
+
+/// The MTU range of a veth (bytes): IPv4's minimum to the kernel's maximum for veth.
+pub const MIN_MTU: u32 = 68;
+pub const MAX_MTU: u32 = 65535;
 
 fn check_no_nul(field: &str, s: &str) -> Result<(), ConfigError> {
     if s.contains('\0') {
@@ -767,6 +912,131 @@ mod tests {
             assert_eq!(err.field, field, "{err}");
         }
         valid().validate().unwrap();
+    }
+
+    fn veth() -> Network {
+        Network {
+            kind: "veth".into(),
+            address: "172.17.0.2/16".into(),
+            gateway: "172.17.42.1".into(),
+            mtu: 1500,
+            context: BTreeMap::from([
+                ("bridge".to_string(), "docker0".to_string()),
+                ("prefix".to_string(), "veth".to_string()),
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn network_errors_name_the_field() {
+        type Mutation = Box<dyn Fn(&mut Network)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|n| n.kind = "macvlan".into()), "networks[1].type"),
+            (Box::new(|n| n.kind.clear()), "networks[1].type"),
+            (
+                Box::new(|n| n.address = "172.17.0.2".into()),
+                "networks[1].address",
+            ),
+            (
+                Box::new(|n| n.address = "172.17.0.300/16".into()),
+                "networks[1].address",
+            ),
+            (Box::new(|n| n.address.clear()), "networks[1].address"),
+            (
+                Box::new(|n| n.address = "127.0.0.2/8".into()),
+                "networks[1].address",
+            ),
+            (
+                Box::new(|n| n.gateway = "10.0.0.1".into()),
+                "networks[1].gateway",
+            ),
+            (
+                Box::new(|n| n.gateway = "localhost".into()),
+                "networks[1].gateway",
+            ),
+            (
+                Box::new(|n| n.gateway = "172.17.0.2".into()),
+                "networks[1].gateway",
+            ),
+            (Box::new(|n| n.mtu = 20), "networks[1].mtu"),
+            (Box::new(|n| n.mtu = 70000), "networks[1].mtu"),
+            (
+                Box::new(|n| n.mac_address = "01:00:5e:00:00:01".into()),
+                "networks[1].mac_address",
+            ),
+            (
+                Box::new(|n| n.mac_address = "nope".into()),
+                "networks[1].mac_address",
+            ),
+            (
+                Box::new(|n| {
+                    n.context.remove("bridge");
+                }),
+                "networks[1].context.bridge",
+            ),
+            (
+                Box::new(|n| {
+                    n.context.insert("bridge".into(), "x".repeat(16));
+                }),
+                "networks[1].context.bridge",
+            ),
+            (
+                Box::new(|n| {
+                    n.context.insert("prefix".into(), "toolongprefix".into());
+                }),
+                "networks[1].context.prefix",
+            ),
+        ];
+        let lo = Network {
+            kind: "loopback".into(),
+            address: "127.0.0.1/0".into(),
+            gateway: "localhost".into(),
+            mtu: 1500,
+            ..Default::default()
+        };
+        for (mutate, field) in cases {
+            let mut c = valid();
+            let mut n = veth();
+            mutate(&mut n);
+            c.networks = vec![lo.clone(), n];
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+        // The seed era's loopback entry (address 127.0.0.1/0, gateway "localhost") is fine.
+        let mut c = valid();
+        c.networks = vec![lo.clone(), veth()];
+        c.validate().unwrap();
+
+        // veth and loopback need NEWNET; netns needs a path and stands alone.
+        let mut c = valid();
+        c.namespaces.retain(|n| *n != Namespace::Net);
+        c.networks = vec![veth()];
+        assert_eq!(c.validate().unwrap_err().field, "networks[0].type");
+        c.networks = vec![lo.clone()];
+        assert_eq!(c.validate().unwrap_err().field, "networks[0].type");
+        let netns = |p: &str| Network {
+            kind: "netns".into(),
+            context: BTreeMap::from([("nspath".to_string(), p.to_string())]),
+            ..Default::default()
+        };
+        c.networks = vec![netns("/var/run/netns/x")];
+        c.validate().unwrap();
+        c.networks = vec![netns("relative")];
+        assert_eq!(
+            c.validate().unwrap_err().field,
+            "networks[0].context.nspath"
+        );
+        let mut c = valid();
+        c.networks = vec![netns("/proc/1/ns/net"), veth()];
+        assert_eq!(c.validate().unwrap_err().field, "networks[0].type");
+        c.networks = vec![netns("/proc/1/ns/net"), netns("/proc/2/ns/net")];
+        assert_eq!(c.validate().unwrap_err().field, "networks[0].type");
+        // One default route per family.
+        let mut second = veth();
+        second.address = "172.17.0.3/16".into();
+        c.networks = vec![veth(), second];
+        assert_eq!(c.validate().unwrap_err().field, "networks[1].gateway");
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub enum Error {
     },
     #[error("unexpected message from the container's init: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Network(#[source] crate::network::Error),
 }
 
 impl Error {
@@ -90,6 +92,7 @@ impl Error {
                 code: ChildErrorCode::Precondition,
                 ..
             } => ErrorCode::FailedPrecondition,
+            Error::Network(e) => e.code(),
             _ => ErrorCode::Internal,
         }
     }
@@ -207,11 +210,17 @@ pub fn create(
 ) -> Result<Created, Error> {
     let spec = ProcessSpec::from_config(config);
     let (parent_sock, child_sock) = sync_pair()?;
-    let flags = namespaces::clone_flags(&config.namespaces);
+    // A `netns` network strategy replaces a new network namespace: its file is opened here,
+    // the clone leaves out CLONE_NEWNET, and the init joins it.
+    let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
+    let mut flags = namespaces::clone_flags(&config.namespaces);
+    if join_net.is_some() {
+        flags.remove(CloneFlags::CLONE_NEWNET);
+    }
     match sys::clone_process(flags).map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
-            let r = init_child(config, &spec, rootfs, stdio, &child_sock);
+            let r = init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref());
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
@@ -421,19 +430,22 @@ fn init_child(
     rootfs: &Path,
     stdio: Stdio,
     sync: &OwnedFd,
+    join_net: Option<&std::fs::File>,
 ) -> Result<Option<Exec>, ChildError> {
     if !wait_configured(sync)? {
         return Ok(None);
     }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
+    if let Some(netns) = join_net {
+        crate::network::join_netns(netns)
+            .map_err(|e| ChildError::internal("joining the network namespace", e))?;
+    }
     let pty_size = take_stdio(stdio)?;
     if config.has_namespace(Namespace::Uts) && !config.hostname.is_empty() {
         nix::unistd::sethostname(&config.hostname)
             .map_err(|e| ChildError::internal("sethostname", e))?;
     }
-    if config.has_namespace(Namespace::Net) {
-        crate::network::loopback_up().map_err(|e| ChildError::internal("loopback", e))?;
-    }
+    crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
     rootfs::setup(config, rootfs).map_err(|e| match e {
         rootfs::Error::MissingSource { .. } | rootfs::Error::NotADirectory(_) => {
             ChildError::precondition(e.to_string())

@@ -9,6 +9,7 @@
 //!             exit.json        how the init ended (written by the shim, atomically)
 //!             log              stdout/stderr lines
 //!             shim.log         the shim's own diagnostics
+//!             network.json     the host ends of the container's veths (when it has any)
 //! ```
 //!
 //! Every write is temp file + rename, so a reader sees the old or the new file, never a part.
@@ -29,6 +30,7 @@ pub const SOCKET: &str = "shim.sock";
 pub const EXIT: &str = "exit.json";
 pub const LOG: &str = "log";
 pub const SHIM_LOG: &str = "shim.log";
+pub const NETWORK: &str = "network.json";
 
 /// Writes `data` to `dir/name` atomically: a temp file in the same directory, then rename.
 /// With `durable`, the file and the directory are fsynced, so the write survives a crash.

@@ -36,6 +36,7 @@ use crate::cgroups::{self, DeviceMode, Layout, Manager, OomWatch};
 use crate::config::{Config, User};
 use crate::logfile::{LogWriter, Rotation};
 use crate::namespaces::Namespace;
+use crate::network;
 use crate::process::{self, Created, ProcessSpec, Stdio};
 use crate::protocol::{
     self, request, response, ErrorCode, ExecSpec, Exit, FrameDecoder, Request, Response, ShimState,
@@ -92,6 +93,8 @@ pub enum Error {
     Cgroup(#[from] crate::cgroups::Error),
     #[error("{0}")]
     Process(#[from] process::Error),
+    #[error("network: {0}")]
+    Network(#[from] crate::network::Error),
 }
 
 impl Error {
@@ -100,6 +103,7 @@ impl Error {
             Error::Config(_) | Error::NoRootfs => ErrorCode::InvalidArgument,
             Error::Cgroup(e) if e.is_invalid() => ErrorCode::InvalidArgument,
             Error::Process(p) => p.code(),
+            Error::Network(n) => n.code(),
             _ => ErrorCode::Internal,
         }
     }
@@ -273,6 +277,8 @@ struct Shim {
     oom_base: u64,
     /// An OOM kill happened in the container.
     oom_seen: bool,
+    /// The host ends of the container's veths, removed when the init ends.
+    links: Vec<network::HostLink>,
     log_rotation: Rotation,
     /// Slot 0 is the init; exec'd processes take the others (None: free).
     procs: Vec<Option<Proc>>,
@@ -407,6 +413,9 @@ impl Shim {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys_err("signalfd"))?;
 
+        // Bridges are looked up before anything is made: a missing one fails cleanly.
+        let net_plan = network::plan(&config)?;
+
         // The cgroups, with every limit and the device rules in place before the init exists.
         let cgroup = match &config.cgroups {
             Some(cg) => {
@@ -433,10 +442,19 @@ impl Shim {
         };
         let oom_base = cgroup.as_ref().and_then(|m| m.oom_kills()).unwrap_or(0);
 
-        let made = Self::create_init(opts, &config, &rootfs, cgroup.as_deref());
+        let mut links = Vec::new();
+        let made = Self::create_init(
+            opts,
+            &config,
+            &rootfs,
+            cgroup.as_deref(),
+            &net_plan,
+            &mut links,
+        );
         let init = match made {
             Ok(x) => x,
             Err(e) => {
+                network::remove_host_links(&links);
                 if let Some(cg) = &cgroup {
                     let _ = cg.destroy();
                 }
@@ -452,6 +470,7 @@ impl Shim {
             oom,
             oom_base,
             oom_seen: false,
+            links,
             log_rotation: opts.log_rotation,
             procs: vec![Some(init)],
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys_err("epoll"))?,
@@ -484,6 +503,24 @@ impl Shim {
                 source: e,
             });
         }
+        if !shim.links.is_empty() {
+            if let Err(e) = network::save_host_links(&dir, &shim.links) {
+                shim.abandon();
+                return Err(Error::Io {
+                    what: "writing network.json",
+                    source: e,
+                });
+            }
+        }
+        if !shim.links.is_empty() {
+            if let Err(e) = network::save_host_links(&dir, &shim.links) {
+                shim.abandon();
+                return Err(Error::Io {
+                    what: "writing network.json",
+                    source: e,
+                });
+            }
+        }
         Ok(shim)
     }
 
@@ -492,7 +529,10 @@ impl Shim {
         config: &Config,
         rootfs: &Path,
         cgroup: Option<&dyn Manager>,
+        net_plan: &network::Plan,
+        links: &mut Vec<network::HostLink>,
     ) -> Result<Proc, Error> {
+        let force_ioctl = network::force_ioctl_from_env();
         let log = LogWriter::open(&opts.state_dir.join(state::LOG), opts.log_rotation)
             .map_err(io_err("opening the log"))?;
         let mut io = make_stdio(config.tty, opts.stdin, opts.console_size)?;
@@ -501,6 +541,8 @@ impl Shim {
             if let Some(cg) = cgroup {
                 cg.apply(pid).map_err(|e| format!("cgroups: {e}"))?;
             }
+            *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
+                .map_err(|e| format!("network: {e}"))?;
             Ok(())
         })?;
         Proc::new(String::new(), created, io, opts.stdin, log)
@@ -556,6 +598,7 @@ impl Shim {
         let pid = self.init().pid;
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
+        network::remove_host_links(&self.links);
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();
         }
@@ -689,6 +732,9 @@ impl Shim {
         if slot == INIT {
             // The OOM notification may still be queued behind SIGCHLD: the counter decides too.
             self.on_oom(false);
+            // The kernel would remove the veths with the namespace; a namespace that outlives
+            // the init (joined by another container) must not keep them on the bridge.
+            network::remove_host_links(&self.links);
         }
         let oom_killed = slot == INIT && self.oom_seen;
         let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {

@@ -327,3 +327,49 @@ pub fn bpf_prog_attach(
     };
     Errno::result(ret).map(drop)
 }
+/// The bridge ioctl that adds an interface to a bridge (linux/sockios.h).
+const SIOCBRADDIF: libc::c_ulong = 0x89a2;
+
+/// Attaches interface `ifindex` to bridge `bridge` with the old `SIOCBRADDIF` ioctl, as brctl
+/// does: the fallback for kernels that acknowledge `IFLA_MASTER` over netlink and ignore it.
+/// Acts in the caller's network namespace (the socket's).
+pub fn bridge_add_interface(bridge: &str, ifindex: u32) -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+    let name = bridge.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    let index = libc::c_int::try_from(ifindex).map_err(|_| Errno::EINVAL)?;
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data (byte arrays and a union of integers, arrays and a pointer,
+    // which stays null and is never read); all zeros is a valid value of it.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_ifindex = index;
+    // SAFETY: SIOCBRADDIF reads an ifreq (the bridge's NUL-terminated name, the port's index)
+    // from the pointer, which points to our initialized ifreq for the whole call.
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCBRADDIF as _, &ifr) };
+    Errno::result(ret).map(drop)
+}
+
+/// `NS_GET_NSTYPE` (linux/nsfs.h): `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// The type of the namespace a namespace file refers to (`CLONE_NEWNET`, ...), for files
+/// under /proc/PID/ns/ and bind mounts of them (/var/run/netns/NAME). Any other file fails
+/// (ENOTTY).
+pub fn namespace_type(file: &impl std::os::fd::AsFd) -> nix::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type as the result; the
+    // descriptor is borrowed, so it stays open across the call.
+    let ret = unsafe { libc::ioctl(file.as_fd().as_raw_fd(), NS_GET_NSTYPE as _) };
+    Errno::result(ret)
+}

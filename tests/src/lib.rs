@@ -86,8 +86,9 @@ pub fn make_rootfs(dir: &Path) {
         std::fs::create_dir_all(dir.join(d)).expect("mkdir");
     }
     std::fs::copy(busybox(), dir.join("bin/busybox")).expect("copy busybox");
-    // The host's binary: the fresh copy may still be open for writing in a child another test
-    // thread is forking right now (exec would fail with ETXTBSY).
+    // The applets are listed by the host's busybox, not the fresh copy: executing a file just
+    // written fails with ETXTBSY while a child forked meanwhile by another test thread still
+    // holds the copy's write descriptor.
     let list = Command::new(busybox())
         .arg("--list")
         .output()
@@ -124,6 +125,9 @@ pub struct Daemon {
     pub cgroup_parent: String,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// The test's own network namespace, when the daemon runs inside one.
+    netns: Option<Netns>,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -146,9 +150,45 @@ impl Daemon {
             cgroup_parent,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            netns: None,
+            env: Vec::new(),
         };
         d.spawn();
         d
+    }
+
+    /// A daemon inside a network namespace of its own (made for it, removed with it), with
+    /// `extra_args` (e.g. `--bridge`) and `env` added to its command line and environment.
+    pub fn start_in_netns(extra_args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let netns = Netns::new();
+        let dir = TempDir::new("edt");
+        let root = dir.path.join("root");
+        let socket = dir.path.join("d.sock");
+        let rootfs = dir.path.join("rootfs");
+        make_rootfs(&rootfs);
+        let mut d = Daemon {
+            dir,
+            root,
+            socket,
+            rootfs,
+            cgroup_parent: unique("edtest"),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            netns: Some(netns),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// The network namespace the daemon runs in (with [`Daemon::start_in_netns`]).
+    pub fn netns(&self) -> &Netns {
+        self.netns
+            .as_ref()
+            .expect("the daemon was not started in a netns")
     }
 
     /// Starts (again) the daemon process on the same root and socket.
@@ -158,7 +198,12 @@ impl Daemon {
             .append(true)
             .open(self.dir.path.join("daemon.log"))
             .expect("daemon log");
-        let child = Command::new(bin("execdriverd"))
+        let mut cmd = match &self.netns {
+            Some(ns) => ns.command(bin("execdriverd")),
+            None => Command::new(bin("execdriverd")),
+        };
+        let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--root")
             .arg(&self.root)
             .arg("--socket")
@@ -256,6 +301,113 @@ impl Daemon {
         }
         remove_cgroup_parent(&self.cgroup_parent);
     }
+}
+
+/// A network namespace of a test's own, held by a `sleep` in it (started with
+/// `unshare --net`) and reached as `/proc/PID/ns/net`: nothing is mounted for it (unlike
+/// `ip netns add`), and dropping it kills the holder (our child, by pid), so the namespace goes
+/// with the last process in it. Its `lo` is up.
+pub struct Netns {
+    holder: Child,
+    /// `/proc/<holder>/ns/net`.
+    pub path: PathBuf,
+}
+
+impl Netns {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Netns {
+        let holder = Command::new("unshare")
+            .args(["--net", "--", "sleep", "infinity"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare --net (util-linux)");
+        let path = PathBuf::from(format!("/proc/{}/ns/net", holder.id()));
+        let ns = Netns { holder, path };
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our netns");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_link(&ns.path).ok().as_ref() == Some(&ours) {
+            assert!(
+                Instant::now() < deadline,
+                "unshare --net did not take effect"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `nsenter --net=<path> -- <program>`: a command that runs in this namespace (nsenter
+    /// execs it, so its pid is the program's).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path.display()))
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    /// Runs `program args` in the namespace; returns its stdout; panics if it fails.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let out = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter");
+        assert!(
+            out.status.success(),
+            "{program} {args:?} in the test netns: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ip ARGS` in the namespace.
+    pub fn ip(&self, args: &[&str]) -> String {
+        self.run("ip", args)
+    }
+
+    /// Runs a shell script in the namespace with a sysfs of the namespace mounted on /sys (in a
+    /// private mount namespace that ends with the script), as `ip netns exec` provides.
+    pub fn with_sysfs(&self, script: &str) -> String {
+        self.run(
+            "unshare",
+            &[
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                &format!("mount -t sysfs sysfs /sys && {script}"),
+            ],
+        )
+    }
+
+    /// The names of the veth interfaces in the namespace.
+    pub fn veths(&self) -> Vec<String> {
+        self.ip(&["-o", "link", "show", "type", "veth"])
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|n| n.trim().split('@').next().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// An interface name unique to this test process, within IFNAMSIZ: `<prefix><hex>`.
+pub fn unique_ifname(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{:x}{n:x}", std::process::id() & 0xffff);
+    assert!(name.len() <= 15, "{name} is too long for an interface name");
+    name
 }
 
 /// The cgroup directories under `parent` in every mounted hierarchy.

@@ -1,5 +1,6 @@
-//! The seed's sample container.json, as it is (networks left out, paths adapted), runs under
-//! execdriver-shim.
+//! The seed's sample container.json, as it is (paths adapted), runs under execdriver-shim:
+//! without its network, and with it inside a test network namespace (docker0 replaced by a
+//! test bridge).
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
@@ -47,7 +48,8 @@ fn seed_sample_container_json_runs() {
     std::fs::create_dir_all(&state).unwrap();
 
     // The sample, with its paths adapted: the docker paths point at our files, the cgroup name
-    // is unique, the network is left for the networking issue; the rootfs and command are ours.
+    // is unique, the network is left out (seed_sample_with_its_network_runs has it); the rootfs
+    // and command are ours.
     let mut json: serde_json::Value = serde_json::from_str(SEED).unwrap();
     json.as_object_mut().unwrap().remove("networks");
     let cgroup_name = unique("seed");
@@ -177,6 +179,147 @@ fn seed_sample_container_json_runs() {
     ));
     let status = shim.0.wait().unwrap();
     assert!(status.success());
+    let mut rest = Vec::new();
+    let _ = report.read_to_end(&mut rest);
+    assert!(
+        cgroups_under(&cgroup_parent).is_empty(),
+        "{:?}",
+        cgroups_under(&cgroup_parent)
+    );
+}
+
+/// The seed's sample with its network: the veth on bridge docker0 becomes a veth on a test
+/// bridge (same addresses: 172.17.0.2/16 via 172.17.42.1, MTU 1500) in a network namespace of
+/// the test's own, where the shim runs.
+#[test]
+fn seed_sample_with_its_network_runs() {
+    let ns = execdriver_tests::Netns::new();
+    let bridge = execdriver_tests::unique_ifname("edseed");
+    ns.ip(&["link", "add", &bridge, "type", "bridge"]);
+    ns.ip(&["addr", "add", "172.17.42.1/16", "dev", &bridge]);
+    ns.ip(&["link", "set", &bridge, "up"]);
+
+    let tmp = TempDir::new("edt-seednet");
+    let rootfs = tmp.path.join("rootfs");
+    make_rootfs(&rootfs);
+    let files = tmp.path.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    for (name, text) in [
+        ("resolv.conf", "nameserver 192.0.2.53\n"),
+        ("hostname", "koye\n"),
+        ("hosts", "127.0.0.1 localhost koye\n"),
+    ] {
+        std::fs::write(files.join(name), text).unwrap();
+    }
+    let state = tmp.path.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+
+    let mut json: serde_json::Value = serde_json::from_str(SEED).unwrap();
+    assert_eq!(json["networks"][0]["context"]["bridge"], "docker0");
+    json["networks"][0]["context"]["bridge"] = bridge.clone().into();
+    let cgroup_parent = unique("edtest-seednet");
+    let _cleanup = CgroupGuard(cgroup_parent.clone());
+    json["cgroups"]["parent"] = cgroup_parent.clone().into();
+    json["cgroups"]["name"] = unique("seednet").into();
+    for m in json["mounts"].as_array_mut().unwrap() {
+        let src = m["source"].as_str().unwrap().to_owned();
+        let name = std::path::Path::new(&src).file_name().unwrap().to_owned();
+        m["source"] = files.join(name).display().to_string().into();
+    }
+    json["rootfs"] = rootfs.display().to_string().into();
+    json["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "ip -o addr show dev eth0; ip -o link show dev eth0; ip -o link show dev lo; ip route; ping -c 3 -W 5 172.17.42.1"
+    ]);
+    std::fs::write(
+        state.join("container.json"),
+        serde_json::to_vec_pretty(&json).unwrap(),
+    )
+    .unwrap();
+
+    let id = unique("seednet");
+    let shim = ns
+        .command(bin("execdriver-shim"))
+        .args(["--id", &id, "--state"])
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut shim = KillOnDrop(shim);
+    let mut report = shim.0.stdout.take().unwrap();
+    let created: Response = protocol::read_frame(&mut report).unwrap().unwrap();
+    match created.kind.unwrap() {
+        response::Kind::State(_) => {}
+        other => panic!(
+            "create failed: {other:?}\n{}",
+            std::fs::read_to_string(state.join("shim.log")).unwrap_or_default()
+        ),
+    }
+    // The host end is on the test bridge.
+    let links: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("network.json")).unwrap()).unwrap();
+    let host_if = links[0]["name"].as_str().unwrap().to_owned();
+    assert!(
+        host_if.starts_with("veth") && host_if.len() <= 15,
+        "{host_if}"
+    );
+    let detail = ns.ip(&["-d", "link", "show", "dev", &host_if]);
+    assert!(detail.contains(&format!("master {bridge}")), "{detail}");
+    assert!(detail.contains("mtu 1500"), "{detail}");
+
+    let sock = state.join("shim.sock");
+    let mut attach = UnixStream::connect(&sock).unwrap();
+    protocol::write_frame(
+        &mut attach,
+        &Request::new(request::Kind::Attach(Attach {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            exec_id: String::new(),
+        })),
+    )
+    .unwrap();
+    let ok: Response = protocol::read_frame(&mut attach).unwrap().unwrap();
+    assert!(matches!(ok.kind, Some(response::Kind::Ok(_))));
+    assert!(matches!(
+        call(&sock, request::Kind::Start(Target::init())),
+        response::Kind::Ok(_)
+    ));
+    let mut output = Vec::new();
+    let exit = loop {
+        let r: Response = protocol::read_frame(&mut attach)
+            .unwrap()
+            .expect("stream ended without exit");
+        match r.kind.unwrap() {
+            response::Kind::Output(o) => output.extend_from_slice(&o.data),
+            response::Kind::Exit(e) => break e,
+            _ => {}
+        }
+    };
+    let text = String::from_utf8_lossy(&output).replace('\r', "");
+    assert_eq!(exit.exit_code, Some(0), "{text}");
+    assert!(text.contains("inet 172.17.0.2/16"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("eth0") && l.contains("mtu 1500") && l.contains(",UP")),
+        "{text}"
+    );
+    assert!(text.contains("lo: <LOOPBACK,UP"), "{text}");
+    assert!(text.contains("default via 172.17.42.1 dev eth0"), "{text}");
+    assert!(
+        !text.contains(" 0 packets received"),
+        "the test bridge answers: {text}"
+    );
+    // The container ended: its veth is gone.
+    assert!(ns.veths().is_empty(), "{:?}", ns.veths());
+
+    assert!(matches!(
+        call(&sock, request::Kind::Shutdown(Empty {})),
+        response::Kind::Ok(_)
+    ));
+    assert!(shim.0.wait().unwrap().success());
     let mut rest = Vec::new();
     let _ = report.read_to_end(&mut rest);
     assert!(

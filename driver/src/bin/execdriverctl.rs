@@ -275,6 +275,19 @@ struct CreateArgs {
     /// Cgroup parent (relative to the hierarchy roots), instead of the daemon's.
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// Network: bridge, none, host, container:ID (share ID's), or the path of a network
+    /// namespace to join (default: bridge when the daemon has one, else none).
+    #[arg(long)]
+    network: Option<String>,
+    /// The address in the daemon's subnet (bridge network; default: a free one).
+    #[arg(long)]
+    ip: Option<String>,
+    /// eth0's MAC address (bridge network; default: a random locally administered one).
+    #[arg(long)]
+    mac: Option<String>,
+    /// eth0's MTU (bridge network; default: the daemon's).
+    #[arg(long)]
+    mtu: Option<u32>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -453,6 +466,39 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `--network` and its companions as the request's network part.
+fn network_config(a: &CreateArgs) -> Result<Option<pb::NetworkConfig>, String> {
+    if a.network.is_none() && a.ip.is_none() && a.mac.is_none() && a.mtu.is_none() {
+        return Ok(None);
+    }
+    let mut n = pb::NetworkConfig {
+        address: a.ip.clone().unwrap_or_default(),
+        mac_address: a.mac.clone().unwrap_or_default(),
+        mtu: a.mtu.unwrap_or(0),
+        ..Default::default()
+    };
+    n.mode = match a.network.as_deref() {
+        None => pb::NetworkMode::Unspecified,
+        Some("bridge") => pb::NetworkMode::Bridge,
+        Some("none") => pb::NetworkMode::None,
+        Some("host") => pb::NetworkMode::Host,
+        Some(s) if s.starts_with("container:") => {
+            n.container_id = s["container:".len()..].to_owned();
+            pb::NetworkMode::Container
+        }
+        Some(s) if s.starts_with('/') => {
+            n.netns_path = s.to_owned();
+            pb::NetworkMode::Netns
+        }
+        Some(s) => {
+            return Err(format!(
+                "--network {s:?}: expected bridge, none, host, container:ID or a /path"
+            ))
+        }
+    } as i32;
+    Ok(Some(n))
+}
+
 fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
     Ok(pb::CreateRequest {
         id: a.id.clone().unwrap_or_else(random_id),
@@ -500,6 +546,7 @@ fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
             cgroup_parent: a.cgroup_parent.clone().unwrap_or_default(),
             ..resources(&a.limits)?
         }),
+        network: network_config(a)?,
     })
 }
 
@@ -682,6 +729,41 @@ struct StateJson {
     rootfs: String,
     bundle: String,
     shim_pid: i32,
+    network: Option<NetworkJson>,
+}
+
+#[derive(Serialize)]
+struct NetworkJson {
+    mode: String,
+    address: String,
+    gateway: String,
+    mac_address: String,
+    host_interface: String,
+    bridge: String,
+    mtu: u32,
+    container_id: String,
+    netns_path: String,
+}
+
+impl From<&pb::NetworkStatus> for NetworkJson {
+    fn from(n: &pb::NetworkStatus) -> NetworkJson {
+        let mode = pb::NetworkMode::try_from(n.mode)
+            .unwrap_or(pb::NetworkMode::Unspecified)
+            .as_str_name()
+            .trim_start_matches("NETWORK_MODE_")
+            .to_ascii_lowercase();
+        NetworkJson {
+            mode,
+            address: n.address.clone(),
+            gateway: n.gateway.clone(),
+            mac_address: n.mac_address.clone(),
+            host_interface: n.host_interface.clone(),
+            bridge: n.bridge.clone(),
+            mtu: n.mtu,
+            container_id: n.container_id.clone(),
+            netns_path: n.netns_path.clone(),
+        }
+    }
 }
 
 impl From<&pb::ContainerState> for StateJson {
@@ -702,6 +784,7 @@ impl From<&pb::ContainerState> for StateJson {
             rootfs: s.rootfs.clone(),
             bundle: s.bundle.clone(),
             shim_pid: s.shim_pid,
+            network: s.network.as_ref().map(NetworkJson::from),
         }
     }
 }
@@ -763,6 +846,28 @@ fn print_state(s: &pb::ContainerState) {
     }
     println!("Rootfs:   {}", j.rootfs);
     println!("Bundle:   {}", j.bundle);
+    if let Some(n) = &j.network {
+        let mut line = n.mode.clone();
+        if !n.container_id.is_empty() {
+            line += &format!(" {}", n.container_id);
+        }
+        if !n.address.is_empty() {
+            line += &format!(" {}", n.address);
+        }
+        if !n.gateway.is_empty() {
+            line += &format!(" via {}", n.gateway);
+        }
+        if !n.host_interface.is_empty() {
+            line += &format!(" ({} on {}, mtu {})", n.host_interface, n.bridge, n.mtu);
+        }
+        if !n.mac_address.is_empty() {
+            line += &format!(" mac {}", n.mac_address);
+        }
+        if n.container_id.is_empty() && !n.netns_path.is_empty() {
+            line += &format!(" {}", n.netns_path);
+        }
+        println!("Network:  {line}");
+    }
     for (k, v) in &j.labels {
         println!("Label:    {k}={v}");
     }

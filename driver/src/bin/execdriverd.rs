@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use execdriver_driver::convert::Defaults;
+use execdriver_driver::convert::{BridgeNetwork, Defaults};
 use execdriver_driver::driver::DriverConfig;
 use execdriver_driver::server::{self, ServerConfig};
 use execdriver_driver::shims::default_shim_path;
@@ -32,6 +32,20 @@ struct Args {
     /// (the eBPF filter on the v2 cgroup, also on a hybrid host).
     #[arg(long, default_value = "auto", value_parser = ["auto", "bpf"])]
     cgroup_devices: String,
+    /// Bridge for bridge-mode containers; created (with the gateway address) if missing.
+    /// Needs --subnet.
+    #[arg(long, requires = "subnet")]
+    bridge: Option<String>,
+    /// IPv4 subnet (CIDR) bridge-mode containers get their addresses from, e.g. 10.88.0.0/16.
+    #[arg(long, requires = "bridge")]
+    subnet: Option<String>,
+    /// The bridge's address and the containers' gateway (default: the subnet's first address).
+    #[arg(long, requires = "bridge")]
+    gateway: Option<String>,
+    /// MTU of bridge-mode containers' interfaces, and of the bridge when it is created
+    /// (default: the bridge's MTU).
+    #[arg(long, requires = "bridge", default_value_t = 0)]
+    mtu: u32,
     /// Also admit this uid on the socket (root and the daemon's uid always are).
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
@@ -69,6 +83,18 @@ fn main() -> ExitCode {
             .map(|d| d.join(&args.root))
             .unwrap_or_else(|_| args.root.clone())
     };
+    let network = match (&args.bridge, &args.subnet) {
+        (Some(bridge), Some(subnet)) => {
+            match BridgeNetwork::new(bridge, subnet, args.gateway.as_deref(), args.mtu) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    eprintln!("execdriverd: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let driver_cfg = DriverConfig {
         root,
         shim_path: args.shim.clone().unwrap_or_else(default_shim_path),
@@ -76,6 +102,7 @@ fn main() -> ExitCode {
             cgroup_parent: args.cgroup_parent.clone(),
             cgroup_devices: execdriver_shim::cgroups::DeviceMode::parse(&args.cgroup_devices)
                 .unwrap_or_default(),
+            network,
         },
     };
     let server_cfg = ServerConfig {
