@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
-apt_install busybox-static
+apt_install busybox-static runc crun containerd conmon
 cargo build --release --workspace --bins
 cargo bench -p execdriver-tests --bench bench -- "$@" | tee bench-results.md

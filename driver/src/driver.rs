@@ -317,7 +317,7 @@ impl Driver {
         state::write_atomic(dir, state::CONFIG, &json, false)
             .map_err(Error::io("writing container.json"))?;
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        state::write_atomic(dir, state::META, &meta_json, true)
+        state::write_atomic(dir, state::META, &meta_json, false)
             .map_err(Error::io("writing meta.json"))?;
         let opts = SpawnOptions {
             stdin: meta.open_stdin,

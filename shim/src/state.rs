@@ -107,9 +107,11 @@ impl ExitRecord {
         serde_json::from_slice(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
+    /// Writes exit.json atomically. Not fsynced: the rename makes it safe against any process
+    /// crash, which is what a driver restart needs; a host crash ends the containers anyway.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
         let data = serde_json::to_vec(self).map_err(io::Error::other)?;
-        write_atomic(dir, EXIT, &data, true)
+        write_atomic(dir, EXIT, &data, false)
     }
 }
 
