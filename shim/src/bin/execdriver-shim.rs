@@ -2,7 +2,7 @@
 //!
 //! Started by execdriverd as `execdriver-shim --id ID --state DIR [--stdin]
 //! [--log-max-size BYTES --log-max-files N] [--console-size ROWSxCOLS]
-//! [--cgroup-devices auto|bpf]`. It reads DIR/container.json, reports on its stdout
+//! [--cgroup-devices auto|bpf] [--allow-missing-apparmor]`. It reads DIR/container.json, reports on its stdout
 //! (one protocol frame) whether the container was created, and then serves DIR/shim.sock.
 
 use std::path::PathBuf;
@@ -42,6 +42,7 @@ fn parse_args() -> Result<Options, String> {
                 opts.cgroup_devices = execdriver_shim::cgroups::DeviceMode::parse(&v)
                     .ok_or("bad --cgroup-devices (auto or bpf)")?;
             }
+            "--allow-missing-apparmor" => opts.allow_missing_apparmor = true,
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
             other => return Err(format!("unknown argument {other:?}")),
         }
