@@ -1585,6 +1585,165 @@ mod tests {
     }
 
     #[test]
+    fn security_converts_with_defaults_and_extras() {
+        // Nothing asked: every default (Docker's capabilities, the default seccomp profile,
+        // no_new_privs, Docker's masked paths) is container.json's "absent".
+        let (c, _) = create_request(&req(), &Defaults::default(), 0).unwrap();
+        assert_eq!(c.capabilities, None);
+        assert!(c.seccomp.is_default());
+        assert!(c.no_new_privs());
+        assert_eq!(c.masked_paths, None);
+        assert!(c.masked().contains(&"/proc/kcore".to_string()));
+        assert!(c.context.is_empty());
+
+        let mut r = req();
+        r.namespaces = ["NEWNS", "NEWPID", "NEWUSER"].map(String::from).to_vec();
+        let map = pb::IdMapping {
+            container_id: 0,
+            host_id: 100_000,
+            size: 65536,
+        };
+        r.security = Some(pb::SecurityConfig {
+            capabilities: vec!["CHOWN".into(), "CAP_KILL".into()],
+            no_new_privileges: Some(false),
+            rlimits: vec![pb::Rlimit {
+                r#type: "nofile".into(),
+                soft: 10,
+                hard: 20,
+            }],
+            oom_score_adj: Some(-100),
+            seccomp: Some(pb::SeccompConfig {
+                profile: "unconfined".into(),
+                ..Default::default()
+            }),
+            apparmor_profile: "unconfined".into(),
+            uid_mappings: vec![map],
+            gid_mappings: vec![map],
+            masked_paths: vec!["/proc/extra".into()],
+            readonly_paths: vec![],
+            unmask_system_paths: false,
+        });
+        let (c, _) = create_request(&r, &Defaults::default(), 0).unwrap();
+        assert_eq!(c.capabilities.as_deref().unwrap(), ["CHOWN", "CAP_KILL"]);
+        assert_eq!(c.no_new_privileges, Some(false));
+        assert_eq!(c.rlimits[0].kind, "RLIMIT_NOFILE");
+        assert_eq!((c.rlimits[0].soft, c.rlimits[0].hard), (10, 20));
+        assert_eq!(c.oom_score_adj, Some(-100));
+        assert_eq!(c.seccomp, Seccomp::Unconfined);
+        assert_eq!(c.context["apparmor_profile"], "unconfined");
+        assert_eq!(c.uid_mappings[0].host_id, 100_000);
+        let masked = c.masked_paths.clone().unwrap();
+        assert!(
+            masked.contains(&"/proc/kcore".to_string()) && masked.contains(&"/proc/extra".into())
+        );
+        assert_eq!(c.readonly_paths, None);
+        // systempaths=unconfined: only what is asked.
+        let mut r2 = req();
+        r2.security = Some(pb::SecurityConfig {
+            unmask_system_paths: true,
+            ..Default::default()
+        });
+        let (c, _) = create_request(&r2, &Defaults::default(), 0).unwrap();
+        assert_eq!(c.masked_paths, Some(vec![]));
+        assert_eq!(c.readonly_paths, Some(vec![]));
+    }
+
+    #[test]
+    fn seccomp_profiles_are_checked() {
+        let with = |s: pb::SeccompConfig| {
+            let mut r = req();
+            r.security = Some(pb::SecurityConfig {
+                seccomp: Some(s),
+                ..Default::default()
+            });
+            r
+        };
+        let rule = |name: &str| pb::SeccompSyscall {
+            names: vec![name.into()],
+            action: "SCMP_ACT_ERRNO".into(),
+            ..Default::default()
+        };
+        // A profile without `profile: custom` is custom too.
+        let (c, _) = create_request(
+            &with(pb::SeccompConfig {
+                default_action: "SCMP_ACT_ALLOW".into(),
+                syscalls: vec![rule("keyctl")],
+                ..Default::default()
+            }),
+            &Defaults::default(),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(c.seccomp, Seccomp::Profile(ref p) if p.syscalls.len() == 1));
+        assert_eq!(
+            field_of(with(pb::SeccompConfig {
+                profile: "unconfined".into(),
+                syscalls: vec![rule("keyctl")],
+                ..Default::default()
+            })),
+            "security.seccomp.profile"
+        );
+        assert_eq!(
+            field_of(with(pb::SeccompConfig {
+                default_action: "SCMP_ACT_ALLOW".into(),
+                syscalls: vec![rule("read"), rule("")],
+                ..Default::default()
+            })),
+            "security.seccomp.syscalls[1].names[0]"
+        );
+        // Too large a filter is refused before anything is made.
+        let huge: Vec<pb::SeccompSyscall> = execdriver_shim::seccomp::tables::X86_64
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| pb::SeccompSyscall {
+                names: vec![n.to_string()],
+                action: "SCMP_ACT_ALLOW".into(),
+                args: (0..6)
+                    .map(|a| pb::SeccompArg {
+                        index: a,
+                        value: i as u64,
+                        op: "SCMP_CMP_GE".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(
+            field_of(with(pb::SeccompConfig {
+                default_action: "SCMP_ACT_ERRNO".into(),
+                syscalls: huge,
+                ..Default::default()
+            })),
+            "security.seccomp.syscalls"
+        );
+    }
+
+    #[test]
+    fn apparmor_without_apparmor_is_a_precondition_unless_allowed() {
+        if shim_security::apparmor_enabled() {
+            return; // this host can apply profiles
+        }
+        let mut r = req();
+        r.security = Some(pb::SecurityConfig {
+            apparmor_profile: "docker-default".into(),
+            ..Default::default()
+        });
+        match create_request(&r, &Defaults::default(), 0) {
+            Err(Error::FailedPrecondition(m)) => {
+                assert!(m.starts_with("security.apparmor_profile: "), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let allowed = Defaults {
+            allow_missing_apparmor: true,
+            ..Defaults::default()
+        };
+        let (c, _) = create_request(&r, &allowed, 0).unwrap();
+        assert_eq!(c.apparmor_profile(), Some("docker-default"));
+    }
+
+    #[test]
     fn update_requests() {
         let up = |f: &dyn Fn(&mut execdriver_proto::Resources)| {
             let mut res = execdriver_proto::Resources::default();

@@ -1220,6 +1220,20 @@ fn st<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<T, String> {
         .map_err(|s| s.message().to_owned())
 }
 
+/// An error and its causes: "transport error: Permission denied (os error 13)".
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(&format!(": {part}"));
+        }
+        source = s.source();
+    }
+    text
+}
+
 fn exit_code(e: &pb::ExitStatus) -> ExitCode {
     ExitCode::from(e.status_code.clamp(0, 255) as u8)
 }
@@ -1227,7 +1241,7 @@ fn exit_code(e: &pb::ExitStatus) -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let channel = connect(&cli.socket)
         .await
-        .map_err(|e| format!("connecting to {}: {e}", cli.socket.display()))?;
+        .map_err(|e| format!("connecting to {}: {}", cli.socket.display(), causes(&e)))?;
     let mut client = ExecDriverClient::new(channel);
     match cli.cmd {
         Cmd::Info => {
@@ -1631,6 +1645,59 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_flags() {
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048").unwrap(),
+            pb::Rlimit {
+                r#type: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            }
+        );
+        let r = parse_ulimit("nproc=unlimited").unwrap();
+        assert_eq!((r.soft, r.hard), (u64::MAX, u64::MAX));
+        assert!(parse_ulimit("nofile").is_err() && parse_ulimit("nofile=x").is_err());
+        let m = parse_id_map("0:100000:65536").unwrap();
+        assert_eq!((m.container_id, m.host_id, m.size), (0, 100_000, 65536));
+        assert!(parse_id_map("0:1").is_err());
+
+        assert_eq!(security_config(&SecurityArgs::default()).unwrap(), None);
+        let s = security_config(&SecurityArgs {
+            cap_add: vec!["SYS_PTRACE".into()],
+            security_opt: vec![
+                "no-new-privileges=false".into(),
+                "seccomp=unconfined".into(),
+                "apparmor=docker-default".into(),
+            ],
+            userns_map: vec!["0:100000:65536".into()],
+            oom_score_adj: Some(-5),
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.capabilities.len(), 15);
+        assert!(s.capabilities.contains(&"SYS_PTRACE".to_string()));
+        assert_eq!(s.no_new_privileges, Some(false));
+        assert_eq!(s.seccomp.unwrap().profile, "unconfined");
+        assert_eq!(s.apparmor_profile, "docker-default");
+        assert_eq!(s.uid_mappings, s.gid_mappings);
+        assert_eq!(s.oom_score_adj, Some(-5));
+        let s = security_config(&SecurityArgs {
+            privileged: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.capabilities, ["ALL"]);
+        assert!(s.unmask_system_paths);
+        assert!(security_config(&SecurityArgs {
+            security_opt: vec!["label=disable".into()],
+            ..Default::default()
+        })
+        .is_err());
+    }
 
     #[test]
     fn sizes() {
