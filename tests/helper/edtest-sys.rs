@@ -37,6 +37,7 @@ mod nr {
     pub const FCNTL: i64 = 72;
     pub const OPEN_BY_HANDLE_AT: i64 = 304;
     pub const SETNS: i64 = 308;
+    pub const GETPPID: i64 = 110;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -62,6 +63,7 @@ mod nr {
     pub const FCNTL: i64 = 25;
     pub const OPEN_BY_HANDLE_AT: i64 = 265;
     pub const SETNS: i64 = 268;
+    pub const GETPPID: i64 = 173;
 }
 
 const ERRNOS: &[(i32, &str)] = &[
@@ -292,6 +294,15 @@ fn main() {
                 .open(&again)
                 .and_then(|mut w| w.write_all(b"\x7fELF-overwritten"));
             report_io(w.map(|_| "written"))
+        }
+        // N getppid calls; prints the nanoseconds per call (the cost of the seccomp filter).
+        "getppid-loop" => {
+            let n: u64 = arg(1).parse().expect("count");
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                unsafe { syscall(nr::GETPPID) };
+            }
+            println!("{:.1}", t.elapsed().as_nanos() as f64 / n as f64);
         }
         // The descriptors this process has, besides the one reading the directory.
         "fds" => {
