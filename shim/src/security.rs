@@ -379,6 +379,21 @@ pub fn apparmor_refusal(field: &str, profile: &str) -> String {
     )
 }
 
+/// The AppArmor policy for a container.json, where the shim and nsinit start containers: an
+/// error (FAILED_PRECONDITION, naming `context.apparmor_profile`) for a profile the kernel
+/// cannot apply, unless `allow_missing` (`--allow-missing-apparmor`); then the warning to log.
+pub fn check_apparmor(config: &Config, allow_missing: bool) -> Result<Option<String>, String> {
+    let field = format!("context.{APPARMOR_KEY}");
+    match apparmor_decision(config.apparmor_profile(), apparmor_enabled(), allow_missing) {
+        AppArmor::Refuse(p) => Err(apparmor_refusal(&field, &p)),
+        AppArmor::Skip(p) => Ok(Some(format!(
+            "warning: {field} {p:?} asked, but this kernel has no AppArmor; running unconfined \
+             (--allow-missing-apparmor)"
+        ))),
+        AppArmor::None | AppArmor::Apply(_) => Ok(None),
+    }
+}
+
 /// Asks the kernel to confine the next exec of this process with `profile`.
 pub fn apparmor_exec(profile: &str) -> std::io::Result<()> {
     let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {

@@ -396,23 +396,13 @@ impl Proc {
 /// Refuses a container that asks for an AppArmor profile the kernel cannot apply, unless the
 /// shim runs with `--allow-missing-apparmor` (then it runs unconfined, and the shim log says so).
 fn check_apparmor(opts: &Options, config: &Config) -> Result<(), Error> {
-    use crate::security::{self, AppArmor};
-    let field = format!("context.{}", security::APPARMOR_KEY);
-    match security::apparmor_decision(
-        config.apparmor_profile(),
-        security::apparmor_enabled(),
-        opts.allow_missing_apparmor,
-    ) {
-        AppArmor::Refuse(p) => Err(Error::Precondition(security::apparmor_refusal(&field, &p))),
-        AppArmor::Skip(p) => {
-            eprintln!(
-                "shim {}: warning: {field} {p:?} asked, but this kernel has no AppArmor; running \
-                 unconfined (--allow-missing-apparmor)",
-                opts.id
-            );
+    match crate::security::check_apparmor(config, opts.allow_missing_apparmor) {
+        Ok(Some(warning)) => {
+            eprintln!("shim {}: {warning}", opts.id);
             Ok(())
         }
-        AppArmor::None | AppArmor::Apply(_) => Ok(()),
+        Ok(None) => Ok(()),
+        Err(refusal) => Err(Error::Precondition(refusal)),
     }
 }
 

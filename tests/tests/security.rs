@@ -1385,6 +1385,24 @@ async fn apparmor_profiles_need_apparmor_or_an_explicit_opt_out() {
         }
         other => panic!("{other:?}"),
     }
+    // nsinit (the seed's CLI) follows the same policy.
+    let nsinit = |extra: &[&str]| {
+        Command::new(bin("nsinit"))
+            .args(extra)
+            .args(["exec", "true"])
+            .current_dir(&state.path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = nsinit(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("context.apparmor_profile: "), "{err}");
+    let out = nsinit(&["--allow-missing-apparmor"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("running unconfined"), "{err}");
 }
 
 /// An ordinary container (with the --init reaper) works under every default.
