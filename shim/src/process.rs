@@ -292,7 +292,11 @@ pub fn join(
             let mut keep = stdio.raw_fds();
             keep.push(child_sock.as_raw_fd());
             keep.extend(opened.iter().map(|(_, f)| f.as_raw_fd()));
-            let r = close_inherited(&keep)
+            // Until it execs, this process is the shim's image inside the container: keep
+            // other container processes out of its /proc/PID (exe, mem, fds), from the start.
+            let r = nix::sys::prctl::set_dumpable(false)
+                .map_err(|e| ChildError::internal("dumpable", e))
+                .and_then(|_| close_inherited(&keep))
                 .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock));
             child_end(r, &child_sock)
         }
@@ -511,9 +515,6 @@ fn join_child(
     stdio: Stdio,
     sync: &OwnedFd,
 ) -> Result<Option<Exec>, ChildError> {
-    // Until it execs, this process is the shim's image inside the container: keep other
-    // container processes out of its /proc/PID (exe, mem, fds).
-    nix::sys::prctl::set_dumpable(false).map_err(|e| ChildError::internal("dumpable", e))?;
     if !wait_configured(sync)? {
         return Ok(None);
     }

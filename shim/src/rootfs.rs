@@ -250,13 +250,15 @@ fn mount_proc_sys(config: &Config, root: BorrowedFd<'_>) -> Result<()> {
         Ok(()) => Ok(()),
         Err(Errno::EPERM) if !config.has_namespace(Namespace::Net) => {
             // In a user namespace without a network namespace of its own the kernel refuses a
-            // new sysfs: bind the host's (not its submounts), read-only.
+            // new sysfs: bind the host's, read-only. Recursively: the kernel refuses to reveal
+            // what the host's submounts (locked, in a user namespace) cover; they are made
+            // read-only too, and their files belong to unmapped host ids.
             bind_at(
                 root,
                 Path::new("/sys"),
                 &sys_dir,
                 Path::new("/sys"),
-                false,
+                true,
                 true,
                 MsFlags::MS_SLAVE,
                 "sysfs bind",
@@ -516,6 +518,14 @@ fn bind_at(
     // The new mount, as a descriptor (open_tree) or, on old kernels, found again by path.
     let top: OwnedFd = match crate::sys::open_tree_clone(source, recursive) {
         Ok(tree) => {
+            if readonly {
+                // Every mount of the tree read-only, not only its top (5.12+; before, the
+                // remount below makes the top read-only).
+                match crate::sys::mount_setattr_readonly_recursive(tree.as_fd()) {
+                    Ok(()) | Err(Errno::ENOSYS) => {}
+                    Err(e) => return Err(mount_err(e)),
+                }
+            }
             crate::sys::move_mount(tree.as_fd(), dest.as_fd()).map_err(mount_err)?;
             tree
         }

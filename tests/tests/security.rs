@@ -574,6 +574,51 @@ async fn symlinked_mount_destination_stays_in_the_rootfs() {
     assert!(execdriver_tests::host_mounts_under(&d.rootfs).is_empty());
 }
 
+/// Unmounts a mount this test made (lazily) when dropped.
+struct MountGuard(std::path::PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[tokio::test]
+async fn read_only_bind_mounts_are_read_only_throughout() {
+    let d = daemon();
+    let mut c = d.client().await;
+    // A source with a mount below it (a tmpfs this test makes under its own directory).
+    let src = TempDir::new("edt-rro");
+    let sub = src.path.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let _unmount = MountGuard(sub.clone());
+    let script = "touch /m/top 2>&1; echo top=$?; touch /m/sub/below 2>&1; echo below=$?";
+    let with = |writable: bool| {
+        let mut req = sh(&d, script);
+        req.mounts = vec![pb::Mount {
+            source: src.path.display().to_string(),
+            destination: "/m".into(),
+            writable,
+            private: false,
+        }];
+        req
+    };
+    let text = run(&mut c, with(false)).await.stdout();
+    assert!(text.contains("top=1") && text.contains("below=1"), "{text}");
+    assert!(!sub.join("below").exists());
+    let text = run(&mut c, with(true)).await.stdout();
+    assert!(text.contains("top=0") && text.contains("below=0"), "{text}");
+    assert!(sub.join("below").exists());
+}
+
 #[tokio::test]
 async fn symlinked_cwd_stays_in_the_rootfs() {
     let d = daemon();
@@ -918,6 +963,33 @@ async fn user_namespace_root_is_an_unprivileged_host_uid() {
     assert_eq!(map_line, ["0", "100000", "65536"]);
     // Root of the container is nobody special on the host: a root-only host file stays shut.
     assert!(text.contains("Permission denied"), "{text}");
+
+    // Without a network namespace of its own the kernel refuses it a new sysfs: it gets the
+    // host's, read-only through and through (its submounts too).
+    let mut req = sh(
+        &d,
+        "id -u; ls /sys/class > /dev/null && echo sys-ok; touch /sys/x 2>&1; \
+         grep -c ' /sys[ /]' /proc/self/mountinfo; \
+         grep ' /sys[ /]' /proc/self/mountinfo | awk '{print $6}' | grep -vc '^ro'",
+    );
+    req.namespaces = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWUSER"]
+        .map(String::from)
+        .to_vec();
+    let s = security(&mut req);
+    s.uid_mappings = vec![map];
+    s.gid_mappings = vec![map];
+    let out = run(&mut c, req).await;
+    let text = out.stdout();
+    assert!(text.starts_with("0\nsys-ok\n"), "{text} {}", out.stderr());
+    assert!(text.contains("Read-only file system"), "{text}");
+    let counts: Vec<u32> = text
+        .lines()
+        .rev()
+        .take(2)
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], 0, "a mount under /sys is writable: {text}");
+    assert!(counts[1] >= 1, "{text}");
 }
 
 #[tokio::test]
