@@ -275,7 +275,7 @@ async fn no_new_privs_seccomp_rlimits_and_oom_score_adj_for_init_and_exec() {
 }
 
 /// The calls Docker's default profile refuses (with EPERM), as the helper makes them.
-const REFUSED: [&str; 13] = [
+const REFUSED: [&str; 14] = [
     "keyctl",
     "add_key",
     "bpf",
@@ -289,6 +289,7 @@ const REFUSED: [&str; 13] = [
     "mount /mnt",
     "umount /proc",
     "open_by_handle_at",
+    "io_uring_setup",
 ];
 
 #[tokio::test]

@@ -352,7 +352,8 @@ impl Profile {
 }
 
 /// Syscalls every container may make (Docker's default allow list, plus the harmless syscalls
-/// added to the kernel since).
+/// added to the kernel since). Not io_uring: its operations are invisible to seccomp, and
+/// Docker's profile dropped it too (moby#46762).
 const ALLOWED: &[&str] = &[
     "accept",
     "accept4",
@@ -486,9 +487,6 @@ const ALLOWED: &[&str] = &[
     "ioprio_set",
     "io_setup",
     "io_submit",
-    "io_uring_enter",
-    "io_uring_register",
-    "io_uring_setup",
     "ipc",
     "kill",
     "landlock_add_rule",
@@ -811,7 +809,7 @@ fn arg(index: u32, value: u64, value_two: u64, op: &str) -> Arg {
 
 /// The built-in profile for a container holding `caps`: Docker's default profile, which
 /// allows what ordinary programs use and refuses (EPERM) keyctl, add_key, request_key, bpf,
-/// kexec_load, module loading, mount, umount, reboot, swapon, unshare and setns, clone with
+/// kexec_load, module loading, mount, umount, reboot, swapon, unshare and setns, io_uring, clone with
 /// namespace flags, personality changes other than the usual ones, and the like, unless the
 /// container holds the capability that would make them meaningful (CAP_SYS_ADMIN for mount,
 /// CAP_SYS_BOOT for reboot, ...). Two differences from Docker's, both stricter: mknod of a

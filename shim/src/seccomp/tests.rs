@@ -105,6 +105,8 @@ fn default_profile_allows_the_ordinary_and_refuses_the_dangerous() {
         "swapon",
         "pivot_root",
         "open_by_handle_at",
+        "io_uring_setup",
+        "io_uring_enter",
     ] {
         assert_eq!(x86(&prog, denied, [0; 6]), EPERM, "{denied}");
     }
