@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
-apt_install busybox-static iproute2 procps util-linux
+# libc6-dev: the static libc the tests' syscall helper links; util-linux: setpriv.
+apt_install busybox-static iproute2 procps libc6-dev util-linux
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

@@ -18,6 +18,8 @@ use execdriver_shim::config::{
 use execdriver_shim::namespaces::Namespace;
 use execdriver_shim::network::{self as shim_net, Cidr};
 use execdriver_shim::protocol;
+use execdriver_shim::seccomp::{self, Seccomp};
+use execdriver_shim::security::{self as shim_security, IdMap, Rlimit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -205,6 +207,9 @@ pub struct Defaults {
     pub cgroup_devices: DeviceMode,
     /// The bridge network (`--bridge`, `--subnet`); None: no bridge mode.
     pub network: Option<BridgeNetwork>,
+    /// Run containers that ask for an AppArmor profile unconfined when the kernel has no
+    /// AppArmor (`--allow-missing-apparmor`); otherwise they are refused.
+    pub allow_missing_apparmor: bool,
 }
 
 impl Default for Defaults {
@@ -213,6 +218,7 @@ impl Default for Defaults {
             cgroup_parent: "execdriver".into(),
             cgroup_devices: DeviceMode::Auto,
             network: None,
+            allow_missing_apparmor: false,
         }
     }
 }
@@ -360,7 +366,7 @@ pub fn create_request(
     check_list("capabilities_mask", req.capabilities_mask.len(), 64)?;
     for (i, c) in req.capabilities_mask.iter().enumerate() {
         check_string(&format!("capabilities_mask[{i}]"), c)?;
-        if capabilities::parse(c).is_none() {
+        if !capabilities::is_valid(c) {
             return Err(Error::invalid(
                 format!("capabilities_mask[{i}]"),
                 format!("unknown capability {c:?}"),
@@ -408,6 +414,7 @@ pub fn create_request(
     }
 
     let cgroups = cgroups(req, defaults)?;
+    let sec = security(req, defaults)?;
 
     let config = Config {
         hostname,
@@ -416,7 +423,7 @@ pub fn create_request(
         tty: process.tty,
         environment: process.env.clone(),
         capabilities_mask: req.capabilities_mask.clone(),
-        context: BTreeMap::new(),
+        context: sec.context,
         mounts,
         namespaces,
         readonly_fs: req.readonly_rootfs,
@@ -425,6 +432,15 @@ pub fn create_request(
         rootfs: Some(rootfs.clone()),
         args: process.args.clone(),
         init: req.init,
+        capabilities: sec.capabilities,
+        no_new_privileges: sec.no_new_privileges,
+        rlimits: sec.rlimits,
+        oom_score_adj: sec.oom_score_adj,
+        seccomp: sec.seccomp,
+        masked_paths: sec.masked_paths,
+        readonly_paths: sec.readonly_paths,
+        uid_mappings: sec.uid_mappings,
+        gid_mappings: sec.gid_mappings,
     };
     config.validate().map_err(request_field)?;
     let meta = Meta {
@@ -983,6 +999,265 @@ pub fn update_request(req: &execdriver_proto::UpdateRequest) -> Result<protocol:
     Ok(protocol::Resources::of(&cg))
 }
 
+/// The container.json fields of a request's `security`.
+#[derive(Debug, Default)]
+struct SecurityParts {
+    capabilities: Option<Vec<String>>,
+    no_new_privileges: Option<bool>,
+    rlimits: Vec<Rlimit>,
+    oom_score_adj: Option<i32>,
+    seccomp: Seccomp,
+    masked_paths: Option<Vec<String>>,
+    readonly_paths: Option<Vec<String>>,
+    uid_mappings: Vec<IdMap>,
+    gid_mappings: Vec<IdMap>,
+    /// `apparmor_profile`, when one is asked.
+    context: BTreeMap<String, String>,
+}
+
+/// Checks `req.security` and turns it into container.json's fields. A profile the kernel cannot
+/// apply (AppArmor missing) is FAILED_PRECONDITION unless the daemon allows running without.
+fn security(req: &CreateRequest, defaults: &Defaults) -> Result<SecurityParts> {
+    let Some(s) = &req.security else {
+        return Ok(SecurityParts::default());
+    };
+    let mut out = SecurityParts {
+        no_new_privileges: s.no_new_privileges,
+        ..Default::default()
+    };
+
+    check_list("security.capabilities", s.capabilities.len(), 64)?;
+    for (i, c) in s.capabilities.iter().enumerate() {
+        let f = format!("security.capabilities[{i}]");
+        check_string(&f, c)?;
+        if !capabilities::is_valid(c) {
+            return Err(Error::invalid(f, format!("unknown capability {c:?}")));
+        }
+    }
+    if !s.capabilities.is_empty() {
+        out.capabilities = Some(s.capabilities.clone());
+    }
+
+    check_list("security.rlimits", s.rlimits.len(), 16)?;
+    for (i, r) in s.rlimits.iter().enumerate() {
+        let f = |sub: &str| format!("security.rlimits[{i}].{sub}");
+        check_string(&f("type"), &r.r#type)?;
+        let Some(res) = shim_security::rlimit_resource(&r.r#type) else {
+            return Err(Error::invalid(
+                f("type"),
+                format!(
+                    "unknown rlimit {:?} (RLIMIT_NOFILE, RLIMIT_NPROC, ...)",
+                    r.r#type
+                ),
+            ));
+        };
+        let name = shim_security::RLIMITS
+            .iter()
+            .find(|(_, v)| *v == res)
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_default();
+        if out.rlimits.iter().any(|o: &Rlimit| o.kind == name) {
+            return Err(Error::invalid(f("type"), format!("{name} given twice")));
+        }
+        if r.soft > r.hard {
+            return Err(Error::invalid(
+                f("soft"),
+                format!("{} is above the hard limit {}", r.soft, r.hard),
+            ));
+        }
+        out.rlimits.push(Rlimit {
+            kind: name,
+            hard: r.hard,
+            soft: r.soft,
+        });
+    }
+
+    if let Some(adj) = s.oom_score_adj {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(Error::invalid(
+                "security.oom_score_adj",
+                format!("{adj} is out of range -1000 to 1000"),
+            ));
+        }
+        out.oom_score_adj = Some(adj);
+    }
+
+    out.seccomp = seccomp_setting(s.seccomp.as_ref())?;
+    if let Seccomp::Profile(p) = &out.seccomp {
+        // Too large a filter is the request's fault: find out now, not in the container.
+        if let Some(arch) = seccomp::Arch::native() {
+            seccomp::compile(p, arch)
+                .map_err(|why| Error::invalid("security.seccomp.syscalls", why))?;
+        }
+    }
+    if out.seccomp != Seccomp::Unconfined && seccomp::Arch::native().is_none() {
+        return Err(Error::FailedPrecondition(
+            "security.seccomp: execdriver has no seccomp filters for this architecture; ask \
+             for \"unconfined\""
+                .into(),
+        ));
+    }
+
+    check_string("security.apparmor_profile", &s.apparmor_profile)?;
+    match shim_security::apparmor_decision(
+        Some(s.apparmor_profile.as_str()),
+        shim_security::apparmor_enabled(),
+        defaults.allow_missing_apparmor,
+    ) {
+        shim_security::AppArmor::Refuse(p) => {
+            return Err(Error::FailedPrecondition(shim_security::apparmor_refusal(
+                "security.apparmor_profile",
+                &p,
+            )))
+        }
+        shim_security::AppArmor::Skip(p) => {
+            tracing::warn!(
+                id = %req.id,
+                profile = %p,
+                "AppArmor profile asked but the kernel has no AppArmor: running unconfined \
+                 (--allow-missing-apparmor)"
+            );
+        }
+        _ => {}
+    }
+    if !s.apparmor_profile.is_empty() {
+        out.context.insert(
+            shim_security::APPARMOR_KEY.into(),
+            s.apparmor_profile.clone(),
+        );
+    }
+
+    for (field, extra, defaults_list) in [
+        (
+            "security.masked_paths",
+            &s.masked_paths,
+            &shim_security::DEFAULT_MASKED_PATHS[..],
+        ),
+        (
+            "security.readonly_paths",
+            &s.readonly_paths,
+            &shim_security::DEFAULT_READONLY_PATHS[..],
+        ),
+    ] {
+        check_list(field, extra.len(), 256)?;
+        for (i, p) in extra.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            let path = absolute(&f, p)?;
+            if path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+                || path == Path::new("/")
+            {
+                return Err(Error::invalid(f, format!("{p:?} is not a path below /")));
+            }
+        }
+        let list = if s.unmask_system_paths {
+            Some(extra.clone())
+        } else if extra.is_empty() {
+            None
+        } else {
+            let mut all: Vec<String> = defaults_list.iter().map(|p| p.to_string()).collect();
+            all.extend(extra.iter().cloned());
+            Some(all)
+        };
+        if field == "security.masked_paths" {
+            out.masked_paths = list;
+        } else {
+            out.readonly_paths = list;
+        }
+    }
+
+    for (field, maps, dest) in [
+        (
+            "security.uid_mappings",
+            &s.uid_mappings,
+            &mut out.uid_mappings,
+        ),
+        (
+            "security.gid_mappings",
+            &s.gid_mappings,
+            &mut out.gid_mappings,
+        ),
+    ] {
+        check_list(field, maps.len(), shim_security::MAX_ID_MAPS)?;
+        *dest = maps
+            .iter()
+            .map(|m| IdMap {
+                container_id: m.container_id,
+                host_id: m.host_id,
+                size: m.size,
+            })
+            .collect();
+    }
+    Ok(out)
+}
+
+/// The request's seccomp choice as container.json's.
+fn seccomp_setting(s: Option<&pb::SeccompConfig>) -> Result<Seccomp> {
+    let Some(s) = s else {
+        return Ok(Seccomp::Default);
+    };
+    check_string("security.seccomp.profile", &s.profile)?;
+    let has_profile = !s.default_action.is_empty()
+        || s.default_errno_ret.is_some()
+        || !s.architectures.is_empty()
+        || !s.flags.is_empty()
+        || !s.syscalls.is_empty();
+    let named = |name: &str| -> Result<()> {
+        if has_profile {
+            return Err(Error::invalid(
+                "security.seccomp.profile",
+                format!("{name:?} takes no rules; use \"custom\" for a profile of your own"),
+            ));
+        }
+        Ok(())
+    };
+    let setting = match s.profile.as_str() {
+        "default" => named("default").map(|_| Seccomp::Default)?,
+        "unconfined" => named("unconfined").map(|_| Seccomp::Unconfined)?,
+        "" if !has_profile => Seccomp::Default,
+        "" | "custom" => {
+            check_list("security.seccomp.syscalls", s.syscalls.len(), 4096)?;
+            let profile = seccomp::Profile {
+                default_action: s.default_action.clone(),
+                default_errno_ret: s.default_errno_ret,
+                architectures: s.architectures.clone(),
+                flags: s.flags.clone(),
+                syscalls: s
+                    .syscalls
+                    .iter()
+                    .map(|r| seccomp::Syscall {
+                        names: r.names.clone(),
+                        action: r.action.clone(),
+                        errno_ret: r.errno_ret,
+                        args: r
+                            .args
+                            .iter()
+                            .map(|a| seccomp::Arg {
+                                index: a.index,
+                                value: a.value,
+                                value_two: a.value_two,
+                                op: a.op.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            profile
+                .validate()
+                .map_err(|(f, why)| Error::invalid(format!("security.seccomp{f}"), why))?;
+            Seccomp::Profile(profile)
+        }
+        other => {
+            return Err(Error::invalid(
+                "security.seccomp.profile",
+                format!("{other:?} is not \"default\", \"unconfined\" or \"custom\""),
+            ))
+        }
+    };
+    Ok(setting)
+}
+
 /// Names a container.json field as the request does.
 fn request_field(e: config::ConfigError) -> Error {
     let renames = [
@@ -995,6 +1270,15 @@ fn request_field(e: config::ConfigError) -> Error {
         ("cgroups.name", "id"),
         ("cgroups.device_access", "resources.allow_all_devices"),
         ("cgroups.", "resources."),
+        ("capabilities[", "security.capabilities["),
+        ("rlimits", "security.rlimits"),
+        ("oom_score_adj", "security.oom_score_adj"),
+        ("seccomp", "security.seccomp"),
+        ("masked_paths", "security.masked_paths"),
+        ("readonly_paths", "security.readonly_paths"),
+        ("uid_mappings", "security.uid_mappings"),
+        ("gid_mappings", "security.gid_mappings"),
+        ("context.apparmor_profile", "security.apparmor_profile"),
     ];
     let mut field = e.field;
     for (from, to) in renames {
@@ -1298,6 +1582,165 @@ mod tests {
             Err(Error::FailedPrecondition(m)) => ("precondition".into(), m),
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn security_converts_with_defaults_and_extras() {
+        // Nothing asked: every default (Docker's capabilities, the default seccomp profile,
+        // no_new_privs, Docker's masked paths) is container.json's "absent".
+        let (c, _) = create_request(&req(), &Defaults::default(), 0).unwrap();
+        assert_eq!(c.capabilities, None);
+        assert!(c.seccomp.is_default());
+        assert!(c.no_new_privs());
+        assert_eq!(c.masked_paths, None);
+        assert!(c.masked().contains(&"/proc/kcore".to_string()));
+        assert!(c.context.is_empty());
+
+        let mut r = req();
+        r.namespaces = ["NEWNS", "NEWPID", "NEWUSER"].map(String::from).to_vec();
+        let map = pb::IdMapping {
+            container_id: 0,
+            host_id: 100_000,
+            size: 65536,
+        };
+        r.security = Some(pb::SecurityConfig {
+            capabilities: vec!["CHOWN".into(), "CAP_KILL".into()],
+            no_new_privileges: Some(false),
+            rlimits: vec![pb::Rlimit {
+                r#type: "nofile".into(),
+                soft: 10,
+                hard: 20,
+            }],
+            oom_score_adj: Some(-100),
+            seccomp: Some(pb::SeccompConfig {
+                profile: "unconfined".into(),
+                ..Default::default()
+            }),
+            apparmor_profile: "unconfined".into(),
+            uid_mappings: vec![map],
+            gid_mappings: vec![map],
+            masked_paths: vec!["/proc/extra".into()],
+            readonly_paths: vec![],
+            unmask_system_paths: false,
+        });
+        let (c, _) = create_request(&r, &Defaults::default(), 0).unwrap();
+        assert_eq!(c.capabilities.as_deref().unwrap(), ["CHOWN", "CAP_KILL"]);
+        assert_eq!(c.no_new_privileges, Some(false));
+        assert_eq!(c.rlimits[0].kind, "RLIMIT_NOFILE");
+        assert_eq!((c.rlimits[0].soft, c.rlimits[0].hard), (10, 20));
+        assert_eq!(c.oom_score_adj, Some(-100));
+        assert_eq!(c.seccomp, Seccomp::Unconfined);
+        assert_eq!(c.context["apparmor_profile"], "unconfined");
+        assert_eq!(c.uid_mappings[0].host_id, 100_000);
+        let masked = c.masked_paths.clone().unwrap();
+        assert!(
+            masked.contains(&"/proc/kcore".to_string()) && masked.contains(&"/proc/extra".into())
+        );
+        assert_eq!(c.readonly_paths, None);
+        // systempaths=unconfined: only what is asked.
+        let mut r2 = req();
+        r2.security = Some(pb::SecurityConfig {
+            unmask_system_paths: true,
+            ..Default::default()
+        });
+        let (c, _) = create_request(&r2, &Defaults::default(), 0).unwrap();
+        assert_eq!(c.masked_paths, Some(vec![]));
+        assert_eq!(c.readonly_paths, Some(vec![]));
+    }
+
+    #[test]
+    fn seccomp_profiles_are_checked() {
+        let with = |s: pb::SeccompConfig| {
+            let mut r = req();
+            r.security = Some(pb::SecurityConfig {
+                seccomp: Some(s),
+                ..Default::default()
+            });
+            r
+        };
+        let rule = |name: &str| pb::SeccompSyscall {
+            names: vec![name.into()],
+            action: "SCMP_ACT_ERRNO".into(),
+            ..Default::default()
+        };
+        // A profile without `profile: custom` is custom too.
+        let (c, _) = create_request(
+            &with(pb::SeccompConfig {
+                default_action: "SCMP_ACT_ALLOW".into(),
+                syscalls: vec![rule("keyctl")],
+                ..Default::default()
+            }),
+            &Defaults::default(),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(c.seccomp, Seccomp::Profile(ref p) if p.syscalls.len() == 1));
+        assert_eq!(
+            field_of(with(pb::SeccompConfig {
+                profile: "unconfined".into(),
+                syscalls: vec![rule("keyctl")],
+                ..Default::default()
+            })),
+            "security.seccomp.profile"
+        );
+        assert_eq!(
+            field_of(with(pb::SeccompConfig {
+                default_action: "SCMP_ACT_ALLOW".into(),
+                syscalls: vec![rule("read"), rule("")],
+                ..Default::default()
+            })),
+            "security.seccomp.syscalls[1].names[0]"
+        );
+        // Too large a filter is refused before anything is made.
+        let huge: Vec<pb::SeccompSyscall> = execdriver_shim::seccomp::tables::X86_64
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| pb::SeccompSyscall {
+                names: vec![n.to_string()],
+                action: "SCMP_ACT_ALLOW".into(),
+                args: (0..6)
+                    .map(|a| pb::SeccompArg {
+                        index: a,
+                        value: i as u64,
+                        op: "SCMP_CMP_GE".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(
+            field_of(with(pb::SeccompConfig {
+                default_action: "SCMP_ACT_ERRNO".into(),
+                syscalls: huge,
+                ..Default::default()
+            })),
+            "security.seccomp.syscalls"
+        );
+    }
+
+    #[test]
+    fn apparmor_without_apparmor_is_a_precondition_unless_allowed() {
+        if shim_security::apparmor_enabled() {
+            return; // this host can apply profiles
+        }
+        let mut r = req();
+        r.security = Some(pb::SecurityConfig {
+            apparmor_profile: "docker-default".into(),
+            ..Default::default()
+        });
+        match create_request(&r, &Defaults::default(), 0) {
+            Err(Error::FailedPrecondition(m)) => {
+                assert!(m.starts_with("security.apparmor_profile: "), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let allowed = Defaults {
+            allow_missing_apparmor: true,
+            ..Defaults::default()
+        };
+        let (c, _) = create_request(&r, &allowed, 0).unwrap();
+        assert_eq!(c.apparmor_profile(), Some("docker-default"));
     }
 
     #[test]

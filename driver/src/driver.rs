@@ -48,6 +48,8 @@ pub struct Driver {
     table: Mutex<Table>,
     /// Bridge-mode addresses (with `--bridge`).
     ipam: Option<Mutex<Ipam>>,
+    /// The shim binary, sealed in memory.
+    shim_exe: shims::ShimExe,
 }
 
 /// A bridge-mode address held by a Create; released when the Create fails.
@@ -91,6 +93,7 @@ impl Driver {
     pub fn open(config: DriverConfig) -> Result<Driver> {
         create_private_dir(&config.root)?;
         let mut driver = Driver {
+            shim_exe: shims::ShimExe::open(&config.shim_path),
             config,
             table: Mutex::new(Table::default()),
             ipam: None,
@@ -325,8 +328,9 @@ impl Driver {
             log_max_size: meta.log_max_size,
             log_max_files: meta.log_max_files,
             cgroup_devices: self.config.defaults.cgroup_devices,
+            allow_missing_apparmor: self.config.defaults.allow_missing_apparmor,
         };
-        shims::spawn(&self.config.shim_path, &meta.id, dir, &opts).await
+        shims::spawn(&self.shim_exe.program(), &meta.id, dir, &opts).await
     }
 
     /// Starts a created container, or (with an exec id) a created exec'd process.

@@ -1,18 +1,25 @@
 //! The daemon: the unix socket, who may use it, and serving until SIGTERM or SIGINT.
 //!
-//! The socket is created 0600 (umask set around bind, so it is never wider), and every call
-//! checks the peer's credentials (SO_PEERCRED): root, the daemon's own uid, and any uids or
-//! gid given with `--allow-uid` / `--allow-gid` are admitted; anyone else gets
-//! PERMISSION_DENIED. Stopping the daemon leaves every container and its shim running.
+//! The socket is created 0600 (umask set around bind, so it is never wider; `--allow-gid`
+//! makes it 0660 owned by that group, `--socket-mode` sets another mode), so the filesystem
+//! keeps everyone else from connecting (EACCES). Every call then checks the peer's
+//! credentials, read from the connection when it was accepted (SO_PEERCRED and
+//! SO_PEERGROUPS): root, the daemon's own uid, the `--allow-uid` uids and members of the
+//! `--allow-gid` group (primary or supplementary) are admitted; anyone else who could connect
+//! gets PERMISSION_DENIED. Stopping the daemon leaves every container and its shim running.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use execdriver_proto::exec_driver_server::ExecDriverServer;
-use tokio::net::UnixListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::server::UdsConnectInfo;
+use tokio_stream::StreamExt;
+use tonic::transport::server::Connected;
 use tonic::{Request, Status};
 use tracing::info;
 
@@ -32,9 +39,84 @@ pub struct ServerConfig {
     pub socket: PathBuf,
     /// Uids admitted besides root and the daemon's own.
     pub allow_uids: Vec<u32>,
-    /// A gid whose members (by primary gid of the peer) are admitted; the socket is then 0660
+    /// A gid whose members (primary or supplementary) are admitted; the socket is then 0660
     /// and owned by that group.
     pub allow_gid: Option<u32>,
+    /// The socket's permission bits instead of 0600 (0660 with `allow_gid`); at most 0666.
+    /// Who may *use* the daemon is still decided by the credential check.
+    pub socket_mode: Option<u32>,
+}
+
+/// Who is at the other end of a connection, read once when it was accepted.
+#[derive(Debug, Clone, Default)]
+pub struct PeerInfo {
+    /// None when the kernel did not say.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Supplementary groups (empty when the kernel lacks SO_PEERGROUPS).
+    pub groups: Vec<u32>,
+}
+
+/// An accepted connection, carrying its peer's credentials into every request's extensions.
+pub struct PeerStream {
+    inner: UnixStream,
+    info: PeerInfo,
+}
+
+impl PeerStream {
+    fn new(inner: UnixStream) -> PeerStream {
+        use std::os::fd::AsFd;
+        let cred = inner.peer_cred().ok();
+        let info = PeerInfo {
+            uid: cred.map(|c| c.uid()),
+            gid: cred.map(|c| c.gid()),
+            groups: execdriver_shim::sys::peer_groups(inner.as_fd()).unwrap_or_default(),
+        };
+        PeerStream { inner, info }
+    }
+}
+
+impl Connected for PeerStream {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Admits a peer by its credentials.
@@ -46,24 +128,31 @@ pub struct PeerCheck {
 }
 
 impl PeerCheck {
-    pub fn admits(&self, uid: u32, gid: u32) -> bool {
+    pub fn new(own_uid: u32, allow_uids: Vec<u32>, allow_gid: Option<u32>) -> PeerCheck {
+        PeerCheck {
+            own_uid,
+            allow_uids,
+            allow_gid,
+        }
+    }
+
+    pub fn admits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
         uid == 0
             || uid == self.own_uid
             || self.allow_uids.contains(&uid)
-            || self.allow_gid == Some(gid)
+            || self
+                .allow_gid
+                .is_some_and(|g| g == gid || groups.contains(&g))
     }
 
     #[allow(clippy::result_large_err)]
     pub fn check(&self, req: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let cred = req
-            .extensions()
-            .get::<UdsConnectInfo>()
-            .and_then(|i| i.peer_cred);
-        match cred {
-            Some(c) if self.admits(c.uid(), c.gid()) => Ok(req),
-            Some(c) => Err(Status::permission_denied(format!(
-                "uid {} may not use this execdriverd (allowed: root and the daemon's uid)",
-                c.uid()
+        let peer = req.extensions().get::<PeerInfo>();
+        match peer.and_then(|p| Some((p.uid?, p.gid?, &p.groups))) {
+            Some((uid, gid, groups)) if self.admits(uid, gid, groups) => Ok(req),
+            Some((uid, _, _)) => Err(Status::permission_denied(format!(
+                "uid {uid} may not use this execdriverd (allowed: root, the daemon's uid, \
+                 --allow-uid and members of --allow-gid)"
             ))),
             None => Err(Status::permission_denied("peer credentials unavailable")),
         }
@@ -112,18 +201,30 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
             .map_err(Error::io("chmod socket"))?;
     }
+    if let Some(mode) = cfg.socket_mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(Error::io("chmod socket"))?;
+    }
     Ok(listener)
 }
 
 /// Serves until SIGTERM or SIGINT. Containers are left running.
 pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result<()> {
+    if let Some(mode) = server_cfg.socket_mode {
+        if mode & !0o666 != 0 {
+            return Err(Error::invalid(
+                "--socket-mode",
+                format!("{mode:o}: only read and write bits (at most 0666)"),
+            ));
+        }
+    }
     let driver = Arc::new(Driver::open(driver_cfg)?);
     let listener = bind(&server_cfg)?;
-    let check = PeerCheck {
-        own_uid: nix::unistd::geteuid().as_raw(),
-        allow_uids: server_cfg.allow_uids.clone(),
-        allow_gid: server_cfg.allow_gid,
-    };
+    let check = PeerCheck::new(
+        nix::unistd::geteuid().as_raw(),
+        server_cfg.allow_uids.clone(),
+        server_cfg.allow_gid,
+    );
     let svc = ExecDriverServer::new(Service { driver })
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -151,7 +252,10 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
         .add_service(svc)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map(|r| r.map(PeerStream::new)),
+            shutdown,
+        )
         .await
         .map_err(|e| Error::Internal(format!("serving: {e}")))?;
     let _ = std::fs::remove_file(&server_cfg.socket);
@@ -174,4 +278,22 @@ pub async fn connect(
             }
         }))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_admitted_by_uid_and_group() {
+        let check = PeerCheck::new(500, vec![1001], Some(4242));
+        assert!(check.admits(0, 0, &[]));
+        assert!(check.admits(500, 500, &[]));
+        assert!(check.admits(1001, 1001, &[]));
+        assert!(check.admits(1002, 4242, &[]), "primary group");
+        assert!(check.admits(1003, 1003, &[27, 4242]), "supplementary group");
+        assert!(!check.admits(1000, 1000, &[1000, 27]));
+        let no_group = PeerCheck::new(0, vec![], None);
+        assert!(!no_group.admits(1000, 1000, &[4242]));
+    }
 }

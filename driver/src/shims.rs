@@ -61,6 +61,8 @@ pub struct SpawnOptions {
     pub log_max_files: u32,
     /// How device access is enforced.
     pub cgroup_devices: execdriver_shim::cgroups::DeviceMode,
+    /// Let the shim run a container whose AppArmor profile the kernel cannot apply.
+    pub allow_missing_apparmor: bool,
 }
 
 /// Starts a shim for the container whose state directory is `dir` and waits until it reports
@@ -87,6 +89,11 @@ pub async fn spawn(
     if opts.cgroup_devices == execdriver_shim::cgroups::DeviceMode::Bpf {
         cmd.arg("--cgroup-devices").arg("bpf");
     }
+    if opts.allow_missing_apparmor {
+        cmd.arg("--allow-missing-apparmor");
+    }
+    // Started from a sealed copy (/proc/self/fd/N), it shows as itself.
+    cmd.arg0("execdriver-shim");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -190,6 +197,45 @@ pub async fn call(dir: &Path, kind: request::Kind) -> Result<Option<response::Ki
         Err(_) => return Ok(None),
     };
     conn.call(kind).await.map(Some)
+}
+
+/// The shim binary the driver starts shims from: a sealed in-memory copy of `--shim`, so no
+/// shim's image is a host file that a container process could reach through
+/// /proc/PID/exe and rewrite (the runc CVE-2019-5736 class); the file itself where the kernel
+/// has no memfd.
+pub struct ShimExe {
+    path: PathBuf,
+    sealed: Option<std::os::fd::OwnedFd>,
+}
+
+impl ShimExe {
+    pub fn open(path: &Path) -> ShimExe {
+        match execdriver_shim::security::sealed_copy(path) {
+            Ok(fd) => ShimExe {
+                path: path.to_owned(),
+                sealed: Some(fd),
+            },
+            Err(e) => {
+                tracing::warn!(
+                    shim = %path.display(),
+                    "cannot make a sealed copy of the shim ({e}); starting it from the file"
+                );
+                ShimExe {
+                    path: path.to_owned(),
+                    sealed: None,
+                }
+            }
+        }
+    }
+
+    /// What to exec.
+    pub fn program(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        match &self.sealed {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => self.path.clone(),
+        }
+    }
 }
 
 /// The path of the shim binary: `--shim`, or `execdriver-shim` beside the running executable.

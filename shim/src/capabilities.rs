@@ -1,4 +1,6 @@
-//! Capabilities: the seed's names (`SYS_ADMIN`) and dropping the ones in `capabilities_mask`.
+//! Capabilities: the seed's names (`SYS_ADMIN`), the set a container keeps (`capabilities`, by
+//! default Docker's, minus `capabilities_mask`), and applying it to the bounding, effective,
+//! permitted, inheritable and ambient sets.
 
 use std::str::FromStr;
 
@@ -16,6 +18,12 @@ pub enum Error {
     },
     #[error("clearing the ambient set: {0}")]
     Ambient(#[source] caps::errors::CapsError),
+    #[error("setting the {set} set: {source}")]
+    Set {
+        set: &'static str,
+        #[source]
+        source: caps::errors::CapsError,
+    },
 }
 
 /// Parses a capability name as the seed writes it (`NET_ADMIN`); `CAP_NET_ADMIN` and lower case
@@ -40,10 +48,56 @@ pub fn parse_all(names: &[String]) -> CapsHashSet {
     names.iter().filter_map(|n| parse(n)).collect()
 }
 
-/// Drops `mask` from the bounding set. Needs CAP_SETPCAP, so it runs before changing uid.
-pub fn drop_bounding(mask: &CapsHashSet) -> Result<(), Error> {
+/// Docker's default set: what a container keeps when the request names no capabilities.
+pub const DOCKER_DEFAULT: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// The name that stands for every capability, in a keep list or a mask.
+pub const ALL: &str = "ALL";
+
+/// Whether `name` is a capability or `ALL`.
+pub fn is_valid(name: &str) -> bool {
+    name.eq_ignore_ascii_case(ALL) || parse(name).is_some()
+}
+
+/// The capabilities a container's processes hold: `keep` (absent: [`DOCKER_DEFAULT`]; `ALL`:
+/// every capability this kernel has) minus `mask` (`ALL` drops them all).
+pub fn resolve(keep: Option<&[String]>, mask: &[String]) -> CapsHashSet {
     let supported = caps::runtime::thread_all_supported();
-    for cap in mask.iter().filter(|c| supported.contains(c)) {
+    let is_all = |names: &[String]| names.iter().any(|n| n.eq_ignore_ascii_case(ALL));
+    let mut set: CapsHashSet = match keep {
+        None => DOCKER_DEFAULT.iter().filter_map(|n| parse(n)).collect(),
+        Some(k) if is_all(k) => supported.clone(),
+        Some(k) => parse_all(k),
+    };
+    if is_all(mask) {
+        set.clear();
+    }
+    for c in parse_all(mask) {
+        set.remove(&c);
+    }
+    set.retain(|c| supported.contains(c));
+    set
+}
+
+/// Limits the bounding set to `keep`. Needs CAP_SETPCAP, so it runs before changing uid.
+pub fn apply_bounding(keep: &CapsHashSet) -> Result<(), Error> {
+    let current = caps::read(None, CapSet::Bounding).unwrap_or_default();
+    for cap in current.iter().filter(|c| !keep.contains(c)) {
         caps::drop(None, CapSet::Bounding, *cap).map_err(|source| Error::Drop {
             cap: *cap,
             set: "bounding",
@@ -53,24 +107,26 @@ pub fn drop_bounding(mask: &CapsHashSet) -> Result<(), Error> {
     Ok(())
 }
 
-/// Drops `mask` from the effective, permitted and inheritable sets and clears the ambient set.
-/// For a non-root user the kernel clears the sets at exec anyway; this makes root match.
-pub fn drop_process(mask: &CapsHashSet) -> Result<(), Error> {
+/// Sets the process's sets once it runs as its final user: the ambient and inheritable sets
+/// empty (as Docker does since CVE-2022-24769: nothing is inherited across exec beyond what
+/// root keeps anyway), and for root the effective and permitted sets exactly `keep`. A
+/// non-root user has none (the kernel cleared them when the uid changed, and a non-root
+/// process gets none at exec): Docker's semantics.
+pub fn apply_process(keep: &CapsHashSet, root: bool) -> Result<(), Error> {
     caps::clear(None, CapSet::Ambient).map_err(Error::Ambient)?;
-    for (set, name) in [
-        (CapSet::Inheritable, "inheritable"),
-        (CapSet::Effective, "effective"),
-        (CapSet::Permitted, "permitted"),
-    ] {
-        let current = caps::read(None, set).unwrap_or_default();
-        for cap in mask.iter().filter(|c| current.contains(c)) {
-            caps::drop(None, set, *cap).map_err(|source| Error::Drop {
-                cap: *cap,
-                set: name,
-                source,
-            })?;
-        }
-    }
+    let set = |which: CapSet, name: &'static str, value: &CapsHashSet| {
+        caps::set(None, which, value).map_err(|source| Error::Set { set: name, source })
+    };
+    set(CapSet::Inheritable, "inheritable", &CapsHashSet::new())?;
+    let permitted = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let target: CapsHashSet = if root {
+        keep.intersection(&permitted).copied().collect()
+    } else {
+        CapsHashSet::new()
+    };
+    // Effective first: it must stay within the permitted set at every step.
+    set(CapSet::Effective, "effective", &target)?;
+    set(CapSet::Permitted, "permitted", &target)?;
     Ok(())
 }
 
@@ -85,5 +141,25 @@ mod tests {
         assert_eq!(parse("mknod"), Some(Capability::CAP_MKNOD));
         assert_eq!(parse("SYS_BOGUS"), None);
         assert_eq!(name(Capability::CAP_AUDIT_WRITE), "AUDIT_WRITE");
+        assert!(is_valid("all") && is_valid("KILL") && !is_valid("KILLALL"));
+    }
+
+    #[test]
+    fn keep_list_and_mask_combine() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let default = resolve(None, &[]);
+        assert_eq!(default.len(), DOCKER_DEFAULT.len());
+        assert!(default.contains(&Capability::CAP_NET_RAW));
+        assert!(!default.contains(&Capability::CAP_SYS_ADMIN));
+        let no_raw = resolve(None, &names(&["NET_RAW"]));
+        assert!(!no_raw.contains(&Capability::CAP_NET_RAW));
+        assert_eq!(no_raw.len(), DOCKER_DEFAULT.len() - 1);
+        let all = resolve(Some(&names(&["ALL"])), &names(&["SYS_ADMIN"]));
+        assert!(all.contains(&Capability::CAP_SYS_PTRACE));
+        assert!(!all.contains(&Capability::CAP_SYS_ADMIN));
+        assert!(resolve(Some(&names(&["ALL"])), &names(&["all"])).is_empty());
+        let explicit = resolve(Some(&names(&["CHOWN", "CAP_KILL"])), &[]);
+        assert_eq!(explicit.len(), 2);
+        assert!(resolve(Some(&[]), &[]).is_empty());
     }
 }

@@ -103,6 +103,37 @@ pub struct Config {
     /// reaps orphans.
     #[serde(default, skip_serializing_if = "is_false")]
     pub init: bool,
+    /// Capabilities the processes keep (named as in `capabilities_mask`; `ALL` for every one);
+    /// absent: Docker's default set. `capabilities_mask` is dropped from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    /// Set no_new_privs (setuid bits and file capabilities give nothing); absent: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Resource limits of every process (`{"type": "RLIMIT_NOFILE", "hard": N, "soft": N}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<crate::security::Rlimit>,
+    /// The processes' /proc/PID/oom_score_adj (-1000 to 1000); absent: inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// The seccomp filter: absent or `"default"` (Docker's profile), `"unconfined"`, or a
+    /// profile in the OCI JSON shape.
+    #[serde(default, skip_serializing_if = "crate::seccomp::Seccomp::is_default")]
+    pub seccomp: crate::seccomp::Seccomp,
+    /// Paths hidden from the container; absent: Docker's list
+    /// ([`crate::security::DEFAULT_MASKED_PATHS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only; absent: Docker's list
+    /// ([`crate::security::DEFAULT_READONLY_PATHS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
+    /// With NEWUSER: the uids of the container's user namespace (libcontainer's later field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<crate::security::IdMap>,
+    /// With NEWUSER: its gids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<crate::security::IdMap>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -534,7 +565,7 @@ impl Config {
             }
         }
         for (i, c) in self.capabilities_mask.iter().enumerate() {
-            if capabilities::parse(c).is_none() {
+            if !capabilities::is_valid(c) {
                 return Err(ConfigError::new(
                     format!("capabilities_mask[{i}]"),
                     format!("unknown capability {c:?}"),
@@ -726,7 +757,46 @@ impl Config {
                 }
             }
         }
-        Ok(())
+        crate::security::validate(self)
+    }
+
+    /// Whether no_new_privs is set (the default).
+    pub fn no_new_privs(&self) -> bool {
+        self.no_new_privileges.unwrap_or(true)
+    }
+
+    /// The capabilities the container's processes hold.
+    pub fn kept_capabilities(&self) -> caps::CapsHashSet {
+        capabilities::resolve(self.capabilities.as_deref(), &self.capabilities_mask)
+    }
+
+    /// The paths masked in the container.
+    pub fn masked(&self) -> Vec<String> {
+        match &self.masked_paths {
+            Some(p) => p.clone(),
+            None => crate::security::DEFAULT_MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The paths made read-only in the container.
+    pub fn readonly(&self) -> Vec<String> {
+        match &self.readonly_paths {
+            Some(p) => p.clone(),
+            None => crate::security::DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The AppArmor profile asked for (`context.apparmor_profile`).
+    pub fn apparmor_profile(&self) -> Option<&str> {
+        self.context
+            .get(crate::security::APPARMOR_KEY)
+            .map(String::as_str)
     }
 }
 

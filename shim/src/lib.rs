@@ -16,6 +16,8 @@ pub mod process;
 pub mod protocol;
 pub mod reaper;
 pub mod rootfs;
+pub mod seccomp;
+pub mod security;
 pub mod state;
 pub mod supervisor;
 pub mod sys;

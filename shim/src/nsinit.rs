@@ -1,7 +1,7 @@
 //! `nsinit`: the seed's reference CLI, on the same library as the shim.
 //!
 //! ```text
-//! nsinit [--root DIR] exec CMD [ARG...]
+//! nsinit [--root DIR] [--allow-missing-apparmor] exec CMD [ARG...]
 //! ```
 //!
 //! In a directory holding a rootfs and a container.json, `nsinit exec CMD` starts the container
@@ -38,8 +38,11 @@ use crate::state;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("usage: nsinit [--root DIR] exec CMD [ARG...]")]
+    #[error("usage: nsinit [--root DIR] [--allow-missing-apparmor] exec CMD [ARG...]")]
     Usage,
+    /// The host cannot give what container.json asks (an AppArmor profile without AppArmor).
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Config(#[from] LoadError),
     #[error("{what}: {source}")]
@@ -65,11 +68,15 @@ pub struct Args {
     /// Where container.json is read and the pid file kept.
     pub root: PathBuf,
     pub command: Vec<String>,
+    /// Run a container that asks for an AppArmor profile on a kernel without AppArmor,
+    /// unconfined (with a warning); otherwise it is refused.
+    pub allow_missing_apparmor: bool,
 }
 
-/// Parses `[--root DIR] exec CMD [ARG...]`.
+/// Parses `[--root DIR] [--allow-missing-apparmor] exec CMD [ARG...]`.
 pub fn parse_args(args: &[String], cwd: &Path) -> Result<Args, Error> {
     let mut root = cwd.to_owned();
+    let mut allow_missing_apparmor = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -77,6 +84,10 @@ pub fn parse_args(args: &[String], cwd: &Path) -> Result<Args, Error> {
                 let dir = args.get(i + 1).ok_or(Error::Usage)?;
                 root = cwd.join(dir);
                 i += 2;
+            }
+            "--allow-missing-apparmor" => {
+                allow_missing_apparmor = true;
+                i += 1;
             }
             "exec" => {
                 let command: Vec<String> = args[i + 1..]
@@ -87,7 +98,11 @@ pub fn parse_args(args: &[String], cwd: &Path) -> Result<Args, Error> {
                 if command.is_empty() {
                     return Err(Error::Usage);
                 }
-                return Ok(Args { root, command });
+                return Ok(Args {
+                    root,
+                    command,
+                    allow_missing_apparmor,
+                });
             }
             _ => return Err(Error::Usage),
         }
@@ -99,6 +114,11 @@ pub fn parse_args(args: &[String], cwd: &Path) -> Result<Args, Error> {
 pub fn run(args: Args) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(io_err("the current directory"))?;
     let mut config = Config::load(&args.root.join(state::CONFIG))?;
+    if let Some(warning) = crate::security::check_apparmor(&config, args.allow_missing_apparmor)
+        .map_err(Error::Refused)?
+    {
+        eprintln!("nsinit: {warning}");
+    }
     let rootfs = config.rootfs.clone().unwrap_or(cwd);
     let pid_file = args.root.join(state::PID);
 
@@ -406,7 +426,8 @@ mod tests {
             parse_args(&s(&["exec", "/bin/bash"]), cwd).unwrap(),
             Args {
                 root: cwd.to_owned(),
-                command: s(&["/bin/bash"])
+                command: s(&["/bin/bash"]),
+                allow_missing_apparmor: false,
             }
         );
         assert_eq!(
@@ -417,8 +438,14 @@ mod tests {
             .unwrap(),
             Args {
                 root: PathBuf::from("/var/run/c1"),
-                command: s(&["sh", "-c", "id"])
+                command: s(&["sh", "-c", "id"]),
+                allow_missing_apparmor: false,
             }
+        );
+        assert!(
+            parse_args(&s(&["--allow-missing-apparmor", "exec", "true"]), cwd)
+                .unwrap()
+                .allow_missing_apparmor
         );
         assert!(parse_args(&s(&["exec"]), cwd).is_err());
         assert!(parse_args(&s(&["run", "x"]), cwd).is_err());

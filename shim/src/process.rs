@@ -15,7 +15,7 @@
 //! ```
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ use crate::config::Config;
 use crate::namespaces::{self, Namespace};
 use crate::protocol::ErrorCode;
 use crate::rootfs;
+use crate::seccomp;
+use crate::security;
 use crate::sys::{self, Forked};
 
 /// Messages between the shim and the init it is creating.
@@ -149,6 +151,20 @@ pub enum Stdio {
     Pty { rows: u16, cols: u16 },
 }
 
+impl Stdio {
+    /// The descriptors the child keeps until it installs them.
+    fn raw_fds(&self) -> Vec<RawFd> {
+        match self {
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => vec![stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// What a process runs and as whom: the init's comes from container.json, an exec's from its
 /// request. Capabilities and the rest of the container's security settings come from the
 /// container's config for both.
@@ -220,13 +236,18 @@ pub fn create(
     match sys::clone_process(flags).map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
-            let r = init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref());
+            let mut keep = stdio.raw_fds();
+            keep.push(child_sock.as_raw_fd());
+            keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
+            let r = close_inherited(&keep).and_then(|_| {
+                init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref())
+            });
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
-            Created::configure(pid, parent_sock, parent_setup)
+            Created::configure(pid, parent_sock, config, true, parent_setup)
         }
     }
 }
@@ -268,25 +289,42 @@ pub fn join(
     match forked.map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
-            let r = join_child(config, spec, &opened, stdio, &child_sock);
+            let mut keep = stdio.raw_fds();
+            keep.push(child_sock.as_raw_fd());
+            keep.extend(opened.iter().map(|(_, f)| f.as_raw_fd()));
+            // Until it execs, this process is the shim's image inside the container: keep
+            // other container processes out of its /proc/PID (exe, mem, fds), from the start.
+            let r = nix::sys::prctl::set_dumpable(false)
+                .map_err(|e| ChildError::internal("dumpable", e))
+                .and_then(|_| close_inherited(&keep))
+                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock));
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
-            Created::configure(pid, parent_sock, parent_setup)
+            Created::configure(pid, parent_sock, config, false, parent_setup)
         }
     }
 }
 
 impl Created {
-    fn configure(pid: Pid, sock: OwnedFd, parent_setup: ParentSetup<'_>) -> Result<Created, Error> {
+    fn configure(
+        pid: Pid,
+        sock: OwnedFd,
+        config: &Config,
+        init: bool,
+        parent_setup: ParentSetup<'_>,
+    ) -> Result<Created, Error> {
         let mut created = Created {
             pid,
             pty_master: None,
             sync: Some(sock),
         };
-        match created.wait_ready(parent_setup) {
+        let ready = security::parent_setup(config, pid, init)
+            .map_err(|e| Error::ParentSetup(e.to_string()))
+            .and_then(|_| created.wait_ready(parent_setup));
+        match ready {
             Ok(()) => Ok(created),
             Err(e) => {
                 created.kill_and_reap();
@@ -382,9 +420,8 @@ struct Exec {
 
 impl Exec {
     fn run(self) -> ChildError {
-        if let Err(e) = sys::cloexec_from(3) {
-            return ChildError::internal("marking descriptors close-on-exec", e);
-        }
+        // Descriptors are close-on-exec and the seccomp filter is loaded already (before
+        // Ready): from here on only the syscalls of the reaper and of execve are made.
         if self.reaper {
             return match crate::reaper::spawn(self.tty) {
                 Ok(()) => self.exec(), // the command's side of the fork
@@ -435,6 +472,17 @@ fn init_child(
     if !wait_configured(sync)? {
         return Ok(None);
     }
+    if config.has_namespace(Namespace::User) {
+        // The maps are written: become the namespace's root (the host's mapped uid), who sets
+        // the container up and owns what it creates.
+        let root_g = Gid::from_raw(0);
+        let root_u = Uid::from_raw(0);
+        let _ = nix::unistd::setgroups(&[]);
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .map_err(|e| ChildError::internal("setgid in the user namespace", e))?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .map_err(|e| ChildError::internal("setuid in the user namespace", e))?;
+    }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
     if let Some(netns) = join_net {
         crate::network::join_netns(netns)
@@ -467,9 +515,6 @@ fn join_child(
     stdio: Stdio,
     sync: &OwnedFd,
 ) -> Result<Option<Exec>, ChildError> {
-    // Until it execs, this process is the shim's image inside the container: keep other
-    // container processes out of its /proc/PID (exe, mem, fds).
-    nix::sys::prctl::set_dumpable(false).map_err(|e| ChildError::internal("dumpable", e))?;
     if !wait_configured(sync)? {
         return Ok(None);
     }
@@ -499,27 +544,83 @@ fn take_stdio(stdio: Stdio) -> Result<Option<(u16, u16)>, ChildError> {
     }
 }
 
-/// The steps every process takes inside the container: cwd, command lookup, capabilities and
-/// user, then Ready, then wait for Start.
+/// Closes what the process inherited from the shim, except `keep`.
+fn close_inherited(keep: &[RawFd]) -> Result<(), ChildError> {
+    sys::close_fds_except(keep)
+        .map_err(|e| ChildError::internal("closing the shim's descriptors", e))
+}
+
+/// The steps every process takes inside the container (see [`crate::security`] for the
+/// order): cwd, command lookup, AppArmor, capabilities, user, no_new_privs, descriptors,
+/// seccomp, then Ready, then wait for Start.
 fn finish_child(
     config: &Config,
     spec: &ProcessSpec,
     pty_master: Option<OwnedFd>,
     sync: &OwnedFd,
 ) -> Result<Option<Exec>, ChildError> {
+    // After pivot_root (or, for an exec, setns into the mount namespace) "/" is the
+    // container's root: the cwd resolves inside it, symlinks included.
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     nix::unistd::chdir(cwd)
         .map_err(|e| ChildError::precondition(format!("working directory {cwd}: {e}")))?;
     let exec = prepare_exec(config, spec, pty_master.is_some())?;
 
-    let mask = capabilities::parse_all(&config.capabilities_mask);
-    capabilities::drop_bounding(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
+    if let Some(profile) = config.apparmor_profile() {
+        // The shim refused the container already when AppArmor is missing and not allowed to be.
+        if profile != "unconfined" && security::apparmor_enabled() {
+            security::apparmor_exec(profile).map_err(|e| {
+                ChildError::precondition(format!(
+                    "context.{}: {profile:?}: {e}",
+                    security::APPARMOR_KEY
+                ))
+            })?;
+        }
+    }
+    let keep = config.kept_capabilities();
+    let filter = match config.seccomp.resolve(&keep) {
+        None => None,
+        Some(profile) => {
+            let arch = seccomp::Arch::native().ok_or_else(|| {
+                ChildError::precondition(
+                    "seccomp: filters are not supported on this architecture; ask for unconfined"
+                        .into(),
+                )
+            })?;
+            let program = seccomp::compile(&profile, arch)
+                .map_err(|e| ChildError::precondition(format!("seccomp: {e}")))?;
+            Some(program)
+        }
+    };
+    let load = |p: &seccomp::Program| {
+        sys::seccomp_load(&p.insns, p.flags)
+            .map_err(|e| ChildError::internal("loading the seccomp filter", e))
+    };
+    let nnp = config.no_new_privs();
+
+    capabilities::apply_bounding(&keep).map_err(|e| ChildError::internal("capabilities", e))?;
+    if let (false, Some(p)) = (nnp, &filter) {
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN, which goes with the uid change:
+        // load it now (what follows, setgroups to Ready, is allowed by the default profile).
+        load(p)?;
+    }
     let gid = Gid::from_raw(spec.user.gid);
     let uid = Uid::from_raw(spec.user.uid);
     nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ChildError::internal("setgid", e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
-    capabilities::drop_process(&mask).map_err(|e| ChildError::internal("capabilities", e))?;
+    capabilities::apply_process(&keep, uid.is_root())
+        .map_err(|e| ChildError::internal("capabilities", e))?;
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| ChildError::internal("no_new_privs", e))?;
+    }
+    // No descriptor of the shim's reaches the command (what was asked, 0 to 2, is dup'd there).
+    sys::cloexec_from(3)
+        .map_err(|e| ChildError::internal("marking descriptors close-on-exec", e))?;
+    if let (true, Some(p)) = (nnp, &filter) {
+        // Last: from here the process only reports Ready, waits for Start and execs.
+        load(p)?;
+    }
 
     send_fd(
         sync,

@@ -69,6 +69,9 @@ pub struct Options {
     pub console_size: (u16, u16),
     /// How device access is enforced (`--cgroup-devices`).
     pub cgroup_devices: DeviceMode,
+    /// Run a container that asks for an AppArmor profile on a kernel without AppArmor,
+    /// unconfined, with a warning (`--allow-missing-apparmor`); otherwise it is refused.
+    pub allow_missing_apparmor: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,9 @@ pub enum Error {
     Process(#[from] process::Error),
     #[error("network: {0}")]
     Network(#[from] crate::network::Error),
+    /// The host cannot give what container.json asks (FAILED_PRECONDITION).
+    #[error("{0}")]
+    Precondition(String),
 }
 
 impl Error {
@@ -104,6 +110,7 @@ impl Error {
             Error::Cgroup(e) if e.is_invalid() => ErrorCode::InvalidArgument,
             Error::Process(p) => p.code(),
             Error::Network(n) => n.code(),
+            Error::Precondition(_) => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
         }
     }
@@ -386,6 +393,19 @@ impl Proc {
     }
 }
 
+/// Refuses a container that asks for an AppArmor profile the kernel cannot apply, unless the
+/// shim runs with `--allow-missing-apparmor` (then it runs unconfined, and the shim log says so).
+fn check_apparmor(opts: &Options, config: &Config) -> Result<(), Error> {
+    match crate::security::check_apparmor(config, opts.allow_missing_apparmor) {
+        Ok(Some(warning)) => {
+            eprintln!("shim {}: {warning}", opts.id);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(refusal) => Err(Error::Precondition(refusal)),
+    }
+}
+
 /// The log file of an exec'd process.
 pub fn exec_log_name(exec_id: &str) -> String {
     format!("exec-{exec_id}.log")
@@ -396,6 +416,7 @@ impl Shim {
         let dir = opts.state_dir.clone();
         let config = Config::load(&dir.join(state::CONFIG))?;
         let rootfs = config.rootfs.clone().ok_or(Error::NoRootfs)?;
+        check_apparmor(opts, &config)?;
 
         // Signals: SIGCHLD drives reaping; the rest must not kill the shim (its container
         // would die with it). All arrive on the signalfd.
@@ -1152,6 +1173,19 @@ impl Shim {
         }
         if spec.exec_id.is_empty() {
             return Response::error(ErrorCode::InvalidArgument, "exec_id: missing");
+        }
+        // It names a file in the state directory (exec-ID.log): nothing but a plain name.
+        if spec.exec_id.len() > 64
+            || spec.exec_id.starts_with('.')
+            || !spec
+                .exec_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Response::error(
+                ErrorCode::InvalidArgument,
+                format!("exec_id: {:?} is not a plain name", spec.exec_id),
+            );
         }
         if self.slot_of(&spec.exec_id).is_some() {
             return Response::error(

@@ -373,3 +373,250 @@ pub fn namespace_type(file: &impl std::os::fd::AsFd) -> nix::Result<libc::c_int>
     let ret = unsafe { libc::ioctl(file.as_fd().as_raw_fd(), NS_GET_NSTYPE as _) };
     Errno::result(ret)
 }
+
+// `Insn` is passed to the kernel as `struct sock_filter`.
+const _: () = assert!(
+    std::mem::size_of::<crate::seccomp::Insn>() == std::mem::size_of::<libc::sock_filter>()
+);
+
+/// Loads a seccomp filter (`seccomp(SECCOMP_SET_MODE_FILTER)`) for this thread and its future
+/// children. Needs no_new_privs or CAP_SYS_ADMIN. Allocates nothing (safe after a raw fork).
+pub fn seccomp_load(insns: &[crate::seccomp::Insn], flags: u32) -> nix::Result<()> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    if insns.is_empty() || insns.len() > u16::MAX as usize {
+        return Err(Errno::EINVAL);
+    }
+    let prog = libc::sock_fprog {
+        len: insns.len() as libc::c_ushort,
+        filter: insns.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `Insn` is #[repr(C)] with the layout of `struct sock_filter` (size checked
+    // above, fields u16, u8, u8, u32 in order); `prog` points to `insns`, which outlives the
+    // call; the kernel copies the program and writes nothing back.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_uint,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let e = Errno::last();
+    if e == Errno::ENOSYS && flags == 0 {
+        // Kernels before 3.17 have only the prctl interface.
+        // SAFETY: as above; PR_SET_SECCOMP reads the sock_fprog and copies the program.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        return Errno::result(ret).map(drop);
+    }
+    Err(e)
+}
+
+/// A syscall without arguments, for tests of what a filter lets through: Ok(return value) or
+/// Err(errno).
+#[cfg(test)]
+pub fn raw_syscall0(nr: libc::c_long) -> Result<i64, i32> {
+    // SAFETY: the tests pass syscalls that take no pointer arguments (missing arguments read
+    // as whatever is in the registers, which these syscalls either ignore or reject).
+    let ret = unsafe { libc::syscall(nr, 0, 0, 0, 0, 0) };
+    if ret < 0 {
+        Err(Errno::last_raw())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Sets a resource limit of another process (`prlimit(2)`); u64::MAX is unlimited.
+pub fn prlimit(
+    pid: nix::unistd::Pid,
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+) -> nix::Result<()> {
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `new` is a valid rlimit64 that lives across the call; the old-limit pointer is
+    // null, so the kernel writes nothing.
+    let ret = unsafe {
+        libc::prlimit64(
+            pid.as_raw(),
+            resource,
+            &new as *const libc::rlimit64,
+            std::ptr::null_mut(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Closes every descriptor from 3 up except those in `keep`: what a process cloned from the
+/// shim does first, so nothing of the shim's (its log, sockets, other processes' pipes) stays
+/// open in the container, even before exec.
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<libc::c_uint> = keep
+        .iter()
+        .filter(|fd| **fd >= 3)
+        .map(|fd| *fd as libc::c_uint)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let close_range = |first: libc::c_uint, last: libc::c_uint| -> nix::Result<()> {
+        // SAFETY: close_range takes integers only; the caller owns every descriptor in the
+        // range (a freshly cloned process whose Rust objects for them are never dropped).
+        let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+        Errno::result(ret).map(drop)
+    };
+    let mut first: libc::c_uint = 3;
+    let mut result = Ok(());
+    for k in keep.iter().copied().chain([libc::c_uint::MAX]) {
+        if k > first {
+            let last = if k == libc::c_uint::MAX { k } else { k - 1 };
+            result = close_range(first, last);
+            if result.is_err() {
+                break;
+            }
+        }
+        first = k.saturating_add(1);
+    }
+    if result == Err(Errno::ENOSYS) {
+        // Before 5.9: walk /proc/self/fd.
+        let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .map_err(|_| Errno::EBADF)?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd: &i32| *fd >= 3 && !keep.contains(&(*fd as libc::c_uint)))
+            .collect();
+        for fd in fds {
+            // SAFETY: as above; the read_dir descriptor may be closed already (EBADF).
+            unsafe { libc::close(fd) };
+        }
+        return Ok(());
+    }
+    result
+}
+
+/// `open_tree(path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC [| AT_RECURSIVE])`: a detached copy of
+/// the mount (tree) at `path`, to attach with [`move_mount`]. ENOSYS before 5.2.
+pub fn open_tree_clone(
+    path: &std::path::Path,
+    recursive: bool,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    use nix::NixPath;
+    use std::os::fd::FromRawFd;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let ret = path.with_nix_path(|p| {
+        // SAFETY: `p` is a NUL-terminated path valid for the call; the rest are integers.
+        unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) }
+    })?;
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: on success open_tree returns a new descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// `move_mount(from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`: attaches
+/// the detached mount `from` on the file or directory `to` refers to.
+pub fn move_mount(
+    from: std::os::fd::BorrowedFd<'_>,
+    to: std::os::fd::BorrowedFd<'_>,
+) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    const F_EMPTY_PATH: libc::c_uint = 0x4;
+    const T_EMPTY_PATH: libc::c_uint = 0x40;
+    let empty = c"";
+    // SAFETY: both paths are the same static empty C string; the descriptors are borrowed
+    // for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            empty.as_ptr(),
+            F_EMPTY_PATH | T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// The supplementary groups of a unix socket's peer as they were when it connected
+/// (`SO_PEERGROUPS`, Linux 4.13). ENOPROTOOPT on older kernels.
+pub fn peer_groups(sock: std::os::fd::BorrowedFd<'_>) -> nix::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `groups`, which has that much
+        // room, and stores the size it needs (or wrote) in `len`.
+        let ret = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr() as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        let needed = len as usize / std::mem::size_of::<libc::gid_t>();
+        if ret == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let e = Errno::last();
+        if e == Errno::ERANGE && needed > groups.len() && needed <= 65536 {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// Makes the detached (or attached) mount tree `tree` and every mount below it read-only:
+/// `mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {attr_set: MOUNT_ATTR_RDONLY})`.
+/// ENOSYS before 5.12.
+pub fn mount_setattr_readonly_recursive(tree: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: `attr` is a mount_attr of the size passed, living across the call (the kernel
+    // only reads it); the path is a static empty C string; the descriptor is borrowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}

@@ -655,6 +655,70 @@ pub fn host_mounts_under(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The static test helper `edtest-sys` (tests/helper/edtest-sys.rs: one system call a
+/// container should or should not be able to make), built once with rustc and
+/// `+crt-static` so it runs in the busybox rootfs.
+pub fn sys_helper() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("helper/edtest-sys.rs");
+            let out = bin_dir().join("edtest-sys");
+            let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            if mtime(&out).is_none() || mtime(&out) < mtime(&src) {
+                // The rustc of the toolchain building the tests.
+                let rustc = Path::new(env!("CARGO"))
+                    .parent()
+                    .map(|d| d.join("rustc"))
+                    .filter(|p| p.exists())
+                    .unwrap_or_else(|| PathBuf::from("rustc"));
+                let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+                let status = Command::new(&rustc)
+                    .args([
+                        "--edition",
+                        "2021",
+                        "-O",
+                        "-C",
+                        "target-feature=+crt-static",
+                    ])
+                    .arg("-o")
+                    .arg(&tmp)
+                    .arg(&src)
+                    .status()
+                    .expect("run rustc for the test helper");
+                assert!(status.success(), "building {} failed", src.display());
+                std::fs::rename(&tmp, &out).expect("install the test helper");
+            }
+            out
+        })
+        .clone()
+}
+
+/// Copies the test helper into a rootfs as /bin/edtest-sys.
+pub fn install_helper(rootfs: &Path) {
+    std::fs::copy(sys_helper(), rootfs.join("bin/edtest-sys")).expect("copy the test helper");
+}
+
+/// Runs `args` as another user (setpriv: uid, gid, and exactly `groups` as supplementary
+/// groups) and returns its output.
+pub fn run_as(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    args: &[&std::ffi::OsStr],
+) -> std::process::Output {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"));
+    if groups.is_empty() {
+        cmd.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        cmd.arg(format!("--groups={}", list.join(",")));
+    }
+    cmd.arg("--").args(args).output().expect("run setpriv")
+}
+
 /// Parses `KEY:\tVALUE` lines of /proc/PID/status.
 pub fn parse_status(text: &str) -> HashMap<String, String> {
     text.lines()

@@ -27,6 +27,18 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The sample asks for AppArmor's docker-default: kept as it is where AppArmor is missing (the
+/// shim runs it unconfined with --allow-missing-apparmor) or has that profile; elsewhere it is
+/// adapted, like the paths.
+fn keep_apparmor_where_possible(json: &mut serde_json::Value) {
+    let profiles = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles");
+    if execdriver_shim::security::apparmor_enabled()
+        && !profiles.is_ok_and(|p| p.lines().any(|l| l.starts_with("docker-default ")))
+    {
+        json["context"]["apparmor_profile"] = "unconfined".into();
+    }
+}
+
 fn call(sock: &std::path::Path, kind: request::Kind) -> response::Kind {
     let mut s = UnixStream::connect(sock).unwrap();
     protocol::write_frame(&mut s, &Request::new(kind)).unwrap();
@@ -68,6 +80,7 @@ fn seed_sample_container_json_runs() {
         m["source"] = files.join(name).display().to_string().into();
     }
     json["rootfs"] = rootfs.display().to_string().into();
+    keep_apparmor_where_possible(&mut json);
     json["args"] = serde_json::json!([
         "sh",
         "-c",
@@ -81,7 +94,7 @@ fn seed_sample_container_json_runs() {
 
     let id = unique("seed");
     let shim = Command::new(bin("execdriver-shim"))
-        .args(["--id", &id, "--state"])
+        .args(["--id", &id, "--allow-missing-apparmor", "--state"])
         .arg(&state)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -227,6 +240,7 @@ fn seed_sample_with_its_network_runs() {
         m["source"] = files.join(name).display().to_string().into();
     }
     json["rootfs"] = rootfs.display().to_string().into();
+    keep_apparmor_where_possible(&mut json);
     json["args"] = serde_json::json!([
         "sh",
         "-c",
@@ -241,7 +255,7 @@ fn seed_sample_with_its_network_runs() {
     let id = unique("seednet");
     let shim = ns
         .command(bin("execdriver-shim"))
-        .args(["--id", &id, "--state"])
+        .args(["--id", &id, "--allow-missing-apparmor", "--state"])
         .arg(&state)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -159,6 +159,16 @@ async fn resize_pty_call_changes_the_size() {
     })
     .await
     .unwrap();
+    // Resize only once the first size is printed (and logged).
+    let log = d.root.join(&id).join("log");
+    eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("24 80"))
+            .map(drop)
+    })
+    .await
+    .expect("the first stty size");
     let size = Some(pb::ConsoleSize {
         rows: 50,
         cols: 132,

@@ -49,15 +49,33 @@ struct Args {
     /// Also admit this uid on the socket (root and the daemon's uid always are).
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
-    /// Admit peers whose gid is this, and make the socket 0660 owned by it.
+    /// Admit members of this group (primary or supplementary), and make the socket 0660 owned
+    /// by it.
     #[arg(long = "allow-gid")]
     allow_gid: Option<u32>,
+    /// The socket's mode in octal (default 600, or 660 with --allow-gid), e.g. 666 to let
+    /// every local user connect; who may use the daemon is still checked on every call.
+    #[arg(long = "socket-mode", value_parser = parse_mode)]
+    socket_mode: Option<u32>,
+    /// Run containers that ask for an AppArmor profile on a kernel without AppArmor, unconfined
+    /// (each such container is logged); without it they are refused (FAILED_PRECONDITION).
+    #[arg(long)]
+    allow_missing_apparmor: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     /// Log filter (tracing's EnvFilter syntax), e.g. info or execdriver_driver=debug.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("{s:?} is not an octal mode"))?;
+    if mode & !0o666 != 0 {
+        return Err(format!("{s}: only read and write bits (at most 666)"));
+    }
+    Ok(mode)
 }
 
 fn init_logging(format: &str, level: &str) {
@@ -76,6 +94,12 @@ fn init_logging(format: &str, level: &str) {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_format, &args.log_level);
+    if args.allow_missing_apparmor && !execdriver_shim::security::apparmor_enabled() {
+        tracing::warn!(
+            "--allow-missing-apparmor: this kernel has no AppArmor; containers that ask for a \
+             profile run unconfined"
+        );
+    }
     let root = if args.root.is_absolute() {
         args.root.clone()
     } else {
@@ -103,12 +127,14 @@ fn main() -> ExitCode {
             cgroup_devices: execdriver_shim::cgroups::DeviceMode::parse(&args.cgroup_devices)
                 .unwrap_or_default(),
             network,
+            allow_missing_apparmor: args.allow_missing_apparmor,
         },
     };
     let server_cfg = ServerConfig {
         socket: args.socket.clone(),
         allow_uids: args.allow_uids.clone(),
         allow_gid: args.allow_gid,
+        socket_mode: args.socket_mode,
     };
     // The runtime starts only now: nothing above needed threads.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -2,8 +2,10 @@
 //!
 //! Started by execdriverd as `execdriver-shim --id ID --state DIR [--stdin]
 //! [--log-max-size BYTES --log-max-files N] [--console-size ROWSxCOLS]
-//! [--cgroup-devices auto|bpf]`. It reads DIR/container.json, reports on its stdout
-//! (one protocol frame) whether the container was created, and then serves DIR/shim.sock.
+//! [--cgroup-devices auto|bpf] [--allow-missing-apparmor]`. It reads DIR/container.json,
+//! reports on its stdout (one protocol frame) whether the container was created, and then
+//! serves DIR/shim.sock. `--allow-missing-apparmor` runs a container that asks for an AppArmor
+//! profile unconfined where the kernel has no AppArmor (refused otherwise).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,7 @@ fn parse_args() -> Result<Options, String> {
                 opts.cgroup_devices = execdriver_shim::cgroups::DeviceMode::parse(&v)
                     .ok_or("bad --cgroup-devices (auto or bpf)")?;
             }
+            "--allow-missing-apparmor" => opts.allow_missing_apparmor = true,
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
             other => return Err(format!("unknown argument {other:?}")),
         }
