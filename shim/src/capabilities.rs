@@ -40,6 +40,24 @@ pub fn parse_all(names: &[String]) -> CapsHashSet {
     names.iter().filter_map(|n| parse(n)).collect()
 }
 
+/// Docker's default set: what a container keeps when the request names no capabilities.
+pub const DOCKER_DEFAULT: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
 /// Drops `mask` from the bounding set. Needs CAP_SETPCAP, so it runs before changing uid.
 pub fn drop_bounding(mask: &CapsHashSet) -> Result<(), Error> {
     let supported = caps::runtime::thread_all_supported();
