@@ -4,17 +4,34 @@
 //! checks the peer's credentials (SO_PEERCRED): root, the daemon's own uid, and any uids or
 //! gid given with `--allow-uid` / `--allow-gid` are admitted; anyone else gets
 //! PERMISSION_DENIED. Stopping the daemon leaves every container and its shim running.
+//!
+//! Besides execdriver.v1 the socket serves gRPC health checking (grpc.health.v1: SERVING for
+//! "" and "execdriver.v1.ExecDriver" while the daemon serves, NOT_SERVING once it is stopping;
+//! open to whoever may connect to the socket) and server reflection (v1 and v1alpha, behind
+//! the same peer check as the API), so generic tools can discover and call the API.
+//!
+//! Deadlines: a client's `grpc-timeout` ends its call with DEADLINE_EXCEEDED (and drops the
+//! work) when it passes; a response stream ends then too. There is no default timeout, so
+//! Attach, Logs, Events and Wait last as long as the client wants.
+//!
+//! SIGTERM or SIGINT: health turns NOT_SERVING, Events streams end (UNAVAILABLE), new
+//! connections are refused, and the daemon waits at most the shutdown grace for the other
+//! calls (an attached client, say) before it exits anyway. Containers keep running.
 
+use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use execdriver_proto::exec_driver_server::ExecDriverServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::driver::{Driver, DriverConfig};
 use crate::error::{Error, Result};
@@ -35,6 +52,70 @@ pub struct ServerConfig {
     /// A gid whose members (by primary gid of the peer) are admitted; the socket is then 0660
     /// and owned by that group.
     pub allow_gid: Option<u32>,
+    /// How long a stopping daemon waits for open calls (attached clients, log followers).
+    pub shutdown_grace: Duration,
+}
+
+/// The default of [`ServerConfig::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Ends a unary call with DEADLINE_EXCEEDED when the client's `grpc-timeout` passes, dropping
+/// its work. (tonic's own timeout answers CANCELLED; this one fires first.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeadlineLayer;
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> DeadlineService<S> {
+        DeadlineService { inner }
+    }
+}
+
+/// See [`DeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+}
+
+/// How much earlier than tonic's own timer this one fires, so it answers first.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for DeadlineService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<std::result::Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let timeout = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::service::parse_grpc_timeout);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            match timeout {
+                None => fut.await,
+                Some(t) => match tokio::time::timeout(t.saturating_sub(DEADLINE_MARGIN), fut).await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        Ok(Status::deadline_exceeded("the client's deadline passed").into_http())
+                    }
+                },
+            }
+        })
+    }
 }
 
 /// Admits a peer by its credentials.
@@ -118,19 +199,50 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
 /// Serves until SIGTERM or SIGINT. Containers are left running.
 pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result<()> {
     let driver = Arc::new(Driver::open(driver_cfg)?);
+    driver.watch_containers();
     let listener = bind(&server_cfg)?;
     let check = PeerCheck {
         own_uid: nix::unistd::geteuid().as_raw(),
         allow_uids: server_cfg.allow_uids.clone(),
         allow_gid: server_cfg.allow_gid,
     };
-    let svc = ExecDriverServer::new(Service { driver })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let svc = ExecDriverServer::new(Service {
+        driver: driver.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let reflection_check = check.clone();
     let svc =
         tonic::service::interceptor::InterceptedService::new(svc, move |req| check.check(req));
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<ExecDriverServer<Service>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(execdriver_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let check_v1 = reflection_check.clone();
+    let reflection_v1 =
+        tonic::service::interceptor::InterceptedService::new(reflection_v1, move |req| {
+            check_v1.check(req)
+        });
+    let reflection_v1alpha =
+        tonic::service::interceptor::InterceptedService::new(reflection_v1alpha, move |req| {
+            reflection_check.check(req)
+        });
     info!(socket = %server_cfg.socket.display(), "serving");
-    let shutdown = async {
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let events = driver.events.clone();
+    let shutdown = async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
@@ -146,14 +258,35 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
             _ = tokio::signal::ctrl_c() => {},
         }
         info!("shutting down; containers keep running");
+        health.set_not_serving::<ExecDriverServer<Service>>().await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        events.close();
+        let _ = stopping_tx.send(());
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
+        .layer(DeadlineLayer)
         .add_service(svc)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await
-        .map_err(|e| Error::Internal(format!("serving: {e}")))?;
+        .add_service(health_svc)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+    let grace = server_cfg.shutdown_grace;
+    // Open calls (an attached client, a log follower) hold their connections; the stop waits
+    // for them at most the grace.
+    let bounded = async move {
+        match stopping.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| Error::Internal(format!("serving: {e}")))?,
+        _ = bounded => warn!("calls still open after {grace:?}; stopping anyway"),
+    }
     let _ = std::fs::remove_file(&server_cfg.socket);
     Ok(())
 }
