@@ -359,6 +359,8 @@ struct TrackState {
     /// so an exit does not send it.
     recovered: bool,
     execs: HashMap<String, ExecTrack>,
+    /// OOM kills reported before `started` was sent; they follow it.
+    pending: Vec<pb::Event>,
 }
 
 /// One container's events, in order: whoever reports an event first sends it, once.
@@ -446,6 +448,9 @@ impl Tracker {
         let mut e = self.event(pb::EventType::Started, "", started_at);
         e.pid = pid;
         self.send(st, e);
+        for e in std::mem::take(&mut st.pending) {
+            self.send(st, e);
+        }
     }
 
     /// The init ended. Sends `started` first when the start has not been reported yet (a
@@ -457,6 +462,9 @@ impl Tracker {
         }
         if exit.started_at > 0 && !st.recovered {
             self.send_started(&mut st, exit.pid, exit.started_at);
+        }
+        for e in std::mem::take(&mut st.pending) {
+            self.send(&st, e);
         }
         st.exited = true;
         let mut e = self.event(pb::EventType::Exited, "", exit.finished_at);
@@ -527,8 +535,14 @@ impl Tracker {
     }
 
     pub fn oom(&self, time_ns: i64) {
-        let st = self.lock();
-        self.send(&st, self.event(pb::EventType::Oom, "", time_ns));
+        let mut st = self.lock();
+        let e = self.event(pb::EventType::Oom, "", time_ns);
+        if !st.started && !st.recovered && !st.exited {
+            // The shim saw it before Start's reply became `started`.
+            st.pending.push(e);
+        } else {
+            self.send(&st, e);
+        }
     }
 
     /// Delete removed the container: its exit (if not reported yet), then `deleted`; nothing
