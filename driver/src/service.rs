@@ -373,6 +373,10 @@ impl ExecDriver for Service {
         let (mut from_shim, mut to_shim) = conn.stream.into_split();
         let id = start.id.clone();
         let exec_id = start.exec_id.clone();
+        // Dropping the write half would shut the socket's sending side down, and the shim
+        // would take that for the client leaving: a client that half-closes its stream (all
+        // stdin sent) must still get the output. The output side keeps it until it ends.
+        let (keep_tx, keep_rx) = tokio::sync::oneshot::channel();
 
         // Client -> shim: stdin bytes and close-stdin, until the client stops sending.
         tokio::spawn(
@@ -401,6 +405,7 @@ impl ExecDriver for Service {
                     }
                 }
                 debug!(id = %id, "attach client stopped sending");
+                let _ = keep_tx.send(to_shim);
             }
             .instrument(span.clone()),
         );
@@ -409,6 +414,7 @@ impl ExecDriver for Service {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::AttachResponse, Status>>(64);
         tokio::spawn(
             async move {
+                let _keep = keep_rx;
                 loop {
                     // A client that goes away ends this at once, output or not.
                     let frame = tokio::select! {
