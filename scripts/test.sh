@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
 apt_install busybox-static iproute2 procps util-linux
+# The Python example harness (tests/tests/surface.rs runs it against a daemon of its own).
+pip_install grpc:grpcio grpc_tools:grpcio-tools
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

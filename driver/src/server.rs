@@ -78,8 +78,10 @@ pub struct DeadlineService<S> {
     inner: S,
 }
 
-/// How much earlier than tonic's own timer this one fires, so it answers first.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+/// How much earlier than the deadline the call is ended (a tenth of the timeout, at most
+/// this), so that the DEADLINE_EXCEEDED answer reaches the client before its own timer fires
+/// (tonic's client, and tonic's server layer, treat an expired timer as CANCELLED).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -106,7 +108,7 @@ where
         Box::pin(async move {
             match timeout {
                 None => fut.await,
-                Some(t) => match tokio::time::timeout(t.saturating_sub(DEADLINE_MARGIN), fut).await
+                Some(t) => match tokio::time::timeout(t - (t / 10).min(DEADLINE_MARGIN), fut).await
                 {
                     Ok(r) => r,
                     Err(_) => {

@@ -107,6 +107,13 @@ def main():
         ), timeout=30)
         print(f"created {cid}")
 
+        # A deadline: Wait on a container that has not started ends with DEADLINE_EXCEEDED.
+        try:
+            stub.Wait(pb.WaitRequest(id=cid), timeout=0.3)
+            check(False, "Wait with a 300 ms deadline returns")
+        except grpc.RpcError as e:
+            check(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, f"Wait with a 300 ms deadline: {e.code()}")
+
         started = threading.Event()
 
         def requests():
