@@ -336,6 +336,33 @@ async fn config_file_sets_options_and_flags_win() {
     let v: serde_json::Value = serde_json::from_str(first).expect(first);
     assert!(v.get("level").is_some(), "{v}");
 
+    // The example in contrib/ is a valid config (paths given as flags, so nothing of the
+    // host's is touched).
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/config.toml");
+    let socket2 = dir.path.join("example.sock");
+    let root2 = dir.path.join("state2");
+    let log2 = dir.path.join("daemon2.log");
+    let daemon = Proc(
+        Command::new(bin("execdriverd"))
+            .arg("--config")
+            .arg(&example)
+            .arg("--root")
+            .arg(&root2)
+            .arg("--socket")
+            .arg(&socket2)
+            .args(["--cgroup-parent", &parent])
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log2).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_socket(&socket2, &log2);
+    let mut c = pb::exec_driver_client::ExecDriverClient::new(channel(&socket2).await);
+    let i = c.info(pb::InfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(i.root, root2.display().to_string());
+    assert_eq!(i.event_history, 4096);
+    drop((c, daemon));
+
     // A misspelt option is refused, naming it.
     std::fs::write(&config, "cgroup_parnet = \"x\"\n").unwrap();
     let out = Command::new(bin("execdriverd"))
