@@ -48,6 +48,8 @@ struct Inner {
     next: u64,
     /// Sequence numbers below this are reserved in the sequence file.
     reserved: u64,
+    /// Stopping: the sequence file holds the exact next number, kept so event by event.
+    exact: bool,
 }
 
 /// Numbers, keeps and broadcasts events.
@@ -101,6 +103,7 @@ impl Hub {
                 history: VecDeque::with_capacity(capacity.min(DEFAULT_HISTORY)),
                 next,
                 reserved: next,
+                exact: false,
             }),
             tx: broadcast::channel(BROADCAST_CAPACITY).0,
             root: root.to_owned(),
@@ -147,11 +150,15 @@ impl Hub {
     /// Numbers the event, keeps it and sends it to every subscriber.
     pub fn publish(&self, mut event: pb::Event) -> u64 {
         let mut inner = self.lock();
-        if inner.next >= inner.reserved {
+        if inner.next >= inner.reserved && !inner.exact {
             self.reserve(&mut inner);
         }
         event.sequence = inner.next;
         inner.next += 1;
+        if inner.exact {
+            // An exit during the shutdown grace: the next driver must not reuse its number.
+            self.write_sequence_file(inner.next);
+        }
         debug!(
             sequence = event.sequence,
             r#type = event_type_name(event.r#type),
@@ -220,7 +227,8 @@ impl Hub {
     /// graceful stop.
     pub fn close(&self) {
         let _ = self.closed.send(true);
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.exact = true;
         self.write_sequence_file(inner.next);
     }
 
@@ -695,12 +703,14 @@ mod tests {
         assert_eq!(sub.lost, Some(5), "a since from the future");
         // A graceful stop records the exact next number; a new hub continues from it.
         hub.close();
+        // An event after the close (an exit during the shutdown grace) moves it on.
+        assert_eq!(hub.publish(ev("c", pb::EventType::Exited)), 6);
         let hub = Hub::open(&root, 3);
-        assert_eq!(hub.publish(ev("c", pb::EventType::Deleted)), 6);
+        assert_eq!(hub.publish(ev("c", pb::EventType::Deleted)), 7);
         // Without close (a killed driver) the next one skips the reserved block.
         drop(hub);
         let hub = Hub::open(&root, 3);
-        assert!(hub.publish(ev("c", pb::EventType::Deleted)) > 6);
+        assert!(hub.publish(ev("c", pb::EventType::Deleted)) > 7);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
