@@ -513,7 +513,9 @@ impl Tracker {
         if known && st.execs.get(exec_id).is_some_and(|x| x.exited) {
             return;
         }
-        if exit.started_at > 0 {
+        // An exec'd process this driver has not seen (started before a restart) had its
+        // `exec_started` sent by the driver before, or lost with its history.
+        if exit.started_at > 0 && (known || !st.recovered) {
             self.send_exec_started(&mut st, exec_id, exit.pid, exit.started_at);
         }
         st.execs.entry(exec_id.to_owned()).or_default().exited = true;

@@ -409,3 +409,38 @@ async fn exits_while_the_driver_is_down_are_reported_after_it_restarts_once() {
     // The killed driver skipped numbers it may have used: the replay says events may be lost.
     assert_eq!(types(&got), [T::EventsLost, T::Deleted], "{got:#?}");
 }
+
+#[tokio::test]
+async fn an_exec_started_before_a_restart_reports_its_exit_live() {
+    let mut d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    c.run(req).await.unwrap();
+    let gate = unique("exec-go");
+    let script = format!("while [ ! -e /tmp/{gate} ]; do sleep 0.05; done; exit 9");
+    c.exec(pb::ExecRequest {
+        id: id.clone(),
+        exec_id: "long".into(),
+        process: Some(pb::Process {
+            args: vec!["sh".into(), "-c".into(), script],
+            ..Default::default()
+        }),
+        start: true,
+    })
+    .await
+    .unwrap();
+    drop(c);
+    d.stop_daemon(libc::SIGTERM);
+    d.spawn();
+    let mut c = d.client().await;
+    let (mut s, _) = subscribe(&mut c, &[&id], &[], 0).await;
+    std::fs::write(d.rootfs.join("tmp").join(&gate), "").unwrap();
+    let got = read_until(&mut s, |e| e.r#type == T::ExecExited as i32).await;
+    assert_eq!(types(&got), [T::ExecExited], "{got:#?}");
+    assert_eq!(got[0].exec_id, "long");
+    assert_eq!(got[0].exit.as_ref().unwrap().exit_code, Some(9));
+    delete(&mut c, &id).await;
+    let got = read_until(&mut s, is(T::Deleted, &id)).await;
+    assert_eq!(types(&got), [T::Exited, T::Deleted], "{got:#?}");
+}
