@@ -73,7 +73,7 @@ struct Args {
     event_history: usize,
     /// Seconds a stopping daemon (SIGTERM) waits for open calls such as attached clients
     /// before it exits anyway; containers keep running.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_secs())]
     shutdown_grace: u64,
 }
 
