@@ -32,3 +32,19 @@ make_rootfs() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$dir/etc/passwd"
   printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > "$dir/etc/group"
 }
+
+# pip_install MODULE:PACKAGE...: installs the PyPI packages whose module python3 cannot import
+# (python3 and pip from Debian when missing).
+pip_install() {
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  local missing=()
+  for mp in "$@"; do
+    python3 -c "import ${mp%%:*}" 2>/dev/null || missing+=("${mp#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing from PyPI: ${missing[*]}" >&2
+  local pip=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+  "${pip[@]}" "${missing[@]}" \
+    || "${pip[@]}" --break-system-packages "${missing[@]}"
+}

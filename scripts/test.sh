@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 require_root
 # libc6-dev: the static libc the tests' syscall helper links; util-linux: setpriv.
 apt_install busybox-static iproute2 procps libc6-dev util-linux
+# The Python example harness (tests/tests/surface.rs runs it against a daemon of its own).
+pip_install grpc:grpcio grpc_tools:grpcio-tools
 cargo build --workspace --bins
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::convert::{self, Defaults, Meta};
 use crate::error::{Error, Result};
+use crate::events::{Hub, Tracker};
 use crate::ipam::Ipam;
 use crate::shims::{self, ShimConn, SpawnOptions};
 
@@ -25,6 +26,8 @@ pub struct DriverConfig {
     pub root: PathBuf,
     pub shim_path: PathBuf,
     pub defaults: Defaults,
+    /// Events kept for Events subscribers that reconnect (0: the default).
+    pub event_history: usize,
 }
 
 /// One container the driver knows.
@@ -34,6 +37,8 @@ pub struct Container {
     pub meta: Meta,
     /// Serializes Start / Kill / Delete on this container.
     op: tokio::sync::Mutex<()>,
+    /// Its events, in order.
+    pub events: Arc<Tracker>,
 }
 
 #[derive(Default)]
@@ -50,6 +55,8 @@ pub struct Driver {
     ipam: Option<Mutex<Ipam>>,
     /// The shim binary, sealed in memory.
     shim_exe: shims::ShimExe,
+    /// Container events for Events subscribers.
+    pub events: Arc<Hub>,
 }
 
 /// A bridge-mode address held by a Create; released when the Create fails.
@@ -92,11 +99,17 @@ impl Driver {
     /// are still running and are reached through their sockets).
     pub fn open(config: DriverConfig) -> Result<Driver> {
         create_private_dir(&config.root)?;
+        let history = match config.event_history {
+            0 => crate::events::DEFAULT_HISTORY,
+            n => n,
+        };
+        let events = Arc::new(Hub::open(&config.root, history));
         let mut driver = Driver {
             shim_exe: shims::ShimExe::open(&config.shim_path),
             config,
             table: Mutex::new(Table::default()),
             ipam: None,
+            events,
         };
         let entries = std::fs::read_dir(&driver.config.root).map_err(Error::io(format!(
             "reading {}",
@@ -116,11 +129,18 @@ impl Driver {
             {
                 Some(meta) if meta.id == id => {
                     info!(id = %id, "recovered container");
+                    let events = Arc::new(Tracker::recovered(
+                        driver.events.clone(),
+                        &id,
+                        &dir,
+                        meta.labels.clone().into_iter().collect(),
+                    ));
                     let c = Container {
                         id: id.clone(),
                         dir,
                         meta,
                         op: Default::default(),
+                        events,
                     };
                     driver.table().containers.insert(id, Arc::new(c));
                 }
@@ -152,6 +172,15 @@ impl Driver {
             driver.ipam = Some(Mutex::new(ipam));
         }
         Ok(driver)
+    }
+
+    /// Starts watching every container's shim for exits and OOM kills (after [`Driver::open`],
+    /// in the runtime). An exit that happened while the driver was down is reported now.
+    pub fn watch_containers(&self) {
+        let all: Vec<Arc<Container>> = self.table().containers.values().cloned().collect();
+        for c in all {
+            c.events.clone().watch();
+        }
     }
 
     fn ipam(&self) -> Option<std::sync::MutexGuard<'_, Ipam>> {
@@ -291,16 +320,25 @@ impl Driver {
         if let Some(lease) = lease {
             lease.keep();
         }
+        let events = Arc::new(Tracker::new(
+            self.events.clone(),
+            &id,
+            &dir,
+            meta.labels.clone().into_iter().collect(),
+        ));
         let container = Arc::new(Container {
             id: id.clone(),
             dir,
             meta,
             op: Default::default(),
+            events,
         });
         self.table()
             .containers
             .insert(id.clone(), container.clone());
         info!(id = %id, pid = shim_state.pid, "created");
+        container.events.created(shim_state.pid);
+        container.events.clone().watch();
         if start {
             Ok(self.start(&id, "").await?.0)
         } else {
@@ -353,9 +391,22 @@ impl Driver {
         let process = if exec_id.is_empty() {
             None
         } else {
-            Some(self.process_state(&c, exec_id).await?)
+            Some(self.process_state(&c, exec_id).await)
         };
-        Ok((self.state_of(&c).await?, process))
+        let container = self.state_of(&c).await?;
+        match &process {
+            None => c
+                .events
+                .started(container.pid, timestamp_ns(&container.started_at)),
+            Some(p) => {
+                let (pid, at) = p
+                    .as_ref()
+                    .map(|p| (p.pid, timestamp_ns(&p.started_at)))
+                    .unwrap_or((0, 0));
+                c.events.exec_started(exec_id, pid, at);
+            }
+        }
+        Ok((container, process.transpose()?))
     }
 
     /// The state of an exec'd process.
@@ -531,6 +582,10 @@ impl Driver {
         };
         // The shim removed the host ends when the init ended; make sure.
         shim_net::remove_host_links(&shim_net::load_host_links(&c.dir));
+        // Its exit is reported (if the watcher has not yet) before the directory goes.
+        if let Some(e) = &exit {
+            c.events.exited(&e.into());
+        }
         std::fs::remove_dir_all(&c.dir)
             .map_err(Error::io(format!("removing {}", c.dir.display())))?;
         // Released while the id is still taken, so a new container of that id cannot have
@@ -540,6 +595,7 @@ impl Driver {
         }
         self.table().containers.remove(id);
         info!(id = %id, "deleted");
+        c.events.deleted(None);
         Ok(exit.map(|e| exit_status(&(&e).into())))
     }
 
@@ -611,6 +667,7 @@ impl Driver {
             return Err(Error::Internal("unexpected reply from the shim".into()));
         };
         info!(id = %c.id, exec_id = %exec_id, pid = st.pid, "exec created");
+        c.events.exec_added(&exec_id);
         if req.start {
             self.call_running(
                 &c,
@@ -619,7 +676,13 @@ impl Driver {
                 }),
             )
             .await?;
-            return self.process_state(&c, &exec_id).await;
+            let p = self.process_state(&c, &exec_id).await;
+            let (pid, at) = p
+                .as_ref()
+                .map(|p| (p.pid, timestamp_ns(&p.started_at)))
+                .unwrap_or((0, 0));
+            c.events.exec_started(&exec_id, pid, at);
+            return p;
         }
         Ok(process_state(&exec_id, &st))
     }
@@ -647,6 +710,7 @@ impl Driver {
         let exec_id = spec.exec_id.clone();
         let c = self.get(&req.id)?;
         self.call_running(&c, request::Kind::Exec(spec)).await?;
+        c.events.exec_added(&exec_id);
         let mut conn = self
             .attach(&pb::AttachStart {
                 id: req.id.clone(),
@@ -663,6 +727,12 @@ impl Driver {
             }),
         )
         .await?;
+        match self.process_state(&c, &exec_id).await {
+            Ok(p) => c
+                .events
+                .exec_started(&exec_id, p.pid, timestamp_ns(&p.started_at)),
+            Err(_) => c.events.exec_started(&exec_id, 0, 0),
+        }
         let mut out = pb::ExecSyncResponse::default();
         let deadline = tokio::time::Instant::now() + timeout;
         let exit = loop {
@@ -808,6 +878,7 @@ impl Driver {
         let _op = c.op.lock().await;
         self.call_live(&c, request::Kind::Pause(Empty {})).await?;
         info!(id = %id, "paused");
+        c.events.paused();
         self.state_of(&c).await
     }
 
@@ -817,6 +888,7 @@ impl Driver {
         let _op = c.op.lock().await;
         self.call_live(&c, request::Kind::Resume(Empty {})).await?;
         info!(id = %id, "resumed");
+        c.events.resumed();
         self.state_of(&c).await
     }
 
@@ -1103,6 +1175,13 @@ fn create_private_dir(path: &Path) -> Result<()> {
         .mode(0o700)
         .create(path)
         .map_err(Error::io(format!("creating {}", path.display())))
+}
+
+/// A timestamp as Unix nanoseconds (0 when unset).
+pub fn timestamp_ns(ts: &Option<prost_types::Timestamp>) -> i64 {
+    ts.as_ref()
+        .map(|t| t.seconds.saturating_mul(1_000_000_000) + t.nanos as i64)
+        .unwrap_or(0)
 }
 
 pub fn timestamp(ns: i64) -> Option<prost_types::Timestamp> {

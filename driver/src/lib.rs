@@ -6,6 +6,8 @@
 pub mod convert;
 pub mod driver;
 pub mod error;
+pub mod events;
+pub mod info;
 pub mod ipam;
 pub mod logs;
 pub mod server;

@@ -7,12 +7,27 @@
 //! SO_PEERGROUPS): root, the daemon's own uid, the `--allow-uid` uids and members of the
 //! `--allow-gid` group (primary or supplementary) are admitted; anyone else who could connect
 //! gets PERMISSION_DENIED. Stopping the daemon leaves every container and its shim running.
+//!
+//! Besides execdriver.v1 the socket serves gRPC health checking (grpc.health.v1: SERVING for
+//! "" and "execdriver.v1.ExecDriver" while the daemon serves, NOT_SERVING once it is stopping;
+//! open to whoever may connect to the socket) and server reflection (v1 and v1alpha, behind
+//! the same peer check as the API), so generic tools can discover and call the API.
+//!
+//! Deadlines: a client's `grpc-timeout` ends its call with DEADLINE_EXCEEDED (and drops the
+//! work) when it passes; a response stream ends then too. There is no default timeout, so
+//! Attach, Logs, Events and Wait last as long as the client wants.
+//!
+//! SIGTERM or SIGINT: health turns NOT_SERVING, Events streams end (UNAVAILABLE), new
+//! connections are refused, and the daemon waits at most the shutdown grace for the other
+//! calls (an attached client, say) before it exits anyway. Containers keep running.
 
+use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use execdriver_proto::exec_driver_server::ExecDriverServer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -21,7 +36,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::StreamExt;
 use tonic::transport::server::Connected;
 use tonic::{Request, Status};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::driver::{Driver, DriverConfig};
 use crate::error::{Error, Result};
@@ -45,6 +60,8 @@ pub struct ServerConfig {
     /// The socket's permission bits instead of 0600 (0660 with `allow_gid`); at most 0666.
     /// Who may *use* the daemon is still decided by the credential check.
     pub socket_mode: Option<u32>,
+    /// How long a stopping daemon waits for open calls (attached clients, log followers).
+    pub shutdown_grace: Duration,
 }
 
 /// Who is at the other end of a connection, read once when it was accepted.
@@ -116,6 +133,70 @@ impl AsyncWrite for PeerStream {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The default of [`ServerConfig::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Ends a unary call with DEADLINE_EXCEEDED when the client's `grpc-timeout` passes, dropping
+/// its work. (tonic's own timeout answers CANCELLED; this one fires first.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeadlineLayer;
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> DeadlineService<S> {
+        DeadlineService { inner }
+    }
+}
+
+/// See [`DeadlineLayer`].
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+}
+
+/// How much earlier than the deadline the call is ended (a tenth of the timeout, at most
+/// this), so that the DEADLINE_EXCEEDED answer reaches the client before its own timer fires
+/// (tonic's client, and tonic's server layer, treat an expired timer as CANCELLED).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for DeadlineService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<std::result::Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let timeout = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::service::parse_grpc_timeout);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            match timeout {
+                None => fut.await,
+                Some(t) => match tokio::time::timeout(t - (t / 10).min(DEADLINE_MARGIN), fut).await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        Ok(Status::deadline_exceeded("the client's deadline passed").into_http())
+                    }
+                },
+            }
+        })
     }
 }
 
@@ -219,19 +300,50 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         }
     }
     let driver = Arc::new(Driver::open(driver_cfg)?);
+    driver.watch_containers();
     let listener = bind(&server_cfg)?;
     let check = PeerCheck::new(
         nix::unistd::geteuid().as_raw(),
         server_cfg.allow_uids.clone(),
         server_cfg.allow_gid,
     );
-    let svc = ExecDriverServer::new(Service { driver })
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let svc = ExecDriverServer::new(Service {
+        driver: driver.clone(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let reflection_check = check.clone();
     let svc =
         tonic::service::interceptor::InterceptedService::new(svc, move |req| check.check(req));
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<ExecDriverServer<Service>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(execdriver_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let check_v1 = reflection_check.clone();
+    let reflection_v1 =
+        tonic::service::interceptor::InterceptedService::new(reflection_v1, move |req| {
+            check_v1.check(req)
+        });
+    let reflection_v1alpha =
+        tonic::service::interceptor::InterceptedService::new(reflection_v1alpha, move |req| {
+            reflection_check.check(req)
+        });
     info!(socket = %server_cfg.socket.display(), "serving");
-    let shutdown = async {
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let events = driver.events.clone();
+    let shutdown = async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
@@ -247,17 +359,38 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
             _ = tokio::signal::ctrl_c() => {},
         }
         info!("shutting down; containers keep running");
+        health.set_not_serving::<ExecDriverServer<Service>>().await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        events.close();
+        let _ = stopping_tx.send(());
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
+        .layer(DeadlineLayer)
         .add_service(svc)
+        .add_service(health_svc)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
             UnixListenerStream::new(listener).map(|r| r.map(PeerStream::new)),
             shutdown,
-        )
-        .await
-        .map_err(|e| Error::Internal(format!("serving: {e}")))?;
+        );
+    let grace = server_cfg.shutdown_grace;
+    // Open calls (an attached client, a log follower) hold their connections; the stop waits
+    // for them at most the grace.
+    let bounded = async move {
+        match stopping.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| Error::Internal(format!("serving: {e}")))?,
+        _ = bounded => warn!("calls still open after {grace:?}; stopping anyway"),
+    }
     let _ = std::fs::remove_file(&server_cfg.socket);
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! The gRPC service: thin. Each call hands its request to [`Driver`] and its error to
 //! `From<Error> for Status`.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use execdriver_proto as pb;
 use execdriver_proto::exec_driver_server::ExecDriver;
@@ -11,10 +14,11 @@ use execdriver_shim::namespaces;
 use execdriver_shim::protocol::{request, response, Response};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response as TonicResponse, Status, Streaming};
-use tracing::{debug, instrument};
+use tracing::{debug, instrument, Instrument};
 
 use crate::driver::{exit_status, Driver};
 use crate::error::Error;
+use crate::events::Filter;
 
 pub struct Service {
     pub driver: Arc<Driver>,
@@ -24,6 +28,82 @@ type Reply<T> = Result<TonicResponse<T>, Status>;
 
 fn ok<T>(t: T) -> Reply<T> {
     Ok(TonicResponse::new(t))
+}
+
+/// The initial metadata key of an Events response: the last sequence number before it.
+pub const LAST_SEQUENCE_HEADER: &str = "execdriver-last-sequence";
+
+/// The client's deadline (`grpc-timeout`), when it set one.
+pub fn grpc_timeout(md: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    parse_grpc_timeout(md.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// Parses a `grpc-timeout` value: at most 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (num, unit) = v.split_at(v.len() - 1);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// A response stream that ends with DEADLINE_EXCEEDED when the client's deadline passes:
+/// tonic's server enforces `grpc-timeout` only until the response headers, and a stream
+/// (Attach, Logs, StatsStream, Events) must end by the client's deadline, not by any default.
+pub struct Deadline<S> {
+    inner: S,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: bool,
+}
+
+impl<S> Deadline<S> {
+    pub fn new(inner: S, timeout: Option<Duration>) -> Deadline<S> {
+        Deadline {
+            inner,
+            sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            done: false,
+        }
+    }
+}
+
+impl<T, S: Stream<Item = Result<T, Status>> + Unpin> Stream for Deadline<S> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            self.done = item.is_none();
+            return Poll::Ready(item);
+        }
+        if let Some(sleep) = self.sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.done = true;
+                return Poll::Ready(Some(Err(Status::deadline_exceeded(
+                    "the client's deadline passed",
+                ))));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Boxes a response stream with the client's deadline on it.
+fn deadline_stream<T: Send + 'static>(
+    md: &tonic::metadata::MetadataMap,
+    inner: impl Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> {
+    Box::pin(Deadline::new(inner, grpc_timeout(md)))
 }
 
 #[tonic::async_trait]
@@ -44,6 +124,28 @@ impl ExecDriver for Service {
                 .collect(),
             root: self.driver.config.root.display().to_string(),
             shim_path: self.driver.config.shim_path.display().to_string(),
+            cgroup_controllers: crate::info::cgroup_controllers(&layout),
+            seccomp: crate::info::seccomp(),
+            apparmor: crate::info::apparmor(),
+            user_namespaces: crate::info::user_namespaces()
+                && namespaces::ALL
+                    .iter()
+                    .any(|n| n.name() == "NEWUSER" && n.available()),
+            default_capabilities: crate::info::default_capabilities(),
+            network_modes: {
+                let mut modes = vec![
+                    pb::NetworkMode::None as i32,
+                    pb::NetworkMode::Host as i32,
+                    pb::NetworkMode::Container as i32,
+                    pb::NetworkMode::Netns as i32,
+                ];
+                if self.driver.config.defaults.network.is_some() {
+                    modes.insert(0, pb::NetworkMode::Bridge as i32);
+                }
+                modes
+            },
+            event_history: self.driver.events.capacity() as u32,
+            last_event_sequence: self.driver.events.last_sequence(),
             cgroup_hierarchies: layout
                 .hierarchies
                 .iter()
@@ -74,7 +176,7 @@ impl ExecDriver for Service {
         })
     }
 
-    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn start(&self, req: Request<pb::StartRequest>) -> Reply<pb::StartResponse> {
         let r = req.get_ref();
         let (container, process) = self.driver.start(&r.id, &r.exec_id).await?;
@@ -84,6 +186,7 @@ impl ExecDriver for Service {
         })
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn state(&self, req: Request<pb::StateRequest>) -> Reply<pb::StateResponse> {
         let r = req.get_ref();
         let (container, process) = self.driver.state(&r.id, &r.exec_id).await?;
@@ -99,21 +202,21 @@ impl ExecDriver for Service {
         ok(pb::ListResponse { containers })
     }
 
-    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn wait(&self, req: Request<pb::WaitRequest>) -> Reply<pb::WaitResponse> {
         let r = req.get_ref();
         let exit = self.driver.wait(&r.id, &r.exec_id).await?;
         ok(pb::WaitResponse { exit: Some(exit) })
     }
 
-    #[instrument(skip_all, fields(id = %req.get_ref().id, signal = req.get_ref().signal))]
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id, signal = req.get_ref().signal))]
     async fn kill(&self, req: Request<pb::KillRequest>) -> Reply<pb::KillResponse> {
         let r = req.get_ref();
         self.driver.kill(&r.id, r.signal, r.all, &r.exec_id).await?;
         ok(pb::KillResponse {})
     }
 
-    #[instrument(skip_all, fields(id = %req.get_ref().id))]
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn exec(&self, req: Request<pb::ExecRequest>) -> Reply<pb::ExecResponse> {
         let process = self.driver.exec(req.get_ref()).await?;
         ok(pb::ExecResponse {
@@ -138,6 +241,7 @@ impl ExecDriver for Service {
         ok(pb::DeleteResponse { exit })
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn resize_pty(&self, req: Request<pb::ResizePtyRequest>) -> Reply<pb::ResizePtyResponse> {
         let r = req.get_ref();
         let size = r.size.unwrap_or_default();
@@ -147,6 +251,7 @@ impl ExecDriver for Service {
         ok(pb::ResizePtyResponse {})
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn close_stdin(
         &self,
         req: Request<pb::CloseStdinRequest>,
@@ -157,6 +262,7 @@ impl ExecDriver for Service {
         ok(pb::CloseStdinResponse {})
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn reopen_log(&self, req: Request<pb::ReopenLogRequest>) -> Reply<pb::ReopenLogResponse> {
         self.driver.reopen_log(&req.get_ref().id).await?;
         ok(pb::ReopenLogResponse {})
@@ -164,7 +270,9 @@ impl ExecDriver for Service {
 
     type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsResponse, Status>> + Send>>;
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Reply<Self::LogsStream> {
+        let md = req.metadata().clone();
         let r = req.into_inner();
         let (dir, name) = self.driver.log_of(&r.id, &r.exec_id)?;
         let both = !r.stdout && !r.stderr;
@@ -183,8 +291,11 @@ impl ExecDriver for Service {
             stderr: r.stderr || both,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(crate::logs::stream(dir, name, r.exec_id, query, tx));
-        ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        tokio::spawn(crate::logs::stream(dir, name, r.exec_id, query, tx).in_current_span());
+        ok(deadline_stream(
+            &md,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
@@ -203,6 +314,7 @@ impl ExecDriver for Service {
         })
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn stats(&self, req: Request<pb::StatsRequest>) -> Reply<pb::StatsResponse> {
         let stats = self.driver.stats(&req.get_ref().id).await?;
         ok(pb::StatsResponse { stats: Some(stats) })
@@ -210,6 +322,7 @@ impl ExecDriver for Service {
 
     type StatsStreamStream = Pin<Box<dyn Stream<Item = Result<pb::StatsResponse, Status>> + Send>>;
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn stats_stream(
         &self,
         req: Request<pb::StatsStreamRequest>,
@@ -220,7 +333,7 @@ impl ExecDriver for Service {
             s.map(|stats| pb::StatsResponse { stats: Some(stats) })
                 .map_err(Status::from)
         });
-        ok(Box::pin(stream))
+        ok(deadline_stream(req.metadata(), stream))
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
@@ -231,6 +344,7 @@ impl ExecDriver for Service {
         })
     }
 
+    #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn pids(&self, req: Request<pb::PidsRequest>) -> Reply<pb::PidsResponse> {
         ok(self.driver.pids(&req.get_ref().id).await?)
     }
@@ -241,6 +355,7 @@ impl ExecDriver for Service {
         &self,
         req: Request<Streaming<pb::AttachRequest>>,
     ) -> Reply<Self::AttachStream> {
+        let md = req.metadata().clone();
         let mut incoming = req.into_inner();
         let start = match incoming.next().await {
             Some(Ok(pb::AttachRequest {
@@ -253,74 +368,166 @@ impl ExecDriver for Service {
                 )
             }
         };
-        let conn = self.driver.attach(&start).await?;
+        let span = tracing::info_span!("attach", id = %start.id, exec_id = %start.exec_id);
+        let conn = self.driver.attach(&start).instrument(span.clone()).await?;
         let (mut from_shim, mut to_shim) = conn.stream.into_split();
         let id = start.id.clone();
         let exec_id = start.exec_id.clone();
+        // Dropping the write half would shut the socket's sending side down, and the shim
+        // would take that for the client leaving: a client that half-closes its stream (all
+        // stdin sent) must still get the output. The output side keeps it until it ends.
+        let (keep_tx, keep_rx) = tokio::sync::oneshot::channel();
 
         // Client -> shim: stdin bytes and close-stdin, until the client stops sending.
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = incoming.next().await {
-                let kind = match msg.kind {
-                    Some(pb::attach_request::Kind::Stdin(data)) => request::Kind::Stdin(data),
-                    Some(pb::attach_request::Kind::CloseStdin(_)) => {
-                        request::Kind::CloseStdin(execdriver_shim::protocol::Target::init())
+        tokio::spawn(
+            async move {
+                while let Some(Ok(msg)) = incoming.next().await {
+                    let kind = match msg.kind {
+                        Some(pb::attach_request::Kind::Stdin(data)) => request::Kind::Stdin(data),
+                        Some(pb::attach_request::Kind::CloseStdin(_)) => {
+                            request::Kind::CloseStdin(execdriver_shim::protocol::Target::init())
+                        }
+                        Some(pb::attach_request::Kind::Resize(r)) => {
+                            request::Kind::Resize(execdriver_shim::protocol::Resize {
+                                rows: r.rows,
+                                cols: r.cols,
+                                exec_id: exec_id.clone(),
+                            })
+                        }
+                        _ => continue,
+                    };
+                    let frame = execdriver_shim::protocol::Request::new(kind);
+                    if crate::shims::write_frame(&mut to_shim, &frame)
+                        .await
+                        .is_err()
+                    {
+                        break;
                     }
-                    Some(pb::attach_request::Kind::Resize(r)) => {
-                        request::Kind::Resize(execdriver_shim::protocol::Resize {
-                            rows: r.rows,
-                            cols: r.cols,
-                            exec_id: exec_id.clone(),
-                        })
-                    }
-                    _ => continue,
-                };
-                let frame = execdriver_shim::protocol::Request::new(kind);
-                if crate::shims::write_frame(&mut to_shim, &frame)
-                    .await
-                    .is_err()
-                {
-                    break;
                 }
+                debug!(id = %id, "attach client stopped sending");
+                let _ = keep_tx.send(to_shim);
             }
-            debug!(id = %id, "attach client stopped sending");
-        });
+            .instrument(span.clone()),
+        );
 
         // Shim -> client: output in order, then the exit.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::AttachResponse, Status>>(64);
-        tokio::spawn(async move {
-            loop {
-                let msg = match crate::shims::read_frame::<Response>(&mut from_shim).await {
-                    Ok(Some(Response { kind: Some(k) })) => k,
-                    Ok(_) => break,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(Status::internal(format!("shim stream: {e}"))))
-                            .await;
+        tokio::spawn(
+            async move {
+                let _keep = keep_rx;
+                loop {
+                    // A client that goes away ends this at once, output or not.
+                    let frame = tokio::select! {
+                        f = crate::shims::read_frame::<Response>(&mut from_shim) => f,
+                        _ = tx.closed() => break,
+                    };
+                    let msg = match frame {
+                        Ok(Some(Response { kind: Some(k) })) => k,
+                        Ok(_) => break,
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(Status::internal(format!("shim stream: {e}"))))
+                                .await;
+                            break;
+                        }
+                    };
+                    let out = match msg {
+                        response::Kind::Output(o) => {
+                            pb::attach_response::Kind::Output(pb::OutputChunk {
+                                stream: o.stream,
+                                data: o.data,
+                            })
+                        }
+                        response::Kind::Exit(e) => pb::attach_response::Kind::Exit(exit_status(&e)),
+                        _ => continue,
+                    };
+                    let last = matches!(out, pb::attach_response::Kind::Exit(_));
+                    if tx
+                        .send(Ok(pb::AttachResponse { kind: Some(out) }))
+                        .await
+                        .is_err()
+                        || last
+                    {
                         break;
                     }
-                };
-                let out = match msg {
-                    response::Kind::Output(o) => {
-                        pb::attach_response::Kind::Output(pb::OutputChunk {
-                            stream: o.stream,
-                            data: o.data,
-                        })
-                    }
-                    response::Kind::Exit(e) => pb::attach_response::Kind::Exit(exit_status(&e)),
-                    _ => continue,
-                };
-                let last = matches!(out, pb::attach_response::Kind::Exit(_));
-                if tx
-                    .send(Ok(pb::AttachResponse { kind: Some(out) }))
-                    .await
-                    .is_err()
-                    || last
-                {
-                    break;
                 }
             }
-        });
-        ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+            .instrument(span),
+        );
+        ok(deadline_stream(
+            &md,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+    }
+
+    type EventsStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+    async fn events(&self, req: Request<pb::EventsRequest>) -> Reply<Self::EventsStream> {
+        let md = req.metadata().clone();
+        let r = req.into_inner();
+        for (i, id) in r.ids.iter().enumerate() {
+            crate::convert::validate_id(id).map_err(|e| match e {
+                Error::InvalidArgument { reason, .. } => {
+                    Error::invalid(format!("ids[{i}]"), reason)
+                }
+                e => e,
+            })?;
+        }
+        for (i, t) in r.types.iter().enumerate() {
+            match pb::EventType::try_from(*t) {
+                Ok(pb::EventType::Unspecified) | Err(_) => {
+                    return Err(Error::invalid(
+                        format!("types[{i}]"),
+                        format!("{t} is not an event type"),
+                    )
+                    .into())
+                }
+                Ok(_) => {}
+            }
+        }
+        let sub = self.driver.events.subscribe(r.since_sequence);
+        let last = sub.last_sequence;
+        let filter = Filter {
+            ids: r.ids,
+            types: r.types,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(self.driver.events.clone().stream(sub, filter, tx));
+        let mut resp = TonicResponse::new(deadline_stream(
+            &md,
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        if let Ok(v) = last.to_string().parse() {
+            resp.metadata_mut().insert(LAST_SEQUENCE_HEADER, v);
+        }
+        Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("200m"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "12", "123456789m", "1x", "-1m"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_at_its_deadline() {
+        let (_tx, rx) = tokio::sync::mpsc::channel::<Result<u8, Status>>(1);
+        let mut s = Deadline::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            Some(Duration::from_millis(20)),
+        );
+        let first = s.next().await.expect("an item");
+        assert_eq!(first.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+        assert!(s.next().await.is_none());
     }
 }

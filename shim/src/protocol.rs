@@ -6,7 +6,10 @@
 //! (after it, the connection is a stream: `Output` frames then one `Exit` from the shim;
 //! `Stdin`, `CloseStdin` and `Resize` frames from the driver).
 //!
-//! Oneof tags 20 to 29 belong to cgroups (Pause, Resume, Stats, Update, Pids).
+//! Oneof tags 20 to 29 belong to cgroups (Pause, Resume, Stats, Update, Pids); 30 to 39 to
+//! events (`Subscribe`: after the `Ok` reply the connection carries `Event` frames from the
+//! shim, one per exit of any of the container's processes and per OOM kill, until the shim
+//! exits; an init that has already ended is reported at once).
 //!
 //! The same `Response` (a `State` or an `Error`) is what a new shim writes once on its stdout to
 //! tell the driver whether the container was created.
@@ -25,7 +28,7 @@ pub struct Empty {}
 pub struct Request {
     #[prost(
         oneof = "request::Kind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 22, 23, 24, 30"
     )]
     pub kind: Option<request::Kind>,
 }
@@ -82,6 +85,10 @@ pub mod request {
         /// Reply with `Pids`: every process of the container.
         #[prost(message, tag = "24")]
         Pids(Empty),
+        /// Turn this connection into an event stream: `Ok`, then an `Event` for every exit of a
+        /// process of the container and every OOM kill, until the shim exits.
+        #[prost(message, tag = "30")]
+        Subscribe(Empty),
     }
 }
 
@@ -161,7 +168,7 @@ pub struct Resize {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Response {
-    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 20, 21, 22")]
+    #[prost(oneof = "response::Kind", tags = "1, 2, 3, 4, 5, 20, 21, 22, 30")]
     pub kind: Option<response::Kind>,
 }
 
@@ -186,7 +193,40 @@ pub mod response {
         Pids(Pids),
         #[prost(message, tag = "22")]
         Resources(Resources),
+        /// On a `Subscribe` connection: something happened.
+        #[prost(message, tag = "30")]
+        Event(ShimEvent),
     }
+}
+
+/// What a subscriber hears of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum EventKind {
+    Unspecified = 0,
+    /// A process ended: the init (empty exec id) or an exec'd one; `exit` says how.
+    Exit = 1,
+    /// The kernel's OOM killer ended a process of the container.
+    Oom = 2,
+}
+
+/// One event pushed on a `Subscribe` connection.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShimEvent {
+    #[prost(enumeration = "EventKind", tag = "1")]
+    pub kind: i32,
+    /// The exec'd process an `Exit` is about; empty for the init.
+    #[prost(string, tag = "2")]
+    pub exec_id: String,
+    /// How it ended (`Exit`).
+    #[prost(message, optional, tag = "3")]
+    pub exit: Option<Exit>,
+    /// Unix nanoseconds when the shim saw it.
+    #[prost(int64, tag = "4")]
+    pub time: i64,
+    /// `Oom`: OOM kills in the container so far.
+    #[prost(uint64, tag = "5")]
+    pub oom_kills: u64,
 }
 
 /// The limits a live update may change, with container.json's names and meanings (0: not set /
@@ -561,6 +601,27 @@ mod tests {
         let req = Request::new(request::Kind::Update(r.clone()));
         let mut cursor = io::Cursor::new(encode_frame(&req));
         assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), Some(req));
+    }
+
+    #[test]
+    fn event_tags_round_trip() {
+        let req = Request::new(request::Kind::Subscribe(Empty {}));
+        let mut cursor = io::Cursor::new(encode_frame(&req));
+        assert_eq!(read_frame::<Request>(&mut cursor).unwrap(), Some(req));
+        let ev = Response {
+            kind: Some(response::Kind::Event(ShimEvent {
+                kind: EventKind::Exit as i32,
+                exec_id: "e1".into(),
+                exit: Some(Exit {
+                    exit_code: Some(3),
+                    ..Default::default()
+                }),
+                time: 5,
+                oom_kills: 0,
+            })),
+        };
+        let mut cursor = io::Cursor::new(encode_frame(&ev));
+        assert_eq!(read_frame::<Response>(&mut cursor).unwrap(), Some(ev));
     }
 
     #[test]

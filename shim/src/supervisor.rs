@@ -215,12 +215,14 @@ enum Mode {
         stdout: bool,
         stderr: bool,
     },
+    /// Hears of every exit and OOM kill (`Subscribe`).
+    Subscribed,
 }
 
 impl Mode {
     fn slot(self) -> Option<usize> {
         match self {
-            Mode::Idle => None,
+            Mode::Idle | Mode::Subscribed => None,
             Mode::Waiting { slot } | Mode::Attached { slot, .. } => Some(slot),
         }
     }
@@ -284,6 +286,8 @@ struct Shim {
     oom_base: u64,
     /// An OOM kill happened in the container.
     oom_seen: bool,
+    /// OOM kills reported to subscribers so far.
+    oom_reported: u64,
     /// The host ends of the container's veths, removed when the init ends.
     links: Vec<network::HostLink>,
     log_rotation: Rotation,
@@ -491,6 +495,7 @@ impl Shim {
             oom,
             oom_base,
             oom_seen: false,
+            oom_reported: 0,
             links,
             log_rotation: opts.log_rotation,
             procs: vec![Some(init)],
@@ -786,6 +791,7 @@ impl Shim {
             }
             let _ = fs::remove_file(self.dir.join(state::PID));
         }
+        let exec_id = p.exec_id.clone();
         let tokens: Vec<u64> = self
             .clients
             .iter()
@@ -799,6 +805,13 @@ impl Shim {
             }
             self.flush_client(t);
         }
+        self.publish(protocol::ShimEvent {
+            kind: protocol::EventKind::Exit as i32,
+            exec_id,
+            exit: Some(Exit::from(&record)),
+            time: record.finished_at,
+            oom_kills: 0,
+        });
         self.prune_execs();
     }
 
@@ -1044,6 +1057,10 @@ impl Shim {
             Kind::Stats(_) => self.stats(),
             Kind::Update(r) => self.update(r),
             Kind::Pids(_) => self.pids(),
+            Kind::Subscribe(_) => {
+                self.subscribe(token);
+                return;
+            }
             Kind::Forget(t) => match self.target(&t.exec_id) {
                 Err(resp) => *resp,
                 Ok(INIT) => Response::error(
@@ -1461,16 +1478,68 @@ impl Shim {
             return;
         }
         let Some(cg) = &self.cgroup else { return };
-        let killed = match cg.oom_kills() {
-            Some(n) => n > self.oom_base,
-            None => notified,
+        // Kills so far: the kernel's counter, or (without one) one per notification.
+        let kills = match cg.oom_kills() {
+            Some(n) => n.saturating_sub(self.oom_base),
+            None => self.oom_reported + u64::from(notified),
         };
-        if killed && !self.oom_seen {
+        if kills > 0 && !self.oom_seen {
             self.oom_seen = true;
-            // Where the events issue will emit its OOM event.
             eprintln!(
                 "shim {}: the kernel OOM-killed a process of the container",
                 self.id
+            );
+        }
+        if kills > self.oom_reported {
+            self.oom_reported = kills;
+            self.publish(protocol::ShimEvent {
+                kind: protocol::EventKind::Oom as i32,
+                exec_id: String::new(),
+                exit: None,
+                time: state::now_ns(),
+                oom_kills: kills,
+            });
+        }
+    }
+
+    /// Sends an event to every subscriber.
+    fn publish(&mut self, event: protocol::ShimEvent) {
+        let frame = protocol::encode_frame(&Response {
+            kind: Some(response::Kind::Event(event)),
+        });
+        let tokens: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.mode == Mode::Subscribed)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tokens {
+            if let Some(c) = self.clients.get_mut(&t) {
+                c.out.extend_from_slice(&frame);
+            }
+            self.flush_client(t);
+        }
+    }
+
+    /// Makes a connection a subscriber; an init that has ended is reported at once.
+    fn subscribe(&mut self, token: u64) {
+        if let Some(c) = self.clients.get_mut(&token) {
+            c.mode = Mode::Subscribed;
+        }
+        self.reply(token, Response::ok());
+        if let Some(rec) = self.init().exit.as_ref() {
+            let event = protocol::ShimEvent {
+                kind: protocol::EventKind::Exit as i32,
+                exec_id: String::new(),
+                exit: Some(Exit::from(rec)),
+                time: rec.finished_at,
+                oom_kills: 0,
+            };
+            self.reply(
+                token,
+                Response {
+                    kind: Some(response::Kind::Event(event)),
+                },
             );
         }
     }

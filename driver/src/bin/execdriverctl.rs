@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use execdriver_driver::driver::status_name;
+use execdriver_driver::events;
 use execdriver_driver::server::connect;
 use execdriver_proto as pb;
 use execdriver_proto::exec_driver_client::ExecDriverClient;
@@ -144,6 +145,57 @@ enum Cmd {
     },
     /// List a container's processes (host pid and pid inside the container).
     Pids { id: String },
+    /// Stream container events until interrupted (one line, or one JSON object, per event).
+    Events {
+        /// Only this container's events (repeatable).
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// Only events of this type (repeatable): created, started, exited, exec_added,
+        /// exec_started, exec_exited, paused, resumed, oom, deleted.
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// First replay the kept events after this sequence number (the last one seen).
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Run a command in a running container to its end and print what it wrote; exits with
+    /// its exit code.
+    ExecSync {
+        /// Seconds before it is killed (default 60).
+        #[arg(long, default_value_t = 0)]
+        timeout: u32,
+        /// Environment variable KEY=VALUE (repeatable).
+        #[arg(short, long = "env")]
+        env: Vec<String>,
+        /// uid[:gid] to run as.
+        #[arg(short, long)]
+        user: Option<String>,
+        /// Working directory inside the container.
+        #[arg(long)]
+        cwd: Option<String>,
+        id: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Set the size of a container's (or an exec'd process's) terminal.
+    Resize {
+        #[arg(long)]
+        rows: u32,
+        #[arg(long)]
+        cols: u32,
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
+        id: String,
+    },
+    /// Close a container's (or an exec'd process's) stdin.
+    CloseStdin {
+        #[arg(long = "exec")]
+        exec_id: Option<String>,
+        id: String,
+    },
+    /// Close and reopen a container's log file (after an external tool moved it).
+    ReopenLog { id: String },
 }
 
 #[derive(Args, Debug)]
@@ -1246,13 +1298,25 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
         Cmd::Info => {
             let info: pb::InfoResponse = st(client.info(pb::InfoRequest {}).await)?;
+            let modes: Vec<String> = info
+                .network_modes
+                .iter()
+                .map(|m| network_mode_name(*m))
+                .collect();
             if cli.json {
                 print_json(&serde_json::json!({
                     "version": info.version, "kernel_version": info.kernel_version,
                     "cgroup_mode": info.cgroup_mode, "cgroup_hierarchies": info.cgroup_hierarchies,
+                    "cgroup_controllers": info.cgroup_controllers,
                     "namespaces": info.namespaces, "root": info.root, "shim_path": info.shim_path,
+                    "seccomp": info.seccomp, "apparmor": info.apparmor,
+                    "user_namespaces": info.user_namespaces,
+                    "default_capabilities": info.default_capabilities, "network_modes": modes,
+                    "event_history": info.event_history,
+                    "last_event_sequence": info.last_event_sequence,
                 }));
             } else {
+                let yes = |b: bool| if b { "yes" } else { "no" };
                 println!("Version:     {}", info.version);
                 println!("Kernel:      {}", info.kernel_version);
                 println!(
@@ -1260,7 +1324,17 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     info.cgroup_mode,
                     info.cgroup_hierarchies.join(" ")
                 );
+                println!("Controllers: {}", info.cgroup_controllers.join(" "));
                 println!("Namespaces:  {}", info.namespaces.join(" "));
+                println!("Seccomp:     {}", yes(info.seccomp));
+                println!("AppArmor:    {}", yes(info.apparmor));
+                println!("User ns:     {}", yes(info.user_namespaces));
+                println!("Caps:        {}", info.default_capabilities.join(" "));
+                println!("Networks:    {}", modes.join(" "));
+                println!(
+                    "Events:      {} kept, last sequence {}",
+                    info.event_history, info.last_event_sequence
+                );
                 println!("Root:        {}", info.root);
                 println!("Shim:        {}", info.shim_path);
             }
@@ -1393,12 +1467,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let exec_id = exec_id.unwrap_or_default();
             st(client
                 .kill(pb::KillRequest {
-                    id,
+                    id: id.clone(),
                     signal,
                     all,
-                    exec_id,
+                    exec_id: exec_id.clone(),
                 })
                 .await)?;
+            if cli.json {
+                print_json(&serde_json::json!({"id": id, "exec_id": exec_id, "signal": signal}));
+            }
         }
         Cmd::Stop { signal, time, id } => {
             let signal = parse_signal(&signal)?;
@@ -1452,9 +1529,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let exit =
+            let exit = if cli.json {
+                attach_json(&mut client, &a.id, &p.exec_id, true).await?
+            } else {
                 attach_and_stream(&mut client, &a.id, &p.exec_id, a.interactive, a.tty, true)
-                    .await?;
+                    .await?
+            };
             return Ok(exit_code(&exit));
         }
         Cmd::Delete { force, id } => {
@@ -1480,8 +1560,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             id,
         } => {
             let exec_id = exec_id.unwrap_or_default();
-            let exit =
-                attach_and_stream(&mut client, &id, &exec_id, interactive, tty, false).await?;
+            let exit = if cli.json {
+                attach_json(&mut client, &id, &exec_id, false).await?
+            } else {
+                attach_and_stream(&mut client, &id, &exec_id, interactive, tty, false).await?
+            };
             return Ok(exit_code(&exit));
         }
         Cmd::Logs {
@@ -1613,8 +1696,208 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
         }
+        Cmd::Events { ids, types, since } => {
+            let types = types
+                .iter()
+                .map(|t| {
+                    events::parse_event_type(t)
+                        .map(|t| t as i32)
+                        .ok_or_else(|| format!("--type {t:?}: not an event type"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stream = st(client
+                .events(pb::EventsRequest {
+                    ids,
+                    types,
+                    since_sequence: since,
+                })
+                .await)?;
+            while let Some(e) = stream.message().await.map_err(|s| s.message().to_owned())? {
+                if cli.json {
+                    println!("{}", event_json(&e));
+                } else {
+                    println!("{}", describe_event(&e));
+                }
+            }
+        }
+        Cmd::ExecSync {
+            timeout,
+            env,
+            user,
+            cwd,
+            id,
+            command,
+        } => {
+            let req = pb::ExecSyncRequest {
+                id,
+                process: Some(pb::Process {
+                    args: command,
+                    env,
+                    cwd: cwd.unwrap_or_default(),
+                    user: user.unwrap_or_default(),
+                    ..Default::default()
+                }),
+                timeout_seconds: timeout,
+            };
+            let resp: pb::ExecSyncResponse = st(client.exec_sync(req).await)?;
+            let e = resp.exit.clone().unwrap_or_default();
+            if cli.json {
+                print_json(&serde_json::json!({
+                    "stdout": String::from_utf8_lossy(&resp.stdout),
+                    "stderr": String::from_utf8_lossy(&resp.stderr),
+                    "exit_code": e.exit_code, "signal": e.signal, "status_code": e.status_code,
+                    "timed_out": resp.timed_out, "truncated": resp.truncated,
+                }));
+            } else {
+                let _ = RawOut::stdout().write_all(&resp.stdout);
+                let _ = RawOut::stderr().write_all(&resp.stderr);
+            }
+            return Ok(exit_code(&e));
+        }
+        Cmd::Resize {
+            rows,
+            cols,
+            exec_id,
+            id,
+        } => {
+            let exec_id = exec_id.unwrap_or_default();
+            st(client
+                .resize_pty(pb::ResizePtyRequest {
+                    id: id.clone(),
+                    size: Some(pb::ConsoleSize { rows, cols }),
+                    exec_id: exec_id.clone(),
+                })
+                .await)?;
+            if cli.json {
+                print_json(
+                    &serde_json::json!({"id": id, "exec_id": exec_id, "rows": rows, "cols": cols}),
+                );
+            }
+        }
+        Cmd::CloseStdin { exec_id, id } => {
+            let exec_id = exec_id.unwrap_or_default();
+            st(client
+                .close_stdin(pb::CloseStdinRequest {
+                    id: id.clone(),
+                    exec_id: exec_id.clone(),
+                })
+                .await)?;
+            if cli.json {
+                print_json(&serde_json::json!({"id": id, "exec_id": exec_id}));
+            }
+        }
+        Cmd::ReopenLog { id } => {
+            st(client
+                .reopen_log(pb::ReopenLogRequest { id: id.clone() })
+                .await)?;
+            if cli.json {
+                print_json(&serde_json::json!({"id": id}));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn network_mode_name(m: i32) -> String {
+    pb::NetworkMode::try_from(m)
+        .unwrap_or(pb::NetworkMode::Unspecified)
+        .as_str_name()
+        .trim_start_matches("NETWORK_MODE_")
+        .to_ascii_lowercase()
+}
+
+fn exit_json(e: &pb::ExitStatus) -> serde_json::Value {
+    serde_json::json!({"exit_code": e.exit_code, "signal": e.signal, "oom_killed": e.oom_killed,
+        "status_code": e.status_code, "reason": e.reason, "finished_at": rfc3339(&e.finished_at)})
+}
+
+fn event_json(e: &pb::Event) -> serde_json::Value {
+    serde_json::json!({
+        "sequence": e.sequence,
+        "type": events::event_type_name(e.r#type),
+        "id": e.id,
+        "exec_id": e.exec_id,
+        "time": rfc3339(&e.time),
+        "pid": e.pid,
+        "exit": e.exit.as_ref().map(exit_json),
+        "labels": e.labels.iter().collect::<BTreeMap<_, _>>(),
+    })
+}
+
+fn describe_event(e: &pb::Event) -> String {
+    let mut line = format!(
+        "{:>6} {} {:<12} {}",
+        e.sequence,
+        rfc3339(&e.time).unwrap_or_default(),
+        events::event_type_name(e.r#type),
+        e.id
+    );
+    if !e.exec_id.is_empty() {
+        line += &format!(" exec {}", e.exec_id);
+    }
+    if e.pid > 0 {
+        line += &format!(" pid {}", e.pid);
+    }
+    if let Some(x) = &e.exit {
+        line += &format!(
+            " {}{}",
+            describe_exit(x),
+            if x.oom_killed { " (OOM killed)" } else { "" }
+        );
+    }
+    line
+}
+
+/// Attaches (and with `start`, starts) and prints each chunk of output, then the exit, as one
+/// JSON object per line.
+async fn attach_json(
+    client: &mut Client,
+    id: &str,
+    exec_id: &str,
+    start: bool,
+) -> Result<pb::ExitStatus, String> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(1);
+    let msg = pb::AttachStart {
+        id: id.to_owned(),
+        exec_id: exec_id.to_owned(),
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    };
+    tx.send(pb::AttachRequest {
+        kind: Some(pb::attach_request::Kind::Start(msg)),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut stream = st(client
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await)?;
+    if start {
+        st(client
+            .start(pb::StartRequest {
+                id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            })
+            .await)?;
+    }
+    while let Some(msg) = stream.message().await.map_err(|s| s.message().to_owned())? {
+        match msg.kind {
+            Some(pb::attach_response::Kind::Output(c)) => println!(
+                "{}",
+                serde_json::json!({
+                    "stream": if c.stream == pb::Stream::Stderr as i32 { "stderr" } else { "stdout" },
+                    "data": String::from_utf8_lossy(&c.data),
+                })
+            ),
+            Some(pb::attach_response::Kind::Exit(e)) => {
+                println!("{}", serde_json::json!({ "exit": exit_json(&e) }));
+                drop(tx);
+                return Ok(e);
+            }
+            None => {}
+        }
+    }
+    Err("the attach stream ended without an exit status".into())
 }
 
 fn main() -> ExitCode {

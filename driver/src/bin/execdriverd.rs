@@ -1,9 +1,15 @@
 //! `execdriverd`: serves the execdriver.v1 API on a unix socket.
+//!
+//! Every option can also be given in a TOML file (`--config FILE`), under the flag's name
+//! without the dashes (`cgroup-parent = "execdriver"`, `allow-uid = [1000]`); a flag on the
+//! command line wins over the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use execdriver_driver::convert::{BridgeNetwork, Defaults};
 use execdriver_driver::driver::DriverConfig;
 use execdriver_driver::server::{self, ServerConfig};
@@ -16,6 +22,10 @@ use execdriver_driver::shims::default_shim_path;
     about = "The execdriver container execution driver daemon"
 )]
 struct Args {
+    /// A TOML file with any of these options (named as the flags, without the dashes);
+    /// flags given on the command line win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// State directory: one subdirectory per container.
     #[arg(long, default_value = "/run/execdriver")]
     root: PathBuf,
@@ -67,6 +77,113 @@ struct Args {
     /// Log filter (tracing's EnvFilter syntax), e.g. info or execdriver_driver=debug.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Container events kept for Events subscribers that reconnect with a sequence number.
+    #[arg(long, default_value_t = execdriver_driver::events::DEFAULT_HISTORY)]
+    event_history: usize,
+    /// Seconds a stopping daemon (SIGTERM) waits for open calls such as attached clients
+    /// before it exits anyway; containers keep running.
+    #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_secs())]
+    shutdown_grace: u64,
+}
+
+/// The config file: the same options as the flags, named as they are (without the dashes).
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    root: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    shim: Option<PathBuf>,
+    cgroup_parent: Option<String>,
+    cgroup_devices: Option<String>,
+    bridge: Option<String>,
+    subnet: Option<String>,
+    gateway: Option<String>,
+    mtu: Option<u32>,
+    allow_uid: Option<Vec<u32>>,
+    allow_gid: Option<u32>,
+    /// Octal, as the flag: "660".
+    socket_mode: Option<String>,
+    allow_missing_apparmor: Option<bool>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    event_history: Option<usize>,
+    shutdown_grace: Option<u64>,
+}
+
+/// Reads `--config` and puts each option it sets into `args`, unless the command line set it.
+fn apply_config_file(
+    args: &mut Args,
+    matches: &clap::ArgMatches,
+    path: &Path,
+) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let file: FileConfig =
+        toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let from_file = |id: &str| matches.value_source(id) != Some(ValueSource::CommandLine);
+    macro_rules! take {
+        ($field:ident, $id:literal) => {
+            if let Some(v) = file.$field {
+                if from_file($id) {
+                    args.$field = v;
+                }
+            }
+        };
+        (opt $field:ident, $id:literal) => {
+            if let Some(v) = file.$field {
+                if from_file($id) {
+                    args.$field = Some(v);
+                }
+            }
+        };
+    }
+    take!(root, "root");
+    take!(socket, "socket");
+    take!(opt shim, "shim");
+    take!(cgroup_parent, "cgroup_parent");
+    take!(cgroup_devices, "cgroup_devices");
+    take!(opt bridge, "bridge");
+    take!(opt subnet, "subnet");
+    take!(opt gateway, "gateway");
+    take!(mtu, "mtu");
+    take!(opt allow_gid, "allow_gid");
+    if let Some(mode) = &file.socket_mode {
+        if from_file("socket_mode") {
+            args.socket_mode = Some(
+                parse_mode(mode)
+                    .map_err(|e| format!("--config {}: socket-mode: {e}", path.display()))?,
+            );
+        }
+    }
+    take!(allow_missing_apparmor, "allow_missing_apparmor");
+    take!(log_format, "log_format");
+    take!(log_level, "log_level");
+    take!(event_history, "event_history");
+    take!(shutdown_grace, "shutdown_grace");
+    if let Some(v) = file.allow_uid {
+        if from_file("allow_uids") {
+            args.allow_uids = v;
+        }
+    }
+    if !["auto", "bpf"].contains(&args.cgroup_devices.as_str()) {
+        return Err(format!(
+            "cgroup-devices {:?}: expected auto or bpf",
+            args.cgroup_devices
+        ));
+    }
+    if !["text", "json"].contains(&args.log_format.as_str()) {
+        return Err(format!(
+            "log-format {:?}: expected text or json",
+            args.log_format
+        ));
+    }
+    if args.bridge.is_some() != args.subnet.is_some() {
+        return Err("bridge and subnet go together".into());
+    }
+    if (args.gateway.is_some() || args.mtu != 0) && args.bridge.is_none() {
+        return Err("gateway and mtu need a bridge".into());
+    }
+    Ok(())
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -92,7 +209,17 @@ fn init_logging(format: &str, level: &str) {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    if let Some(path) = args.config.clone() {
+        if let Err(e) = apply_config_file(&mut args, &matches, &path) {
+            eprintln!("execdriverd: {e}");
+            return ExitCode::from(2);
+        }
+    }
     init_logging(&args.log_format, &args.log_level);
     if args.allow_missing_apparmor && !execdriver_shim::security::apparmor_enabled() {
         tracing::warn!(
@@ -129,12 +256,14 @@ fn main() -> ExitCode {
             network,
             allow_missing_apparmor: args.allow_missing_apparmor,
         },
+        event_history: args.event_history,
     };
     let server_cfg = ServerConfig {
         socket: args.socket.clone(),
         allow_uids: args.allow_uids.clone(),
         allow_gid: args.allow_gid,
         socket_mode: args.socket_mode,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
     };
     // The runtime starts only now: nothing above needed threads.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
