@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Runs the benchmarks in release mode and prints their tables (also saved to bench-results.md).
-# As root. Usage: scripts/bench.sh [NAME...]   (default: all)
+# Runs the benchmarks side by side with runc, crun, containerd (ctr + containerd-shim-runc-v2)
+# and conmon, all from Debian packages, and prints the tables (also written to
+# bench-results.md) and the chart (docs/bench.svg). As root, best on an otherwise idle machine.
+# Usage: scripts/bench.sh [start|exec|many|memory|throughput...]   (default: all)
+#        BENCH_ROUNDS=N scripts/bench.sh   (rounds per latency figure; default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
-apt_install busybox-static runc crun containerd conmon
+apt_install busybox-static runc crun containerd conmon libc6-dev
 cargo build --release --workspace --bins
-cargo bench -p execdriver-tests --bench bench -- "$@" | tee bench-results.md
+# The shim runs once per container: link it statically (no dynamic loading at each start, and
+# only the part of libc it uses in its memory).
+cargo rustc --release -p execdriver-shim --bin execdriver-shim -- -C target-feature=+crt-static
+cargo bench -p execdriver-tests --bench bench -- "$@"

@@ -360,6 +360,11 @@ impl Driver {
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
         state::write_atomic(dir, state::META, &meta_json, false)
             .map_err(Error::io("writing meta.json"))?;
+        // The shim will move the container's init into its cgroups; let the kernel's migration
+        // lock switch modes (an RCU grace period) while the shim starts, not after.
+        tokio::task::spawn_blocking(|| {
+            let _ = execdriver_shim::cgroups::prime_migration_lock();
+        });
         let opts = SpawnOptions {
             stdin: meta.open_stdin,
             console_size: meta.tty.then_some(meta.console_size),
