@@ -636,6 +636,42 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     })
 }
 
+/// Takes the kernel's cgroup migration lock once, by moving the calling process into the
+/// cgroup it is already in (a no-op move), in the first mounted hierarchy.
+///
+/// Every write to `cgroup.procs` takes `cgroup_threadgroup_rwsem` for writing; the first such
+/// write after a quiet spell waits a whole RCU grace period (10 to 20 ms on a small VM) for the
+/// lock to switch modes, and writes in the following grace period are cheap. A driver calls
+/// this, off the request's path, as a create begins: the grace period then passes while the
+/// shim starts, and the shim's move of the container's init does not wait for it.
+pub fn prime_migration_lock() -> std::io::Result<()> {
+    let layout = Layout::detect().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let own = fs::read_to_string("/proc/self/cgroup")?;
+    for h in &layout.hierarchies {
+        // /proc/self/cgroup: "ID:controllers:/path" ("0::/path" for v2).
+        let path = own.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let matches = if h.v2 {
+                controllers.is_empty()
+            } else {
+                let names: Vec<&str> = controllers.split(',').collect();
+                !h.controllers.is_empty()
+                    && h.controllers.iter().all(|c| names.contains(&c.as_str()))
+            };
+            matches.then(|| path.to_owned())
+        });
+        if let Some(path) = path {
+            let procs = h
+                .mountpoint
+                .join(path.trim_start_matches('/'))
+                .join("cgroup.procs");
+            return fs::write(procs, std::process::id().to_string());
+        }
+    }
+    Err(std::io::ErrorKind::NotFound.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,40 +767,4 @@ mod tests {
     fn unescapes_mountpoints() {
         assert_eq!(unescape("/a\\040b"), "/a b");
     }
-}
-
-/// Takes the kernel's cgroup migration lock once, by moving the calling process into the
-/// cgroup it is already in (a no-op move), in the first mounted hierarchy.
-///
-/// Every write to `cgroup.procs` takes `cgroup_threadgroup_rwsem` for writing; the first such
-/// write after a quiet spell waits a whole RCU grace period (10 to 20 ms on a small VM) for the
-/// lock to switch modes, and writes in the following grace period are cheap. A driver calls
-/// this, off the request's path, as a create begins: the grace period then passes while the
-/// shim starts, and the shim's move of the container's init does not wait for it.
-pub fn prime_migration_lock() -> std::io::Result<()> {
-    let layout = Layout::detect().map_err(|e| std::io::Error::other(e.to_string()))?;
-    let own = fs::read_to_string("/proc/self/cgroup")?;
-    for h in &layout.hierarchies {
-        // /proc/self/cgroup: "ID:controllers:/path" ("0::/path" for v2).
-        let path = own.lines().find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let matches = if h.v2 {
-                controllers.is_empty()
-            } else {
-                let names: Vec<&str> = controllers.split(',').collect();
-                !h.controllers.is_empty()
-                    && h.controllers.iter().all(|c| names.contains(&c.as_str()))
-            };
-            matches.then(|| path.to_owned())
-        });
-        if let Some(path) = path {
-            let procs = h
-                .mountpoint
-                .join(path.trim_start_matches('/'))
-                .join("cgroup.procs");
-            return fs::write(procs, std::process::id().to_string());
-        }
-    }
-    Err(std::io::ErrorKind::NotFound.into())
 }
