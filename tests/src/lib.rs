@@ -728,3 +728,64 @@ pub fn parse_status(text: &str) -> HashMap<String, String> {
         })
         .collect()
 }
+
+/// A terminal the test holds the master side of, with a reader thread collecting output.
+pub struct Terminal {
+    pub master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    pub fn open(rows: u16, cols: u16) -> (Terminal, std::os::fd::OwnedFd) {
+        let ws = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        let master = std::fs::File::from(pty.master);
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (Terminal { master, output }, pty.slave)
+    }
+
+    pub fn send(&mut self, s: &str) {
+        std::io::Write::write_all(&mut self.master, s.as_bytes()).unwrap();
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits until the output after `from` contains `needle`; returns the new `from`.
+    pub fn expect(&self, from: usize, needle: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text();
+            if let Some(pos) = text[from.min(text.len())..].find(needle) {
+                return from + pos + needle.len();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; terminal shows:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) {
+        execdriver_shim::sys::set_winsize(std::os::fd::AsFd::as_fd(&self.master), rows, cols)
+            .unwrap();
+    }
+}

@@ -702,3 +702,51 @@ fn nsinit_root_keeps_config_and_pid_elsewhere() {
     assert!(!text.contains("leaked"));
     assert!(!root.path.join("pid").exists());
 }
+
+#[test]
+fn nsinit_with_a_terminal_relays_it_and_forwards_signals() {
+    let parent = unique("edtest-nsinit");
+    let _cleanup = CgroupGuard(parent.clone());
+    let dir = nsinit_dir(&parent);
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path.join("container.json")).unwrap()).unwrap();
+    config["tty"] = true.into();
+    std::fs::write(dir.path.join("container.json"), config.to_string()).unwrap();
+    let (mut term, slave) = execdriver_tests::Terminal::open(25, 90);
+    let mut child = Command::new("setsid")
+        .arg("-c")
+        .arg(bin("nsinit"))
+        .args(["exec", "/bin/sh"])
+        .current_dir(&dir.path)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let mut at = term.expect(0, "# ");
+    // The container's own terminal, sized as ours.
+    term.send("tty; stty size\r");
+    at = term.expect(at, "/dev/pts/0\n25 90\n");
+    // Ctrl-C goes through the relay to the container's foreground process.
+    term.send("sleep 100\r");
+    std::thread::sleep(Duration::from_millis(300));
+    term.send("\x03");
+    at = term.expect(at, "^C");
+    term.send("echo status $?\r");
+    at = term.expect(at, "status 130\n");
+    let _ = at;
+    term.send("exit 3\r");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("nsinit did not exit; terminal:\n{}", term.text());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3), "{}", term.text());
+    assert!(!dir.path.join("pid").exists());
+}

@@ -1,72 +1,13 @@
 //! Terminals, attach and logs: a container's stdio as an engine uses it.
 
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use execdriver_tests::{attach_collect, bin, eventually, pb, run, Client, Daemon, TempDir};
+use execdriver_tests::{
+    attach_collect, bin, eventually, pb, run, Client, Daemon, TempDir, Terminal,
+};
 use tokio_stream::StreamExt;
-
-/// A terminal the test holds the master side of, with a reader thread collecting output.
-struct Terminal {
-    master: std::fs::File,
-    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-impl Terminal {
-    fn open(rows: u16, cols: u16) -> (Terminal, OwnedFd) {
-        let ws = nix::pty::Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
-        let master = std::fs::File::from(pty.master);
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut reader = master.try_clone().unwrap();
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        (Terminal { master, output }, pty.slave)
-    }
-
-    fn send(&mut self, s: &str) {
-        self.master.write_all(s.as_bytes()).unwrap();
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
-    }
-
-    /// Waits until the output after `from` contains `needle`; returns the new `from`.
-    fn expect(&self, from: usize, needle: &str) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = self.text();
-            if let Some(pos) = text[from.min(text.len())..].find(needle) {
-                return from + pos + needle.len();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {needle:?}; terminal shows:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn resize(&self, rows: u16, cols: u16) {
-        execdriver_shim::sys::set_winsize(self.master.as_fd(), rows, cols).unwrap();
-    }
-}
 
 #[test]
 fn interactive_shell_under_a_terminal() {
