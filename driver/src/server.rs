@@ -14,7 +14,7 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::driver::{Driver, DriverConfig};
 use crate::error::{Error, Result};
@@ -22,6 +22,16 @@ use crate::service::Service;
 
 /// Largest gRPC message accepted (requests are small; this bounds a hostile client).
 pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// How long a stopping daemon waits for its clients' calls and connections to end before it
+/// stops regardless (long streams such as Attach, Logs and Wait would otherwise hold it).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a client has to send the first message of an Attach stream.
+pub const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Concurrent calls per client connection (HTTP/2 streams).
+pub const MAX_STREAMS: u32 = 1024;
 
 /// HTTP/2 flow-control window per stream: large enough that an attached client streaming a
 /// container's output is not held to a round trip per 64 KiB (the protocol's default).
@@ -115,10 +125,12 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves until SIGTERM or SIGINT. Containers are left running.
+/// Serves until SIGTERM or SIGINT, then waits up to [`SHUTDOWN_GRACE`] for calls in progress.
+/// Containers are left running.
 pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result<()> {
     let driver = Arc::new(Driver::open(driver_cfg)?);
     let listener = bind(&server_cfg)?;
+    let watcher = tokio::spawn(driver.clone().watch_shims());
     let check = PeerCheck {
         own_uid: nix::unistd::geteuid().as_raw(),
         allow_uids: server_cfg.allow_uids.clone(),
@@ -130,7 +142,8 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let svc =
         tonic::service::interceptor::InterceptedService::new(svc, move |req| check.check(req));
     info!(socket = %server_cfg.socket.display(), "serving");
-    let shutdown = async {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let signalled = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
@@ -147,14 +160,33 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         }
         info!("shutting down; containers keep running");
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
+        .max_concurrent_streams(MAX_STREAMS)
         .add_service(svc)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await
-        .map_err(|e| Error::Internal(format!("serving: {e}")))?;
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+    let served = tokio::select! {
+        r = &mut server => r,
+        _ = signalled => {
+            // Stop accepting, let calls in progress finish, but not for ever: an attached
+            // client or an idle connection would hold the daemon up.
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    warn!("calls still open after {SHUTDOWN_GRACE:?}; stopping regardless");
+                    Ok(())
+                }
+            }
+        }
+    };
+    watcher.abort();
     let _ = std::fs::remove_file(&server_cfg.socket);
+    served.map_err(|e| Error::Internal(format!("serving: {e}")))?;
     Ok(())
 }
 
