@@ -435,3 +435,174 @@ pub fn exit_text(rec: &ExitRecord) -> String {
         format!("{base}: {}", rec.reason)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::process::{Child, Command};
+
+    fn tmp() -> PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "execdriver-gc-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn container_dir(root: &Path, id: &str, meta_id: Option<&str>) -> PathBuf {
+        let dir = root.join(id);
+        std::fs::create_dir(&dir).unwrap();
+        if let Some(m) = meta_id {
+            let meta = Meta {
+                id: m.to_owned(),
+                ..Default::default()
+            };
+            std::fs::write(dir.join(state::META), serde_json::to_vec(&meta).unwrap()).unwrap();
+        }
+        dir
+    }
+
+    /// A process standing in for a shim: its working directory is `dir`.
+    fn fake_shim(dir: &Path) -> Child {
+        let child = Command::new("sleep")
+            .arg("30")
+            .current_dir(dir)
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join(state::SHIM_PID), child.id().to_string()).unwrap();
+        child
+    }
+
+    struct Reap(Vec<Child>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    #[test]
+    fn every_crash_point_is_classified_and_the_pass_loads_or_cleans() {
+        let root = tmp();
+        // A create that crashed before meta.json, one before the shim got going, a meta.json
+        // cut short, one naming another container.
+        let inc1 = container_dir(&root, "inc1", None);
+        std::fs::write(inc1.join(state::CONFIG), b"{\"hostname\": \"x").unwrap();
+        let inc2 = container_dir(&root, "inc2", Some("inc2"));
+        let inc3 = container_dir(&root, "inc3", None);
+        std::fs::write(inc3.join(state::META), b"{\"id\": \"inc").unwrap();
+        std::fs::write(inc3.join(state::SHIM_PID), b"1").unwrap();
+        let inc4 = container_dir(&root, "inc4", Some("other"));
+        // A shim that died (its pid is no process of this directory), a container that ended
+        // and whose shim then died, a live one, a create still finishing.
+        let dead1 = container_dir(&root, "dead1", Some("dead1"));
+        let mut gone = Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        std::fs::write(dead1.join(state::SHIM_PID), gone.id().to_string()).unwrap();
+        std::fs::write(dead1.join(state::PID), b"999999").unwrap();
+        std::fs::write(dead1.join(".exit.json.tmp"), b"{").unwrap();
+        let dead2 = container_dir(&root, "dead2", Some("dead2"));
+        let ended = ExitRecord {
+            pid: 5,
+            exit_code: Some(3),
+            ..Default::default()
+        };
+        ended.save(&dead2).unwrap();
+        let live = container_dir(&root, "live", Some("live"));
+        let busy = container_dir(&root, "busy", None);
+        let _reap = Reap(vec![fake_shim(&live), fake_shim(&busy)]);
+        std::fs::create_dir(root.join(".not-an-id")).unwrap();
+        std::fs::write(root.join(".ipam.json.tmp"), b"{").unwrap();
+
+        let kinds: BTreeMap<String, Kind> =
+            scan(&root).into_iter().map(|f| (f.id, f.kind)).collect();
+        let name = |id: &str| match &kinds[id] {
+            Kind::Live { .. } => "live",
+            Kind::Busy { .. } => "busy",
+            Kind::Dead { .. } => "dead",
+            Kind::Incomplete => "incomplete",
+        };
+        assert_eq!(kinds.len(), 8, "{kinds:?}");
+        for id in ["inc1", "inc2", "inc3", "inc4"] {
+            assert_eq!(name(id), "incomplete", "{id}");
+        }
+        assert_eq!(name("dead1"), "dead");
+        assert_eq!(name("dead2"), "dead");
+        assert_eq!(name("live"), "live");
+        assert_eq!(name("busy"), "busy");
+
+        let (report, load) = pass(&root, "", false);
+        let loaded: Vec<&str> = load.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(loaded, ["dead1", "dead2", "live"], "{:?}", report.lines);
+        for d in [&inc1, &inc2, &inc3, &inc4] {
+            assert!(!d.exists(), "{}", d.display());
+        }
+        assert!(busy.exists() && live.join(state::META).exists());
+        assert!(!root.join(".ipam.json.tmp").exists());
+        assert!(!dead1.join(".exit.json.tmp").exists());
+        // The dead shim's container now has a record saying so; the ended one keeps its own.
+        let rec = ExitRecord::load(&dead1).unwrap();
+        assert!(
+            rec.reason
+                .contains(&format!("the shim (pid {})", gone.id())),
+            "{rec:?}"
+        );
+        assert_eq!(rec.status_code(), 255);
+        assert!(!dead1.join(state::PID).exists());
+        assert_eq!(ExitRecord::load(&dead2).unwrap(), ended);
+        assert_eq!(report.removed_dirs.len(), 4, "{:?}", report.lines);
+        assert!(
+            report
+                .lines
+                .iter()
+                .any(|l| l.starts_with("busy:") && l.contains("left alone")),
+            "{:?}",
+            report.lines
+        );
+
+        // Again: nothing changes (the pass is idempotent).
+        let (_, again) = pass(&root, "", false);
+        assert_eq!(again.len(), 3);
+        assert_eq!(ExitRecord::load(&dead1).unwrap(), rec);
+
+        // --cleanup removes the dead ones' directories too.
+        let (report, load) = pass(&root, "", true);
+        assert_eq!(load.len(), 1);
+        assert!(!dead1.exists() && !dead2.exists());
+        assert!(live.exists() && busy.exists());
+        assert_eq!(report.kept, BTreeSet::from(["live".to_string()]));
+        drop(_reap);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_is_removed_meta_first() {
+        let root = tmp();
+        let dir = container_dir(&root, "x", Some("x"));
+        std::fs::write(dir.join("log"), b"line").unwrap();
+        remove_state_dir(&dir).unwrap();
+        assert!(!dir.exists());
+        // Already gone: an error the caller sees, nothing removed elsewhere.
+        assert!(remove_state_dir(&dir).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn exit_texts() {
+        let mut r = ExitRecord {
+            exit_code: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(exit_text(&r), "exit code 7");
+        r.exit_code = None;
+        r.signal = Some(9);
+        r.reason = "why".into();
+        assert_eq!(exit_text(&r), "killed by signal 9: why");
+    }
+}
