@@ -213,7 +213,7 @@ impl Driver {
     pub async fn watch_shims(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for n in 0u64.. {
             ticks.tick().await;
             let all: Vec<Arc<Container>> = self.table().containers.values().cloned().collect();
             for c in all {
@@ -221,6 +221,60 @@ impl Driver {
                     continue;
                 }
                 self.bury(&c).await;
+            }
+            if n % 5 == 4 {
+                self.sweep_strays().await;
+            }
+        }
+    }
+
+    /// Removes directories of no container that are not being created: what a create of a
+    /// previous daemon, still finishing when this one started, left once its shim gave up.
+    async fn sweep_strays(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.root) else {
+            return;
+        };
+        let strays: Vec<(String, PathBuf)> = {
+            let t = self.table();
+            entries
+                .flatten()
+                .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
+                .filter(|(id, dir)| {
+                    dir.is_dir()
+                        && convert::validate_id(id).is_ok()
+                        && !t.containers.contains_key(id)
+                        && !t.creating.contains(id)
+                })
+                .collect()
+        };
+        for (id, dir) in strays {
+            // Held like a Create's, so no Create of this id runs meanwhile.
+            let _reservation = {
+                let mut t = self.table();
+                if t.containers.contains_key(&id) || !t.creating.insert(id.clone()) {
+                    continue;
+                }
+                Reservation {
+                    driver: self,
+                    id: id.clone(),
+                }
+            };
+            if gc::classify(&id, &dir) != gc::Kind::Incomplete {
+                continue;
+            }
+            let parent = self.config.defaults.cgroup_parent.clone();
+            let d = dir.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let released = gc::release(&d, &parent);
+                gc::remove_state_dir(&d).map(|_| released)
+            })
+            .await;
+            match done {
+                Ok(Ok(released)) => {
+                    info!(id = %id, "removed a stray incomplete directory: {released}")
+                }
+                Ok(Err(e)) => warn!(id = %id, error = %e, "removing a stray directory"),
+                Err(e) => warn!(id = %id, error = %e, "removing a stray directory"),
             }
         }
     }

@@ -529,6 +529,32 @@ async fn a_driver_killed_mid_create_leaves_state_the_next_one_loads_or_cleans() 
     }
 }
 
+/// A directory of no container appearing while the daemon runs (a create of an earlier
+/// daemon whose shim gave up after this one started) is swept within seconds; the containers
+/// the daemon knows are not touched.
+#[tokio::test]
+async fn a_running_daemon_sweeps_stray_incomplete_directories() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    c.run(req).await.unwrap();
+    let stray = d.root.join(unique("stray"));
+    std::fs::create_dir(&stray).unwrap();
+    std::fs::write(stray.join("container.json"), "{").unwrap();
+    std::fs::write(stray.join("meta.json"), "{\"id\": \"cut sh").unwrap();
+    let gone = eventually(Duration::from_secs(30), || (!stray.exists()).then_some(())).await;
+    assert!(gone.is_some(), "{}", d.log());
+    let logged = eventually(Duration::from_secs(5), || {
+        d.log()
+            .contains("removed a stray incomplete directory")
+            .then_some(())
+    });
+    assert!(logged.await.is_some(), "{}", d.log());
+    assert_eq!(state(&mut c, &id).await.status, pb::Status::Running as i32);
+    delete(&mut c, &id, true).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // shim death
 
