@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_shim::cgroups::{self, stats::Stats, DeviceMode, Layout};
+use execdriver_shim::cgroups::stats::Stats;
 use execdriver_shim::config::Config as ContainerConfig;
 use execdriver_shim::network as shim_net;
 use execdriver_shim::protocol::{self, request, response, Empty, ShimState, Status, Target};
@@ -17,6 +18,7 @@ use tracing::{info, warn};
 use crate::convert::{self, Defaults, Meta};
 use crate::error::{Error, Result};
 use crate::events::{Hub, Tracker};
+use crate::gc;
 use crate::ipam::Ipam;
 use crate::shims::{self, ShimConn, SpawnOptions};
 
@@ -39,7 +41,32 @@ pub struct Container {
     op: tokio::sync::Mutex<()>,
     /// Its events, in order.
     pub events: Arc<Tracker>,
+    /// Serializes the clean-up after its shim's death with Delete's removal of the state
+    /// directory; true once the directory is gone.
+    teardown: tokio::sync::Mutex<bool>,
+    /// Its shim was found dead and what it left was removed.
+    buried: AtomicBool,
 }
+
+impl Container {
+    fn new(id: String, dir: PathBuf, meta: Meta, events: Arc<Tracker>) -> Container {
+        Container {
+            id,
+            dir,
+            meta,
+            events,
+            op: Default::default(),
+            teardown: Default::default(),
+            buried: AtomicBool::new(false),
+        }
+    }
+}
+
+/// How often the driver looks for shims that died.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The lock file in the root: one daemon (or `--cleanup`) per root at a time.
+pub const ROOT_LOCK: &str = ".lock";
 
 #[derive(Default)]
 struct Table {
@@ -57,6 +84,25 @@ pub struct Driver {
     shim_exe: shims::ShimExe,
     /// Container events for Events subscribers.
     pub events: Arc<Hub>,
+    /// Held while the driver lives: no second daemon works on the same root.
+    _root_lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Takes the root's lock, or fails naming what holds it.
+fn lock_root(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = root.join(ROOT_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(format!("opening {}", path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        Error::FailedPrecondition(format!(
+            "{}: another execdriverd (or --cleanup) works on this root: {e}",
+            root.display()
+        ))
+    })
 }
 
 /// A bridge-mode address held by a Create; released when the Create fails.
@@ -99,6 +145,7 @@ impl Driver {
     /// are still running and are reached through their sockets).
     pub fn open(config: DriverConfig) -> Result<Driver> {
         create_private_dir(&config.root)?;
+        let lock = lock_root(&config.root)?;
         let history = match config.event_history {
             0 => crate::events::DEFAULT_HISTORY,
             n => n,
@@ -110,47 +157,34 @@ impl Driver {
             table: Mutex::new(Table::default()),
             ipam: None,
             events,
+            _root_lock: lock,
         };
-        let entries = std::fs::read_dir(&driver.config.root).map_err(Error::io(format!(
-            "reading {}",
-            driver.config.root.display()
-        )))?;
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
+        // The startup pass: what containers whose shim is gone left is removed, their exit
+        // recorded; incomplete directories go.
+        let (report, load) = gc::pass(
+            &driver.config.root,
+            &driver.config.defaults.cgroup_parent,
+            false,
+        );
+        for line in &report.lines {
+            info!("startup: {line}");
+        }
+        for found in load {
+            // A dead one's leftovers went in the pass.
+            let (meta, buried) = match found.kind {
+                gc::Kind::Live { meta, .. } => (*meta, false),
+                gc::Kind::Dead { meta } => (*meta, true),
+                _ => continue,
             };
-            if !dir.is_dir() || convert::validate_id(&id).is_err() {
-                continue;
-            }
-            match std::fs::read(dir.join(state::META))
-                .ok()
-                .and_then(|d| serde_json::from_slice::<Meta>(&d).ok())
-            {
-                Some(meta) if meta.id == id => {
-                    info!(id = %id, "recovered container");
-                    let events = Arc::new(Tracker::recovered(
-                        driver.events.clone(),
-                        &id,
-                        &dir,
-                        meta.labels.clone().into_iter().collect(),
-                    ));
-                    let c = Container {
-                        id: id.clone(),
-                        dir,
-                        meta,
-                        op: Default::default(),
-                        events,
-                    };
-                    driver.table().containers.insert(id, Arc::new(c));
-                }
-                _ => {
-                    // A create that crashed before it finished: nobody was told of it.
-                    warn!(id = %id, "removing an incomplete container directory");
-                    cleanup_without_shim(&dir);
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
+            let events = Arc::new(Tracker::recovered(
+                driver.events.clone(),
+                &found.id,
+                &found.dir,
+                meta.labels.clone().into_iter().collect(),
+            ));
+            let c = Container::new(found.id.clone(), found.dir, meta, events);
+            c.buried.store(buried, Ordering::Relaxed);
+            driver.table().containers.insert(found.id, Arc::new(c));
         }
         if let Some(net) = driver.config.defaults.network.clone() {
             shim_net::ensure_bridge(&net.bridge, net.gateway_cidr(), net.mtu)
@@ -181,6 +215,148 @@ impl Driver {
         for c in all {
             c.events.clone().watch();
         }
+    }
+
+    /// `execdriverd --cleanup`: under the root's lock (so not while a daemon runs on it),
+    /// removes the leftovers and the state directories of every container whose shim is gone,
+    /// incomplete directories, their addresses in ipam.json, and empty cgroups under the
+    /// daemon's parent that belong to no container. Containers whose shim runs are kept.
+    pub fn cleanup(config: &DriverConfig) -> Result<gc::Report> {
+        create_private_dir(&config.root)?;
+        let _lock = lock_root(&config.root)?;
+        let parent = &config.defaults.cgroup_parent;
+        let (mut report, _) = gc::pass(&config.root, parent, true);
+        gc::orphan_cgroups(parent, &report.kept.clone(), &mut report);
+        match crate::ipam::prune(&config.root, &report.kept) {
+            Ok(released) => {
+                for (addr, id) in released {
+                    report
+                        .lines
+                        .push(format!("ipam: released {addr} of container {id}"));
+                }
+            }
+            Err(e) => report.lines.push(format!("ipam: {e}")),
+        }
+        Ok(report)
+    }
+
+    /// Looks for shims that died (every [`WATCH_INTERVAL`]) and removes what their containers
+    /// left, so no container process runs unsupervised for long. Runs until the driver goes.
+    pub async fn watch_shims(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for n in 0u64.. {
+            ticks.tick().await;
+            let all: Vec<Arc<Container>> = self.table().containers.values().cloned().collect();
+            for c in all {
+                if c.buried.load(Ordering::Relaxed) || shims::shim_alive(&c.dir).is_some() {
+                    continue;
+                }
+                self.bury(&c).await;
+            }
+            if n % 5 == 4 {
+                self.sweep_strays().await;
+            }
+        }
+    }
+
+    /// Removes directories of no container that are not being created: what a create of a
+    /// previous daemon, still finishing when this one started, left once its shim gave up.
+    async fn sweep_strays(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.root) else {
+            return;
+        };
+        let strays: Vec<(String, PathBuf)> = {
+            let t = self.table();
+            entries
+                .flatten()
+                .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
+                .filter(|(id, dir)| {
+                    dir.is_dir()
+                        && convert::validate_id(id).is_ok()
+                        && !t.containers.contains_key(id)
+                        && !t.creating.contains(id)
+                })
+                .collect()
+        };
+        for (id, dir) in strays {
+            // Held like a Create's, so no Create of this id runs meanwhile.
+            let _reservation = {
+                let mut t = self.table();
+                if t.containers.contains_key(&id) || !t.creating.insert(id.clone()) {
+                    continue;
+                }
+                Reservation {
+                    driver: self,
+                    id: id.clone(),
+                }
+            };
+            if gc::classify(&id, &dir) != gc::Kind::Incomplete {
+                continue;
+            }
+            let parent = self.config.defaults.cgroup_parent.clone();
+            let d = dir.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let released = gc::release(&d, &parent);
+                gc::remove_state_dir(&d).map(|_| released)
+            })
+            .await;
+            match done {
+                Ok(Ok(released)) => {
+                    info!(id = %id, "removed a stray incomplete directory: {released}")
+                }
+                Ok(Err(e)) => warn!(id = %id, error = %e, "removing a stray directory"),
+                Err(e) => warn!(id = %id, error = %e, "removing a stray directory"),
+            }
+        }
+    }
+
+    /// The shim of `c` is gone: kills what is left of the container through its cgroups,
+    /// removes its cgroups, veths and mounts, and makes sure an exit record says how it ended.
+    /// Idempotent; does nothing once the container is deleted or when its shim runs.
+    async fn bury(&self, c: &Container) {
+        let removed = c.teardown.lock().await;
+        if *removed || c.buried.load(Ordering::Relaxed) {
+            return;
+        }
+        if shims::shim_alive(&c.dir).is_some() {
+            return;
+        }
+        let shim_pid = state::read_pid(&c.dir.join(state::SHIM_PID)).ok();
+        let dir = c.dir.clone();
+        let parent = self.config.defaults.cgroup_parent.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let released = gc::release(&dir, &parent);
+            let rec = gc::record_exit(&dir, shim_pid, &released.killed);
+            (released, rec)
+        })
+        .await;
+        match done {
+            Ok((released, rec)) => {
+                warn!(
+                    id = %c.id,
+                    shim_pid = shim_pid.unwrap_or(0),
+                    "the shim is gone: {}; {released}",
+                    gc::exit_text(&rec)
+                );
+                c.buried.store(true, Ordering::Relaxed);
+            }
+            Err(e) => warn!(id = %c.id, error = %e, "cleaning up after a dead shim"),
+        }
+        drop(removed);
+    }
+
+    /// Calls the shim of `c`; `Ok(None)` when it is gone, after burying it.
+    async fn call_shim(
+        &self,
+        c: &Container,
+        kind: request::Kind,
+    ) -> Result<Option<response::Kind>> {
+        let r = shims::call(&c.dir, kind).await?;
+        if r.is_none() {
+            self.bury(c).await;
+        }
+        Ok(r)
     }
 
     fn ipam(&self) -> Option<std::sync::MutexGuard<'_, Ipam>> {
@@ -312,8 +488,14 @@ impl Driver {
         let shim_state = match made {
             Ok(st) => st,
             Err(e) => {
-                shim_net::remove_host_links(&shim_net::load_host_links(&dir));
-                let _ = std::fs::remove_dir_all(&dir);
+                // The shim removes what it made when it reports a failure; one that died
+                // part-way did not.
+                let (d, parent) = (dir.clone(), self.config.defaults.cgroup_parent.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    gc::release(&d, &parent);
+                    gc::remove_state_dir(&d)
+                })
+                .await;
                 return Err(e);
             }
         };
@@ -326,13 +508,7 @@ impl Driver {
             &dir,
             meta.labels.clone().into_iter().collect(),
         ));
-        let container = Arc::new(Container {
-            id: id.clone(),
-            dir,
-            meta,
-            op: Default::default(),
-            events,
-        });
+        let container = Arc::new(Container::new(id.clone(), dir, meta, events));
         self.table()
             .containers
             .insert(id.clone(), container.clone());
@@ -446,9 +622,13 @@ impl Driver {
     }
 
     async fn state_of(&self, c: &Container) -> Result<pb::ContainerState> {
-        let st = match shims::call(&c.dir, request::Kind::State(Target::init())).await {
-            Ok(Some(response::Kind::State(st))) => Some(st),
-            _ => None,
+        let st = match self
+            .call_shim(c, request::Kind::State(Target::init()))
+            .await?
+        {
+            Some(response::Kind::State(st)) => Some(st),
+            Some(other) => return Err(unexpected(other)),
+            None => None,
         };
         Ok(self.container_state(c, st))
     }
@@ -505,7 +685,14 @@ impl Driver {
         all.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
         let mut out = Vec::with_capacity(all.len());
         for c in all {
-            out.push(self.state_of(&c).await?);
+            match self.state_of(&c).await {
+                Ok(st) => out.push(st),
+                // One unreachable shim does not fail the listing: its status is unknown.
+                Err(e) => {
+                    warn!(id = %c.id, error = %e, "listing");
+                    out.push(self.container_state(&c, Some(ShimState::default())));
+                }
+            }
         }
         Ok(out)
     }
@@ -514,7 +701,7 @@ impl Driver {
     pub async fn wait(&self, id: &str, exec_id: &str) -> Result<pb::ExitStatus> {
         let c = self.get(id)?;
         convert::validate_exec_id(exec_id)?;
-        wait_dir(&c.dir, exec_id).await
+        self.wait_on(&c, exec_id).await
     }
 
     pub async fn kill(&self, id: &str, signal: i32, all: bool, exec_id: &str) -> Result<()> {
@@ -528,12 +715,13 @@ impl Driver {
             ));
         }
         let _op = c.op.lock().await;
+        self.still_known(&c)?;
         let kill = protocol::Kill {
             signal,
             all,
             exec_id: exec_id.to_owned(),
         };
-        match shims::call(&c.dir, request::Kind::Kill(kill)).await? {
+        match self.call_shim(&c, request::Kind::Kill(kill)).await? {
             Some(_) => Ok(()),
             None => Err(Error::FailedPrecondition(format!(
                 "container {id} is not running"
@@ -545,6 +733,8 @@ impl Driver {
     pub async fn delete(&self, id: &str, force: bool) -> Result<Option<pb::ExitStatus>> {
         let c = self.get(id)?;
         let _op = c.op.lock().await;
+        // A Delete that held the lock before this one may have removed it.
+        self.still_known(&c)?;
         let st = self.state_of(&c).await?;
         let stopped = st.status == pb::Status::Stopped as i32;
         if !stopped {
@@ -554,16 +744,17 @@ impl Driver {
                     status_name(st.status)
                 )));
             }
-            let _ = shims::call(
-                &c.dir,
-                request::Kind::Kill(protocol::Kill {
-                    exec_id: String::new(),
-                    signal: libc::SIGKILL,
-                    all: true,
-                }),
-            )
-            .await;
-            if tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir, ""))
+            let _ = self
+                .call_shim(
+                    &c,
+                    request::Kind::Kill(protocol::Kill {
+                        exec_id: String::new(),
+                        signal: libc::SIGKILL,
+                        all: true,
+                    }),
+                )
+                .await;
+            if tokio::time::timeout(Duration::from_secs(10), self.wait_on(&c, ""))
                 .await
                 .is_err()
             {
@@ -572,27 +763,45 @@ impl Driver {
                 )));
             }
         }
-        let exit = match ShimConn::connect(&c.dir).await {
-            Ok(mut conn) => {
-                conn.call(request::Kind::Shutdown(Empty {})).await?;
+        let exit = match shims::connect_live(&c.dir).await? {
+            Some(mut conn) => {
+                tokio::time::timeout(
+                    shims::CALL_TIMEOUT,
+                    conn.call(request::Kind::Shutdown(Empty {})),
+                )
+                .await
+                .map_err(|_| {
+                    Error::DeadlineExceeded(format!(
+                        "the shim of container {id} did not shut down within {:?}",
+                        shims::CALL_TIMEOUT
+                    ))
+                })??;
                 // The shim closes the connection as it exits.
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.recv()).await;
                 ExitRecord::load(&c.dir).ok()
             }
-            Err(_) => {
-                let dir = c.dir.clone();
-                let _ = tokio::task::spawn_blocking(move || cleanup_without_shim(&dir)).await;
+            None => {
+                self.bury(&c).await;
                 ExitRecord::load(&c.dir).ok()
             }
         };
-        // The shim removed the host ends when the init ended; make sure.
-        shim_net::remove_host_links(&shim_net::load_host_links(&c.dir));
         // Its exit is reported (if the watcher has not yet) before the directory goes.
         if let Some(e) = &exit {
             c.events.exited(&e.into());
         }
-        std::fs::remove_dir_all(&c.dir)
+        {
+            let mut removed = c.teardown.lock().await;
+            let dir = c.dir.clone();
+            tokio::task::spawn_blocking(move || {
+                // The shim removed the host ends when the init ended; make sure.
+                shim_net::remove_host_links(&shim_net::load_host_links(&dir));
+                gc::remove_state_dir(&dir)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("removing {}: {e}", c.dir.display())))?
             .map_err(Error::io(format!("removing {}", c.dir.display())))?;
+            *removed = true;
+        }
         // Released while the id is still taken, so a new container of that id cannot have
         // been given an address that this would release.
         if let Err(e) = self.release_address(id) {
@@ -602,6 +811,40 @@ impl Driver {
         info!(id = %id, "deleted");
         c.events.deleted(None);
         Ok(exit.map(|e| exit_status(&(&e).into())))
+    }
+
+    /// NOT_FOUND when `c` is no longer the container of its id (deleted meanwhile).
+    fn still_known(&self, c: &Arc<Container>) -> Result<()> {
+        match self.table().containers.get(&c.id) {
+            Some(known) if Arc::ptr_eq(known, c) => Ok(()),
+            _ => Err(Error::NotFound(c.id.clone())),
+        }
+    }
+
+    /// Waits until the init (or an exec'd process) of `c` has ended. A shim that is gone, or
+    /// dies meanwhile, is buried and what it left says how the container ended.
+    async fn wait_on(&self, c: &Container, exec_id: &str) -> Result<pb::ExitStatus> {
+        let target = Target {
+            exec_id: exec_id.to_owned(),
+        };
+        match shims::call_within(&c.dir, request::Kind::Wait(target), None).await {
+            Ok(Some(response::Kind::Exit(e))) => return Ok(exit_status(&e)),
+            Ok(Some(other)) => return Err(unexpected(other)),
+            // An error of a shim that still runs (an unknown exec id, say) is the answer.
+            Err(e) if shims::shim_alive(&c.dir).is_some() => return Err(e),
+            Ok(None) | Err(_) => {}
+        }
+        self.bury(c).await;
+        if exec_id.is_empty() {
+            return Ok(exit_status(&(&orphan_exit(&c.dir)).into()));
+        }
+        // An exec'd process of a container whose shim is gone ended with it; how is unknown.
+        Ok(pb::ExitStatus {
+            exited: true,
+            reason: "the shim is gone; the process ended with the container".into(),
+            status_code: 255,
+            ..Default::default()
+        })
     }
 
     /// Resizes the terminal of the container's init (or of an exec'd process).
@@ -773,7 +1016,7 @@ impl Driver {
                     kind: Some(response::Kind::Exit(e)),
                 }) => break exit_status(&e),
                 Some(_) => {}
-                None => break wait_dir(&c.dir, &exec_id).await?,
+                None => break self.wait_on(&c, &exec_id).await?,
             }
         };
         out.exit = Some(exit);
@@ -815,7 +1058,7 @@ impl Driver {
             signal
         };
         let _ = shims::call(&c.dir, request::Kind::Kill(kill(first, false))).await?;
-        if let Ok(exit) = tokio::time::timeout(timeout, wait_dir(&c.dir, "")).await {
+        if let Ok(exit) = tokio::time::timeout(timeout, self.wait_on(&c, "")).await {
             return Ok(pb::StopResponse {
                 exit: Some(exit?),
                 killed: first == libc::SIGKILL,
@@ -823,7 +1066,7 @@ impl Driver {
         }
         info!(id = %c.id, "did not stop within {timeout:?}; killing");
         let _ = shims::call(&c.dir, request::Kind::Kill(kill(libc::SIGKILL, true))).await;
-        let exit = tokio::time::timeout(Duration::from_secs(10), wait_dir(&c.dir, ""))
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.wait_on(&c, ""))
             .await
             .map_err(|_| {
                 Error::Internal(format!("container {} did not die after SIGKILL", c.id))
@@ -836,7 +1079,7 @@ impl Driver {
 
     /// Calls the container's shim; a missing shim means the container is gone.
     async fn call_running(&self, c: &Container, kind: request::Kind) -> Result<response::Kind> {
-        shims::call(&c.dir, kind).await?.ok_or_else(|| {
+        self.call_shim(c, kind).await?.ok_or_else(|| {
             Error::FailedPrecondition(format!("container {} is stopped (its shim is gone)", c.id))
         })
     }
@@ -844,13 +1087,14 @@ impl Driver {
     /// Opens an attach stream to the container's shim.
     pub async fn attach(&self, start: &pb::AttachStart) -> Result<ShimConn> {
         let c = self.get(&start.id)?;
-        let mut conn = match ShimConn::connect(&c.dir).await {
-            Ok(conn) => conn,
-            Err(_) => {
+        let mut conn = match shims::connect_live(&c.dir).await? {
+            Some(conn) => conn,
+            None => {
+                self.bury(&c).await;
                 return Err(Error::FailedPrecondition(format!(
-                    "container {} is stopped",
+                    "container {} is stopped (its shim is gone)",
                     c.id
-                )))
+                )));
             }
         };
         convert::validate_exec_id(&start.exec_id)?;
@@ -860,7 +1104,18 @@ impl Driver {
             stdout: start.stdout,
             stderr: start.stderr,
         };
-        conn.call(request::Kind::Attach(attach)).await?;
+        tokio::time::timeout(
+            shims::CALL_TIMEOUT,
+            conn.call(request::Kind::Attach(attach)),
+        )
+        .await
+        .map_err(|_| {
+            Error::DeadlineExceeded(format!(
+                "the shim of container {} did not answer within {:?}",
+                c.id,
+                shims::CALL_TIMEOUT
+            ))
+        })??;
         Ok(conn)
     }
 }
@@ -868,7 +1123,7 @@ impl Driver {
 impl Driver {
     /// Calls the shim of a container; FAILED_PRECONDITION when none answers (it has stopped).
     async fn call_live(&self, c: &Container, kind: request::Kind) -> Result<response::Kind> {
-        match shims::call(&c.dir, kind).await? {
+        match self.call_shim(c, kind).await? {
             Some(k) => Ok(k),
             None => Err(Error::FailedPrecondition(format!(
                 "container {} is stopped (its shim is gone)",
@@ -1081,29 +1336,6 @@ pub fn container_stats(id: &str, s: Stats) -> pb::ContainerStats {
     }
 }
 
-/// Waits on the shim in `dir`; without a shim, reads what it left.
-async fn wait_dir(dir: &Path, exec_id: &str) -> Result<pb::ExitStatus> {
-    match shims::call(
-        dir,
-        request::Kind::Wait(Target {
-            exec_id: exec_id.to_owned(),
-        }),
-    )
-    .await
-    {
-        Ok(Some(response::Kind::Exit(e))) => Ok(exit_status(&e)),
-        Ok(_) if exec_id.is_empty() => Ok(exit_status(&(&orphan_exit(dir)).into())),
-        Err(e) => Err(e),
-        // An exec'd process of a container whose shim is gone ended with it; how is unknown.
-        _ => Ok(pb::ExitStatus {
-            exited: true,
-            reason: "the shim is gone; the process ended with the container".into(),
-            status_code: 255,
-            ..Default::default()
-        }),
-    }
-}
-
 /// An exec'd process's state from the shim's answer.
 fn process_state(exec_id: &str, st: &ShimState) -> pb::ProcessState {
     pb::ProcessState {
@@ -1153,23 +1385,6 @@ fn network_status(c: &Container) -> pb::NetworkStatus {
         mtu: link.map(|l| l.mtu).unwrap_or(m.mtu),
         container_id: m.container_id.clone(),
         netns_path: m.netns_path.clone(),
-    }
-}
-
-/// Removes what a container's shim would have removed, when the shim is gone: its cgroups
-/// (thawed, emptied by killing what is left, removed).
-fn cleanup_without_shim(dir: &Path) {
-    shim_net::remove_host_links(&shim_net::load_host_links(dir));
-    if let Ok(config) = ContainerConfig::load(&dir.join(state::CONFIG)) {
-        if let Some(cg) = &config.cgroups {
-            if let Ok(manager) =
-                Layout::detect().and_then(|l| cgroups::open(&l, cg, DeviceMode::Auto))
-            {
-                if let Err(e) = manager.destroy() {
-                    warn!(dir = %dir.display(), error = %e, "removing cgroups");
-                }
-            }
-        }
     }
 }
 

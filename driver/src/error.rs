@@ -28,6 +28,12 @@ pub enum Error {
     Shim { code: ErrorCode, message: String },
     #[error("{0}")]
     Internal(String),
+    /// A shim runs but cannot be reached (try again).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A shim did not answer in time.
+    #[error("{0}")]
+    DeadlineExceeded(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -64,6 +70,8 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Shim { code, .. } => match code {
                 ErrorCode::InvalidArgument => Code::InvalidArgument,
                 ErrorCode::NotFound => Code::NotFound,

@@ -177,6 +177,37 @@ impl Ipam {
     }
 }
 
+/// Drops from `<dir>/ipam.json` every allocation whose container is not in `keep` (for
+/// `execdriverd --cleanup`, which runs without the daemon's network flags). Returns what was
+/// released. No file: nothing to do.
+pub fn prune(
+    dir: &Path,
+    keep: &std::collections::BTreeSet<String>,
+) -> Result<Vec<(Ipv4Addr, String)>> {
+    let path = dir.join(FILE);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
+    };
+    let mut stored: Stored = serde_json::from_slice(&data)
+        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    let released: Vec<(Ipv4Addr, String)> = stored
+        .allocations
+        .iter()
+        .filter(|(_, id)| !keep.contains(*id))
+        .map(|(a, id)| (*a, id.clone()))
+        .collect();
+    if released.is_empty() {
+        return Ok(released);
+    }
+    stored.allocations.retain(|_, id| keep.contains(id));
+    let data = serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(e.to_string()))?;
+    execdriver_shim::state::write_atomic(dir, FILE, &data, true)
+        .map_err(Error::io(format!("writing {}", path.display())))?;
+    Ok(released)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +311,23 @@ mod tests {
             ]
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prune_keeps_only_the_named() {
+        let dir = tmp();
+        let n = net("10.9.0.0/24");
+        let mut ipam = Ipam::open(&dir, &n).unwrap();
+        let a = ipam.allocate("a", None).unwrap();
+        let b = ipam.allocate("b", None).unwrap();
+        let keep = std::collections::BTreeSet::from(["a".to_string()]);
+        assert_eq!(prune(&dir, &keep).unwrap(), vec![(b, "b".to_string())]);
+        assert!(prune(&dir, &keep).unwrap().is_empty());
+        let again = Ipam::open(&dir, &n).unwrap();
+        assert_eq!(again.allocations().len(), 1);
+        assert_eq!(again.allocations()[&a], "a");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // No file: nothing.
+        assert!(prune(&dir, &keep).unwrap().is_empty());
     }
 }

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod driver;
 pub mod error;
 pub mod events;
+pub mod gc;
 pub mod info;
 pub mod ipam;
 pub mod logs;

@@ -45,6 +45,12 @@ use crate::service::Service;
 /// Largest gRPC message accepted (requests are small; this bounds a hostile client).
 pub const MAX_MESSAGE: usize = 16 << 20;
 
+/// How long a client has to send the first message of an Attach stream.
+pub const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Concurrent calls per client connection (HTTP/2 streams).
+pub const MAX_STREAMS: u32 = 1024;
+
 /// HTTP/2 flow-control window per stream: large enough that an attached client streaming a
 /// container's output is not held to a round trip per 64 KiB (the protocol's default).
 pub const WINDOW: u32 = 4 << 20;
@@ -289,7 +295,8 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves until SIGTERM or SIGINT. Containers are left running.
+/// Serves until SIGTERM or SIGINT, then waits up to the shutdown grace for calls in progress.
+/// Containers are left running.
 pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result<()> {
     if let Some(mode) = server_cfg.socket_mode {
         if mode & !0o666 != 0 {
@@ -301,7 +308,11 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     }
     let driver = Arc::new(Driver::open(driver_cfg)?);
     driver.watch_containers();
+    // The signal handlers exist before the socket does (so do the descriptors they need).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let listener = bind(&server_cfg)?;
+    let watcher = tokio::spawn(driver.clone().watch_shims());
     let check = PeerCheck::new(
         nix::unistd::geteuid().as_raw(),
         server_cfg.allow_uids.clone(),
@@ -344,19 +355,9 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
     let events = driver.events.clone();
     let shutdown = async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            _ = term => {},
-            _ = tokio::signal::ctrl_c() => {},
+            _ = signalled(term.as_mut()) => {},
+            _ = signalled(int.as_mut()) => {},
         }
         info!("shutting down; containers keep running");
         health.set_not_serving::<ExecDriverServer<Service>>().await;
@@ -369,6 +370,7 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let server = tonic::transport::Server::builder()
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
+        .max_concurrent_streams(MAX_STREAMS)
         .layer(DeadlineLayer)
         .add_service(svc)
         .add_service(health_svc)
@@ -391,8 +393,19 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         r = server => r.map_err(|e| Error::Internal(format!("serving: {e}")))?,
         _ = bounded => warn!("calls still open after {grace:?}; stopping anyway"),
     }
+    watcher.abort();
     let _ = std::fs::remove_file(&server_cfg.socket);
     Ok(())
+}
+
+/// Waits for a signal (for ever without a handler).
+async fn signalled(s: Option<&mut tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Connects a client to a daemon's socket.

@@ -26,6 +26,22 @@ pub struct Service {
 
 type Reply<T> = Result<TonicResponse<T>, Status>;
 
+/// Runs `op` in a task of its own and waits for it: a client that hangs up (or whose deadline
+/// passes) mid-call does not cut a Create or Delete in half; it completes (or rolls back) as
+/// if the client had stayed.
+async fn detached<R, T, F, Fut>(driver: &Arc<Driver>, req: R, op: F) -> Result<T, Status>
+where
+    R: Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(Arc<Driver>, R) -> Fut,
+    Fut: std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+{
+    tokio::spawn(op(driver.clone(), req))
+        .await
+        .map_err(|e| Status::internal(format!("the call's task failed: {e}")))?
+        .map_err(Status::from)
+}
+
 fn ok<T>(t: T) -> Reply<T> {
     Ok(TonicResponse::new(t))
 }
@@ -162,7 +178,10 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn create(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
-        let st = self.driver.create(req.get_ref(), false).await?;
+        let st = detached(&self.driver, req.into_inner(), |d, r| async move {
+            d.create(&r, false).await
+        })
+        .await?;
         ok(pb::CreateResponse {
             container: Some(st),
         })
@@ -170,7 +189,10 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn run(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
-        let st = self.driver.create(req.get_ref(), true).await?;
+        let st = detached(&self.driver, req.into_inner(), |d, r| async move {
+            d.create(&r, true).await
+        })
+        .await?;
         ok(pb::CreateResponse {
             container: Some(st),
         })
@@ -236,8 +258,10 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        let r = req.get_ref();
-        let exit = self.driver.delete(&r.id, r.force).await?;
+        let exit = detached(&self.driver, req.into_inner(), |d, r| async move {
+            d.delete(&r.id, r.force).await
+        })
+        .await?;
         ok(pb::DeleteResponse { exit })
     }
 
@@ -357,7 +381,15 @@ impl ExecDriver for Service {
     ) -> Reply<Self::AttachStream> {
         let md = req.metadata().clone();
         let mut incoming = req.into_inner();
-        let start = match incoming.next().await {
+        let first = tokio::time::timeout(crate::server::FIRST_MESSAGE_TIMEOUT, incoming.next())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no `start` message within {:?}",
+                    crate::server::FIRST_MESSAGE_TIMEOUT
+                ))
+            })?;
+        let start = match first {
             Some(Ok(pb::AttachRequest {
                 kind: Some(pb::attach_request::Kind::Start(s)),
             })) => s,
@@ -410,8 +442,11 @@ impl ExecDriver for Service {
             .instrument(span.clone()),
         );
 
-        // Shim -> client: output in order, then the exit.
+        // Shim -> client: output in order, then the exit. A client that hangs up ends this at
+        // once (and with it the connection to the shim), output or not.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::AttachResponse, Status>>(64);
+        let driver = self.driver.clone();
+        let (wait_id, wait_exec) = (start.id.clone(), start.exec_id.clone());
         tokio::spawn(
             async move {
                 let _keep = keep_rx;
@@ -423,11 +458,18 @@ impl ExecDriver for Service {
                     };
                     let msg = match frame {
                         Ok(Some(Response { kind: Some(k) })) => k,
-                        Ok(_) => break,
-                        Err(e) => {
-                            let _ = tx
-                                .send(Err(Status::internal(format!("shim stream: {e}"))))
-                                .await;
+                        Ok(_) | Err(_) => {
+                            // The shim went away without sending the exit: it died. Say how
+                            // the process ended as the driver knows it.
+                            drop(from_shim);
+                            let exit = tokio::select! {
+                                e = driver.wait(&wait_id, &wait_exec) => e,
+                                _ = tx.closed() => break,
+                            };
+                            let msg = exit.map_err(Status::from).map(|e| pb::AttachResponse {
+                                kind: Some(pb::attach_response::Kind::Exit(e)),
+                            });
+                            let _ = tx.send(msg).await;
                             break;
                         }
                     };

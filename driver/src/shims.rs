@@ -18,6 +18,11 @@ use crate::error::{Error, Result};
 /// How long a shim may take to create its container.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a shim may take to answer one request (Wait, which blocks until the process ends,
+/// and attach streams have no such limit). The shim is one thread that never blocks on a
+/// container, so only a stuck (stopped, wedged) shim takes longer.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Writes one frame.
 pub async fn write_frame(
     w: &mut (impl AsyncWrite + Unpin),
@@ -190,13 +195,78 @@ impl ShimConn {
     }
 }
 
-/// Calls a shim once: connect, request, reply. `Ok(None)` when no shim answers on the socket.
+/// Calls a shim once: connect, request, reply, within [`CALL_TIMEOUT`]. `Ok(None)` when no
+/// shim listens on the socket and none runs (it is gone); a shim that runs but does not
+/// answer is UNAVAILABLE or DEADLINE_EXCEEDED, never taken for a stopped container.
 pub async fn call(dir: &Path, kind: request::Kind) -> Result<Option<response::Kind>> {
-    let mut conn = match ShimConn::connect(dir).await {
-        Ok(c) => c,
-        Err(_) => return Ok(None),
+    call_within(dir, kind, Some(CALL_TIMEOUT)).await
+}
+
+/// As [`call`], with no deadline on the reply (Wait). The connect is still bounded.
+pub async fn call_within(
+    dir: &Path,
+    kind: request::Kind,
+    timeout: Option<Duration>,
+) -> Result<Option<response::Kind>> {
+    let mut conn = match connect_live(dir).await? {
+        Some(c) => c,
+        None => return Ok(None),
     };
-    conn.call(kind).await.map(Some)
+    match timeout {
+        None => conn.call(kind).await.map(Some),
+        Some(t) => match tokio::time::timeout(t, conn.call(kind)).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Err(Error::DeadlineExceeded(format!(
+                "the shim of {} ({}) did not answer within {t:?}",
+                dir.display(),
+                describe_shim(dir)
+            ))),
+        },
+    }
+}
+
+/// Connects to the shim in `dir`: `Ok(None)` when it is gone (nothing listens and no shim
+/// process runs there); UNAVAILABLE when its process runs but cannot be reached.
+pub async fn connect_live(dir: &Path) -> Result<Option<ShimConn>> {
+    match tokio::time::timeout(CALL_TIMEOUT, ShimConn::connect(dir)).await {
+        Ok(Ok(c)) => Ok(Some(c)),
+        Ok(Err(e)) => match shim_alive(dir) {
+            None => Ok(None),
+            Some(pid) => Err(Error::Unavailable(format!(
+                "the shim of {} (pid {pid}) runs but its socket refuses connections: {e}",
+                dir.display()
+            ))),
+        },
+        Err(_) => Err(Error::DeadlineExceeded(format!(
+            "connecting to the shim of {} ({}) took longer than {CALL_TIMEOUT:?}",
+            dir.display(),
+            describe_shim(dir)
+        ))),
+    }
+}
+
+fn describe_shim(dir: &Path) -> String {
+    match shim_alive(dir) {
+        Some(pid) => format!("pid {pid}"),
+        None => "not running".into(),
+    }
+}
+
+/// The pid of the shim of the container in `dir` if it runs: `shim.pid` names a process that
+/// is not a zombie and whose working directory is `dir` (every shim works in its state
+/// directory, so a reused pid is not taken for it).
+pub fn shim_alive(dir: &Path) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let pid = state::read_pid(&dir.join(state::SHIM_PID)).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state is the field after the command, which is in parentheses and may hold spaces.
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    let theirs = std::fs::metadata(format!("/proc/{pid}/cwd")).ok()?;
+    let ours = std::fs::metadata(dir).ok()?;
+    (theirs.dev() == ours.dev() && theirs.ino() == ours.ino()).then_some(pid)
 }
 
 /// The shim binary the driver starts shims from: a sealed in-memory copy of `--shim`, so no

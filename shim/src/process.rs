@@ -609,6 +609,10 @@ fn finish_child(
     nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ChildError::internal("setgid", e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
+    // A change of uid or gid clears the parent-death signal: set it again, or a container
+    // running as another user would outlive a dead shim.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| ChildError::internal("pdeathsig", e))?;
     capabilities::apply_process(&keep, uid.is_root())
         .map_err(|e| ChildError::internal("capabilities", e))?;
     if nnp {

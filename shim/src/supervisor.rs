@@ -630,6 +630,9 @@ impl Shim {
         }
         let _ = fs::remove_file(self.dir.join(state::SOCKET));
         let _ = fs::remove_file(self.dir.join(state::PID));
+        // Without shim.pid the directory reads as a create that never finished, which the
+        // driver's next startup pass removes.
+        let _ = fs::remove_file(self.dir.join(state::SHIM_PID));
     }
 
     fn slot_of(&self, exec_id: &str) -> Option<usize> {

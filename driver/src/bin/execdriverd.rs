@@ -84,6 +84,11 @@ struct Args {
     /// before it exits anyway; containers keep running.
     #[arg(long, default_value_t = server::DEFAULT_SHUTDOWN_GRACE.as_secs())]
     shutdown_grace: u64,
+    /// Run once and exit: remove what containers whose shim is gone left (processes, cgroups,
+    /// veths, mounts, addresses, state directories), print what was done. Refused while a
+    /// daemon runs on the same root; containers whose shim runs are kept.
+    #[arg(long)]
+    cleanup: bool,
 }
 
 /// The config file: the same options as the flags, named as they are (without the dashes).
@@ -258,6 +263,25 @@ fn main() -> ExitCode {
         },
         event_history: args.event_history,
     };
+    if args.cleanup {
+        return match execdriver_driver::driver::Driver::cleanup(&driver_cfg) {
+            Ok(report) => {
+                for line in &report.lines {
+                    println!("{line}");
+                }
+                println!(
+                    "cleanup: {} state directories removed, {} containers kept",
+                    report.removed_dirs.len(),
+                    report.kept.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("execdriverd --cleanup: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let server_cfg = ServerConfig {
         socket: args.socket.clone(),
         allow_uids: args.allow_uids.clone(),
@@ -276,7 +300,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::serve(driver_cfg, server_cfg)) {
+    let served = runtime.block_on(server::serve(driver_cfg, server_cfg));
+    // Tasks of calls cut short by the shutdown are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("execdriverd: {e}");

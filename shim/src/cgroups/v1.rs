@@ -369,9 +369,12 @@ mod tests {
     }
 
     fn fake_v1(controllers: &[&str]) -> (FakeRoot, Layout) {
+        // Unique per call: tests asking for the same controllers run at once.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let root = std::env::temp_dir().join(format!(
-            "edcg-v1-{}-{}",
+            "edcg-v1-{}-{}-{}",
             std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             controllers.join("-")
         ));
         let _ = fs::remove_dir_all(&root);
