@@ -462,6 +462,12 @@ impl Driver {
 
     /// Creates a container and, with `start`, starts it.
     pub async fn create(&self, req: &pb::CreateRequest, start: bool) -> Result<pb::ContainerState> {
+        // The shim will move the container's init into its cgroups; let the kernel's migration
+        // lock switch modes (an RCU grace period) while the request is checked and the shim
+        // starts, not after.
+        tokio::task::spawn_blocking(|| {
+            let _ = execdriver_shim::cgroups::prime_migration_lock();
+        });
         let (mut config, mut meta) =
             convert::create_request(req, &self.config.defaults, state::now_ns())?;
         let id = meta.id.clone();
@@ -536,11 +542,6 @@ impl Driver {
         let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
         state::write_atomic(dir, state::META, &meta_json, false)
             .map_err(Error::io("writing meta.json"))?;
-        // The shim will move the container's init into its cgroups; let the kernel's migration
-        // lock switch modes (an RCU grace period) while the shim starts, not after.
-        tokio::task::spawn_blocking(|| {
-            let _ = execdriver_shim::cgroups::prime_migration_lock();
-        });
         let opts = SpawnOptions {
             stdin: meta.open_stdin,
             console_size: meta.tty.then_some(meta.console_size),
