@@ -181,7 +181,9 @@ pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
     if !rootfs.is_dir() {
         return Err(Error::NotADirectory(rootfs.to_owned()));
     }
-    // No mount event made here may reach the host; host events still reach us (as in 2014).
+    // No mount event made here may reach the host. Slave first, not private: a bind mount
+    // with `private: false` stays a slave of its source below, so what the host mounts there
+    // later still appears inside (Docker's rslave); everything else is made private.
     do_mount(
         None,
         Path::new("/"),
@@ -198,6 +200,16 @@ pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
         "rootfs bind",
+    )?;
+    // The container's tree is private: nothing the host mounts under the rootfs reaches it,
+    // and nothing it mounts reaches anyone.
+    do_mount(
+        None,
+        rootfs,
+        None,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        None,
+        "private propagation",
     )?;
     // The rootfs bind mount just made (the driver gave a canonical host path).
     let root: OwnedFd = nix::fcntl::open(

@@ -553,3 +553,106 @@ async fn bad_input_gets_the_right_code_and_names_the_field() {
     assert!(d.state_dirs().is_empty(), "{:?}", d.state_dirs());
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
 }
+
+/// Host mounts a test made, unmounted (last first) when it ends, also on failure.
+struct Unmount(Vec<std::path::PathBuf>);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(p)
+                .status();
+        }
+    }
+}
+
+fn host_sh(script: &str) {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Mount propagation: the container's tree is private (what the host mounts under the rootfs
+/// after the start does not appear inside; what the container mounts never reaches the host);
+/// a bind mount with `private: false` stays a slave of its source (the host's later mounts
+/// under it appear inside), one with `private: true` does not.
+#[tokio::test]
+async fn mount_propagation_is_private_and_private_is_honoured() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let src = TempDir::new("edt-prop");
+    let (s, r) = (src.path.display(), d.rootfs.display());
+    let mut mounted = Unmount(Vec::new());
+    // This host's / is private: shared mounts of the test's own to propagate from.
+    host_sh(&format!(
+        "mount -t tmpfs edt-prop {s} && mount --make-shared {s} && mkdir {s}/sub"
+    ));
+    mounted.0.push(src.path.clone());
+    host_sh(&format!(
+        "mount --bind {r} {r} && mount --make-shared {r} && mkdir -p {r}/probe"
+    ));
+    mounted.0.push(d.rootfs.clone());
+
+    let mut req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    let sec = req.security.get_or_insert_with(Default::default);
+    sec.capabilities = vec!["ALL".into()];
+    sec.seccomp = Some(pb::SeccompConfig {
+        profile: "unconfined".into(),
+        ..Default::default()
+    });
+    for (dest, private) in [("/slave", false), ("/private", true)] {
+        req.mounts.push(pb::Mount {
+            source: src.path.display().to_string(),
+            destination: dest.into(),
+            writable: true,
+            private,
+        });
+    }
+    c.run(req).await.unwrap();
+
+    host_sh(&format!(
+        "mount -t tmpfs edt-sub {s}/sub && echo x > {s}/sub/marker && \
+         mount -t tmpfs edt-probe {r}/probe && echo x > {r}/probe/marker"
+    ));
+    mounted.0.push(src.path.join("sub"));
+    mounted.0.push(d.rootfs.join("probe"));
+    let script = "ls /slave/sub; echo -; ls /private/sub; echo -; ls /probe; echo -; \
+                  mkdir -p /slave/inner && mount -t tmpfs edt-inner /slave/inner && echo mounted";
+    let out = c
+        .exec_sync(pb::ExecSyncRequest {
+            id: id.clone(),
+            process: Some(pb::Process {
+                args: vec!["sh".into(), "-c".into(), script.into()],
+                ..Default::default()
+            }),
+            timeout_seconds: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        "marker\n-\n-\n-\nmounted\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The container's own mount stays in the container.
+    assert!(src.path.join("inner").is_dir());
+    assert_eq!(
+        host_mounts_under(&src.path.join("inner")),
+        Vec::<String>::new()
+    );
+    c.delete(pb::DeleteRequest { id, force: true })
+        .await
+        .unwrap();
+}
