@@ -840,11 +840,13 @@ fn cgroups(req: &CreateRequest, defaults: &Defaults) -> Result<Cgroups> {
         .enumerate()
         .map(|(i, d)| device(i, d))
         .collect::<Result<Vec<_>>>()?;
+    check_string("resources.freezer", &r.freezer)?;
     let cg = Cgroups {
         parent,
         name: req.id.clone(),
         device_access: r.allow_all_devices,
         devices,
+        freezer: r.freezer.clone(),
         ..limits(&r)?
     };
     cg.validate_resources().map_err(request_field)?;
@@ -977,6 +979,12 @@ pub fn update_request(req: &execdriver_proto::UpdateRequest) -> Result<protocol:
         return Err(Error::invalid(
             "resources.cgroup_parent",
             "a container cannot move to another cgroup",
+        ));
+    }
+    if !r.freezer.is_empty() {
+        return Err(Error::invalid(
+            "resources.freezer",
+            "the freezer state is set at Create only; use Pause and Resume",
         ));
     }
     let cg = limits(r)?;
@@ -1502,6 +1510,10 @@ mod tests {
             (
                 Box::new(|r| r.cgroup_parent = "/abs".into()),
                 "resources.cgroup_parent",
+            ),
+            (
+                Box::new(|r| r.freezer = "frozen".into()),
+                "resources.freezer",
             ),
             (
                 Box::new(|r| {

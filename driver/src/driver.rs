@@ -577,9 +577,14 @@ impl Driver {
         };
         let container = self.state_of(&c).await?;
         match &process {
-            None => c
-                .events
-                .started(container.pid, timestamp_ns(&container.started_at)),
+            None => {
+                c.events
+                    .started(container.pid, timestamp_ns(&container.started_at));
+                // Created with resources.freezer FROZEN: the shim froze it once started.
+                if container.status == pb::Status::Paused as i32 {
+                    c.events.paused();
+                }
+            }
             Some(p) => {
                 let (pid, at) = p
                     .as_ref()

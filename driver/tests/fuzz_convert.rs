@@ -141,22 +141,31 @@ fn resources() -> impl Strategy<Value = Option<pb::Resources>> {
         mostly(Just(vec![]), prop::collection::vec(device, 0..3)),
         any::<bool>(),
         mostly(Just(String::new()), nasty_string()),
+        prop_oneof![
+            Just(String::new()),
+            Just("FROZEN".to_owned()),
+            Just("THAWED".to_owned()),
+            nasty_string()
+        ],
     )
-        .prop_map(|(n, cpus, mems, devices, all, parent)| pb::Resources {
-            memory: n[0],
-            memory_reservation: n[1],
-            memory_swap: n[2],
-            cpu_shares: n[3],
-            cpu_quota: n[4],
-            cpu_period: n[5],
-            blkio_weight: n[6],
-            pids_limit: n[7],
-            cpuset_cpus: cpus,
-            cpuset_mems: mems,
-            devices,
-            allow_all_devices: all,
-            cgroup_parent: parent,
-        });
+        .prop_map(
+            |(n, cpus, mems, devices, all, parent, freezer)| pb::Resources {
+                memory: n[0],
+                memory_reservation: n[1],
+                memory_swap: n[2],
+                cpu_shares: n[3],
+                cpu_quota: n[4],
+                cpu_period: n[5],
+                blkio_weight: n[6],
+                pids_limit: n[7],
+                cpuset_cpus: cpus,
+                cpuset_mems: mems,
+                devices,
+                allow_all_devices: all,
+                cgroup_parent: parent,
+                freezer,
+            },
+        );
     mostly(Just(None), r.prop_map(Some))
 }
 

@@ -1255,3 +1255,49 @@ fn shim_create_refused_by_the_kernel_leaves_no_cgroup() {
         );
     }
 }
+
+/// resources.freezer FROZEN: the container starts paused (libcontainer's freezer field
+/// through the API); Resume lets it run; Update cannot set it.
+#[tokio::test]
+async fn a_frozen_start_is_paused_until_resume() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let marker = format!("/tmp/{}", unique("thawed"));
+    let script = format!("usleep 100000; echo yes > {marker}; sleep 1000");
+    let mut req = d.request(&["sh", "-c", &script]);
+    let id = req.id.clone();
+    req.resources = Some(pb::Resources {
+        freezer: "FROZEN".into(),
+        ..Default::default()
+    });
+    c.run(req).await.unwrap();
+    assert_eq!(state(&mut c, &id).await.status, pb::Status::Paused as i32);
+    if has_v1("freezer") {
+        assert_eq!(cgroup_file(&d, &id, "freezer", "freezer.state"), "FROZEN");
+    }
+    let file = d.rootfs.join(marker.trim_start_matches('/'));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!file.exists(), "the command ran while frozen");
+    let err = c
+        .update(pb::UpdateRequest {
+            id: id.clone(),
+            resources: Some(pb::Resources {
+                freezer: "THAWED".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("resources.freezer"), "{err:?}");
+    c.resume(pb::ResumeRequest { id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(state(&mut c, &id).await.status, pb::Status::Running as i32);
+    eventually(Duration::from_secs(5), || file.exists().then_some(()))
+        .await
+        .expect("the command did not run after Resume");
+    c.delete(pb::DeleteRequest { id, force: true })
+        .await
+        .unwrap();
+}
