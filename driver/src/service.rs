@@ -28,7 +28,7 @@ type Reply<T> = Result<TonicResponse<T>, Status>;
 
 /// Runs `op` in a task of its own and waits for it: a client that hangs up (or whose deadline
 /// passes) mid-call does not cut a Create or Delete in half; it completes (or rolls back) as
-/// if the client had stayed.
+/// if the client had stayed. The task stays in the call's span (the container's id).
 async fn detached<R, T, F, Fut>(driver: &Arc<Driver>, req: R, op: F) -> Result<T, Status>
 where
     R: Send + 'static,
@@ -36,7 +36,7 @@ where
     F: FnOnce(Arc<Driver>, R) -> Fut,
     Fut: std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
 {
-    tokio::spawn(op(driver.clone(), req))
+    tokio::spawn(op(driver.clone(), req).in_current_span())
         .await
         .map_err(|e| Status::internal(format!("the call's task failed: {e}")))?
         .map_err(Status::from)

@@ -1366,15 +1366,21 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             if !a.create.tty {
                 proxy_signals(client.clone(), id.clone());
             }
-            let result = attach_and_stream(
-                &mut client,
-                &id,
-                "",
-                a.create.interactive,
-                a.create.tty,
-                true,
-            )
-            .await;
+            // --json without a terminal or stdin: the output as JSON lines, as `attach --json`.
+            let as_json = cli.json && !a.create.tty && !a.create.interactive;
+            let result = if as_json {
+                attach_json(&mut client, &id, "", true).await
+            } else {
+                attach_and_stream(
+                    &mut client,
+                    &id,
+                    "",
+                    a.create.interactive,
+                    a.create.tty,
+                    true,
+                )
+                .await
+            };
             if a.rm {
                 let _ = client
                     .delete(pb::DeleteRequest {
@@ -1384,7 +1390,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     .await;
             }
             let exit = result?;
-            if cli.json {
+            if cli.json && !as_json {
                 print_json(
                     &serde_json::json!({"id": id, "exit_code": exit.exit_code, "signal": exit.signal, "status_code": exit.status_code}),
                 );
@@ -1600,11 +1606,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             while let Some(msg) = stream.message().await.map_err(|s| s.message().to_owned())? {
                 let Some(chunk) = msg.chunk else { continue };
                 if cli.json {
-                    print_json(&serde_json::json!({
-                        "time": rfc3339(&msg.time),
-                        "stream": if chunk.stream == pb::Stream::Stderr as i32 { "stderr" } else { "stdout" },
-                        "data": String::from_utf8_lossy(&chunk.data),
-                    }));
+                    // One object per line, as `events --json`.
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "time": rfc3339(&msg.time),
+                            "stream": if chunk.stream == pb::Stream::Stderr as i32 { "stderr" } else { "stdout" },
+                            "data": String::from_utf8_lossy(&chunk.data),
+                        })
+                    );
                 } else if chunk.stream == pb::Stream::Stderr as i32 {
                     let _ = err.write_all(&chunk.data);
                 } else {
