@@ -622,7 +622,7 @@ fn nsinit_exec_twice_joins_and_the_pid_file_follows_the_container() {
             "exec",
             "sh",
             "-c",
-            "hostname; ps -o comm | grep -c sleep; echo $$",
+            "hostname; ps -o pid,comm | awk '$1 == 1 {print $2}'; echo $$",
         ])
         .current_dir(&dir.path)
         .output()
@@ -635,6 +635,8 @@ fn nsinit_exec_twice_joins_and_the_pid_file_follows_the_container() {
     );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "nsbox");
+    // PID 1 of the namespace it joined is the first's shell.
+    assert_eq!(lines[1], "sh", "{text}");
     assert_ne!(lines[2], "1", "the joining process is not PID 1: {text}");
     // The first ends: its pid file goes, its processes are gone.
     std::fs::write(dir.path.join("tmp/go"), "").unwrap();

@@ -388,6 +388,7 @@ async fn proc_and_sys_are_masked_and_read_only() {
     let script = "for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug; do \
                     if [ -e $p ]; then echo \"$p $(cat $p | wc -c)\"; else echo \"$p absent\"; fi; done; \
                   echo \"/sys/firmware $(ls -A /sys/firmware | wc -l)\"; \
+                  echo \"/proc/scsi $(ls -A /proc/scsi 2>/dev/null | wc -l)\"; \
                   echo edtest > /proc/sys/kernel/hostname 2>/dev/null; echo sysctl=$?; \
                   echo h > /proc/sysrq-trigger 2>/dev/null; echo sysrq=$?; \
                   hostname; grep -E ' /proc/(sys|irq|bus|sysrq-trigger) ' /proc/self/mountinfo";
@@ -409,6 +410,7 @@ async fn proc_and_sys_are_masked_and_read_only() {
         assert!(text.contains(&want), "{want}: {text}");
     }
     assert!(text.contains("/sys/firmware 0\n"), "{text}");
+    assert!(text.contains("/proc/scsi 0\n"), "{text}");
     assert!(
         text.contains("sysctl=") && !text.contains("sysctl=0"),
         "{text}"
@@ -424,7 +426,7 @@ async fn proc_and_sys_are_masked_and_read_only() {
         "the hostname sysctl took a write: {text}"
     );
     let ro_mounts: Vec<&str> = text.lines().filter(|l| l.contains(" /proc/")).collect();
-    for p in ["/proc/sys", "/proc/irq", "/proc/bus"] {
+    for p in ["/proc/sys", "/proc/irq", "/proc/bus", "/proc/sysrq-trigger"] {
         if host_has(p) {
             let line = ro_mounts
                 .iter()
