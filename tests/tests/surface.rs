@@ -612,3 +612,163 @@ async fn the_python_harness_passes() {
         "the harness deleted its container"
     );
 }
+
+/// The CLI as a user types it: run with the backbone's flags (exit code, output, stderr),
+/// --user, --readonly-rootfs, run --json (JSON lines), attach and logs -f on a running
+/// container, exec with --env and its code, kill and wait (128+9), delete -f.
+#[tokio::test]
+async fn execdriverctl_run_attach_logs_exec_kill_as_typed() {
+    let d = Daemon::start();
+    let ctl = |args: &[&str]| {
+        Command::new(bin("execdriverctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let rootfs = d.rootfs.display().to_string();
+    let data = TempDir::new("edt-ctl");
+    std::fs::write(data.path.join("f"), "from-host").unwrap();
+    let mount = format!("{}:/data:ro", data.path.display());
+    let out = ctl(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &rootfs,
+        "--hostname",
+        "typed",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--mount",
+        &mount,
+        "--cap-drop",
+        "CHOWN",
+        "--",
+        "sh",
+        "-c",
+        "hostname; echo $FOO; pwd; cat /data/f; echo; touch /data/x 2>/dev/null || echo ro; \
+         grep CapEff /proc/self/status; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let lines: Vec<String> = text(&out).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines[..5],
+        ["typed", "bar", "/tmp", "from-host", "ro"],
+        "{lines:?}"
+    );
+    let cap_eff = u64::from_str_radix(lines[5].split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(cap_eff & 1, 0, "CHOWN was dropped: {lines:?}");
+    assert_ne!(cap_eff, 0, "{lines:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let out = ctl(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &rootfs,
+        "--user",
+        "1000:1001",
+        "--readonly-rootfs",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; touch /x 2>/dev/null || echo rofs",
+    ]);
+    assert_eq!(text(&out), "1000\n1001\nrofs\n", "{out:?}");
+    // --json: one object per line, the exit last.
+    let out = ctl(&[
+        "--json",
+        "run",
+        "--rm",
+        "--rootfs",
+        &rootfs,
+        "--",
+        "sh",
+        "-c",
+        "echo j; exit 2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let objs: Vec<serde_json::Value> = text(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(objs[0]["data"], "j\n", "{objs:?}");
+    assert_eq!(objs.last().unwrap()["exit"]["exit_code"], 2, "{objs:?}");
+
+    // attach and logs -f on a running container, both until it ends.
+    let id = unique("ctl");
+    let out = ctl(&[
+        "run",
+        "-d",
+        "--id",
+        &id,
+        "--rootfs",
+        &rootfs,
+        "--",
+        "sh",
+        "-c",
+        "echo early; sleep 1; echo late; exit 4",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let spawn = |args: &[&str]| {
+        Command::new(bin("execdriverctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let attach = spawn(&["attach", &id]);
+    let follow = spawn(&["logs", "-f", &id]);
+    let (attach, follow) = tokio::task::spawn_blocking(move || {
+        (
+            attach.wait_with_output().unwrap(),
+            follow.wait_with_output().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(attach.status.code(), Some(4), "{attach:?}");
+    assert!(text(&attach).ends_with("late\n"), "{attach:?}");
+    assert!(follow.status.success(), "{follow:?}");
+    assert_eq!(text(&follow), "early\nlate\n");
+    assert_eq!(text(&ctl(&["logs", &id])), "early\nlate\n");
+    assert!(ctl(&["delete", &id]).status.success());
+
+    // exec with its own env, and its exit code; kill -s KILL; wait gives 128+9.
+    let id = unique("ctl");
+    let out = ctl(&[
+        "run", "-d", "--id", &id, "--rootfs", &rootfs, "--", "sleep", "1000",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = ctl(&[
+        "exec",
+        "--env",
+        "K=V",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo $K; exit 5",
+    ]);
+    assert_eq!(
+        (out.status.code(), text(&out).as_str()),
+        (Some(5), "V\n"),
+        "{out:?}"
+    );
+    assert!(ctl(&["kill", "-s", "KILL", &id]).status.success());
+    assert_eq!(ctl(&["wait", &id]).status.code(), Some(137));
+    let out = ctl(&["--json", "state", &id]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (st["status"].as_str(), st["signal"].as_i64()),
+        (Some("stopped"), Some(9)),
+        "{st}"
+    );
+    assert!(ctl(&["delete", "-f", &id]).status.success());
+    assert!(ctl(&["state", &id]).status.code() != Some(0));
+}
