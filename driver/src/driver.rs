@@ -1091,6 +1091,12 @@ impl Driver {
     }
 
     /// Opens an attach stream to the container's shim.
+    /// Whether the shim of container `id` still runs.
+    pub fn shim_runs(&self, id: &str) -> bool {
+        self.get(id)
+            .is_ok_and(|c| shims::shim_alive(&c.dir).is_some())
+    }
+
     pub async fn attach(&self, start: &pb::AttachStart) -> Result<ShimConn> {
         let c = self.get(&start.id)?;
         let mut conn = match shims::connect_live(&c.dir).await? {

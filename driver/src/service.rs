@@ -459,9 +459,22 @@ impl ExecDriver for Service {
                     let msg = match frame {
                         Ok(Some(Response { kind: Some(k) })) => k,
                         Ok(_) | Err(_) => {
+                            drop(from_shim);
+                            if driver.shim_runs(&wait_id) {
+                                // A live shim ends an attach without the exit only when the
+                                // client read nothing for STALL_LIMIT (the slow-client policy):
+                                // say so, rather than an exit after a gap in the output.
+                                let _ = tx
+                                    .send(Err(Status::resource_exhausted(format!(
+                                        "this client read nothing for {:?} and was disconnected; \
+                                     the container runs on and its output is in the log",
+                                        execdriver_shim::supervisor::STALL_LIMIT
+                                    ))))
+                                    .await;
+                                break;
+                            }
                             // The shim went away without sending the exit: it died. Say how
                             // the process ended as the driver knows it.
-                            drop(from_shim);
                             let exit = tokio::select! {
                                 e = driver.wait(&wait_id, &wait_exec) => e,
                                 _ = tx.closed() => break,

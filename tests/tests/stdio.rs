@@ -500,3 +500,82 @@ async fn log_rotation_keeps_at_most_the_configured_size_and_files() {
         .await
         .unwrap();
 }
+
+/// The slow-client policy: a client that reads nothing holds the container back only until
+/// the shim gives up on it (STALL_LIMIT); then the container runs on, the reading client and
+/// the log get every byte, and the stuck client's stream ends without an exit.
+#[tokio::test]
+async fn a_stuck_client_is_dropped_and_the_others_get_everything() {
+    const BYTES: usize = 64 << 20;
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&[
+        "sh",
+        "-c",
+        "dd if=/dev/zero bs=64k count=1024 2>/dev/null; echo done >&2",
+    ]);
+    let id = req.id.clone();
+    c.create(req).await.unwrap();
+    // The stuck client: its own connection, attached, never read until the end.
+    let mut stuck_client = d.client().await;
+    let (stuck_tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(1);
+    stuck_tx
+        .send(pb::AttachRequest {
+            kind: Some(pb::attach_request::Kind::Start(pb::AttachStart {
+                id: id.clone(),
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            })),
+        })
+        .await
+        .unwrap();
+    let mut stuck = stuck_client
+        .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let t = Instant::now();
+    let out = attach_collect(&mut c, &id, None, true).await;
+    let took = t.elapsed();
+    assert_eq!(out.code(), 0);
+    assert_eq!(out.stdout.len(), BYTES);
+    assert!(out.stdout.iter().all(|b| *b == 0));
+    assert_eq!(out.stderr(), "done\n");
+    assert!(
+        took >= execdriver_shim::supervisor::STALL_LIMIT,
+        "the stuck client did not hold the container back at all ({took:?}): the test \
+         would not show the policy"
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    let shim_log = std::fs::read_to_string(d.root.join(&id).join("shim.log")).unwrap();
+    assert!(shim_log.contains("disconnecting a client"), "{shim_log}");
+    // What the stuck client had been sent before it was dropped, then RESOURCE_EXHAUSTED,
+    // and no exit.
+    let mut got = 0usize;
+    let mut exit = false;
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stuck.next()).await {
+            Ok(Some(Ok(msg))) => match msg.kind {
+                Some(pb::attach_response::Kind::Output(o)) => got += o.data.len(),
+                Some(pb::attach_response::Kind::Exit(_)) => exit = true,
+                None => {}
+            },
+            Ok(Some(Err(status))) => break Some(status),
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    assert!(
+        !exit && got < BYTES,
+        "the stuck client got {got} bytes, exit {exit}"
+    );
+    let end = end.expect("the stuck client's stream ends with a status");
+    assert_eq!(end.code(), tonic::Code::ResourceExhausted, "{end:?}");
+    assert!(end.message().contains("read nothing"), "{end:?}");
+    drop(stuck_tx);
+    let dir = d.root.join(&id);
+    assert_eq!(reassemble_log(&dir, "stdout").len(), BYTES);
+    c.delete(pb::DeleteRequest { id, force: false })
+        .await
+        .unwrap();
+}
