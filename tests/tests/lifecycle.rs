@@ -656,3 +656,32 @@ async fn mount_propagation_is_private_and_private_is_honoured() {
         .await
         .unwrap();
 }
+
+/// The shim leads a session of its own (so the driver's terminal, session and process group
+/// can go without a signal reaching it), and is no process group of the daemon's.
+#[tokio::test]
+async fn the_shim_runs_in_its_own_session() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    let st = c.run(req).await.unwrap().into_inner().container.unwrap();
+    let stat_of = |pid: i64| -> Vec<i64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // After the command (in parentheses): state, ppid, pgrp, session.
+        let rest = stat.rsplit_once(')').unwrap().1;
+        rest.split_whitespace()
+            .skip(1)
+            .take(3)
+            .map(|f| f.parse().unwrap())
+            .collect()
+    };
+    let shim = stat_of(st.shim_pid.into());
+    assert_eq!(shim[1], st.shim_pid as i64, "pgrp: {shim:?}");
+    assert_eq!(shim[2], st.shim_pid as i64, "session: {shim:?}");
+    let daemon = stat_of(d.pid().unwrap().into());
+    assert_ne!(shim[2], daemon[2]);
+    c.delete(pb::DeleteRequest { id, force: true })
+        .await
+        .unwrap();
+}
