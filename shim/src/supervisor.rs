@@ -1891,6 +1891,9 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<File> {
     // EPERM: it already leads a process group (a shell started it as a job): that group is
     // its own, which is what matters.
     let _ = nix::unistd::setsid();
+    // Started from a sealed copy (/proc/self/fd/N), its command name would be "N": ps, top and
+    // the kernel's messages name it as it is.
+    let _ = nix::sys::prctl::set_name(c"execdriver-shim");
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
     crate::sys::ignore_signal(Signal::SIGPIPE).map_err(io::Error::from)?;
     std::env::set_current_dir(state_dir)?;

@@ -181,6 +181,69 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The pause before each latency sample. Every runtime measured here moves a process into
+/// cgroups (v1: a write to cgroup.procs), which takes the kernel's cgroup_threadgroup_rwsem
+/// for writing; a grace period or two after the last such move the lock is back in its fast
+/// mode, and the next move waits a full RCU grace period (6-8 ms on these machines, see the
+/// kernel table). Run back to back, a peer would skip that wait when the one before it had
+/// just paid it; after this pause every sample starts from the same quiet kernel, as when an
+/// engine starts one container on an idle host.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The order of the peers in round `round`: a fixed shuffle per round (xorshift), so no peer
+/// always follows the same other one.
+fn order(round: usize, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (round as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+/// What the kernel charges for moving a process into a cgroup (the v1 cpu hierarchy), right
+/// after another move and after SETTLE: the part of every start that no runtime here avoids.
+fn migration_cost(rounds: usize, report: &mut Report) {
+    let Some(cpu) = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").exists())
+    else {
+        return;
+    };
+    let parent = unique("edbench-mig");
+    let _guard = CgroupGuard(parent.clone());
+    let (a, b) = (cpu.join(&parent).join("a"), cpu.join(&parent).join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = child.id().to_string();
+    let mut warm = Row::new("move right after another move", "ms");
+    let mut cold = Row::new(format!("move after {} ms idle", SETTLE.as_millis()), "ms");
+    for i in 0..rounds {
+        for (row, pause) in [(&mut cold, SETTLE), (&mut warm, Duration::ZERO)] {
+            std::thread::sleep(pause);
+            let to = if i % 2 == 0 { &a } else { &b };
+            let t = Instant::now();
+            std::fs::write(to.join("cgroup.procs"), &pid).unwrap();
+            row.samples.push(ms(t.elapsed()));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    report.table(
+        &format!(
+            "The kernel: moving a process into a cgroup (v1 cpu, write to cgroup.procs), {rounds} rounds"
+        ),
+        &[warm, cold],
+        None,
+    );
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -590,10 +653,9 @@ async fn start_latency(env: &mut Env, rounds: usize, report: &mut Report) {
         let nsinit_dir = env.path(if net { "nsinit-net" } else { "nsinit-nonet" });
         let nsinit = execdriver_tests::bin("nsinit").display().to_string();
         for round in 0..rounds {
-            // Each round starts with a different peer: what one run leaves in the kernel (a
-            // cgroup lock in its fast mode, warm caches) helps whoever comes next.
-            for k in 0..names.len() {
-                let peer = (k + round) % names.len();
+            // Peers in a shuffled order, each after the same pause (see SETTLE).
+            for peer in order(round, names.len()) {
+                tokio::time::sleep(SETTLE).await;
                 let sample = match peer {
                     0 => {
                         let p = api_phases(&mut c, env.our_request(&["/bin/true"], net)).await;
@@ -668,7 +730,11 @@ async fn start_latency(env: &mut Env, rounds: usize, report: &mut Report) {
         }
         let rows: Vec<Row> = names.iter().map(|n| rows[n].clone()).collect();
         report.table(
-            &format!("Start to exit of /bin/true, {tag} ({rounds} rounds, peers alternating)"),
+            &format!(
+                "Start to exit of /bin/true, {tag} ({rounds} rounds, peers in a shuffled order, \
+                 {} ms apart)",
+                SETTLE.as_millis()
+            ),
             &rows,
             Some(names[0]),
         );
@@ -713,6 +779,34 @@ async fn start_latency(env: &mut Env, rounds: usize, report: &mut Report) {
     }
 }
 
+/// Exec of /bin/true into container `id` and Wait for it, through the API; ms.
+async fn api_exec(c: &mut Client, id: &str) -> f64 {
+    let process = Some(pb::Process {
+        args: s(&["/bin/true"]),
+        ..Default::default()
+    });
+    let t = Instant::now();
+    let p = c
+        .exec(pb::ExecRequest {
+            id: id.to_owned(),
+            exec_id: String::new(),
+            process,
+            start: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .process
+        .unwrap();
+    c.wait(pb::WaitRequest {
+        id: id.to_owned(),
+        exec_id: p.exec_id,
+    })
+    .await
+    .unwrap();
+    ms(t.elapsed())
+}
+
 async fn exec_latency(env: &mut Env, rounds: usize, report: &mut Report) {
     let mut c = env.daemon.client().await;
     let names = ["execdriver: gRPC Exec+Wait", "runc exec", "crun exec"];
@@ -755,58 +849,43 @@ async fn exec_latency(env: &mut Env, rounds: usize, report: &mut Report) {
             ]),
         );
     }
-    for _ in 0..rounds {
-        let process = Some(pb::Process {
-            args: s(&["/bin/true"]),
-            ..Default::default()
-        });
-        let t = Instant::now();
-        let p = c
-            .exec(pb::ExecRequest {
-                id: id.clone(),
-                exec_id: String::new(),
-                process,
-                start: true,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .process
-            .unwrap();
-        c.wait(pb::WaitRequest {
-            id: id.clone(),
-            exec_id: p.exec_id,
-        })
-        .await
-        .unwrap();
-        rows[0].samples.push(ms(t.elapsed()));
-        if env.runc {
-            if let Some(d) = time_cmd(&s(&[
-                "runc",
-                "--root",
-                &runc_root,
-                "exec",
-                "edb-runc-idle",
-                "/bin/true",
-            ])) {
-                rows[1].samples.push(ms(d));
-            }
-        }
-        if let Some(r) = env.crun.as_mut() {
-            let (d, failed) = r.time(
-                "run",
-                1,
-                &s(&[
-                    "crun",
-                    "--root",
-                    &crun_root,
-                    "exec",
-                    "edb-crun-idle",
-                    "/bin/true",
-                ]),
-            );
-            if failed == 0 {
-                rows[2].samples.push(ms(d));
+    for round in 0..rounds {
+        for peer in order(round, names.len()) {
+            tokio::time::sleep(SETTLE).await;
+            match peer {
+                0 => rows[0].samples.push(api_exec(&mut c, &id).await),
+                1 if env.runc => {
+                    if let Some(d) = time_cmd(&s(&[
+                        "runc",
+                        "--root",
+                        &runc_root,
+                        "exec",
+                        "edb-runc-idle",
+                        "/bin/true",
+                    ])) {
+                        rows[1].samples.push(ms(d));
+                    }
+                }
+                2 => {
+                    if let Some(r) = env.crun.as_mut() {
+                        let (d, failed) = r.time(
+                            "run",
+                            1,
+                            &s(&[
+                                "crun",
+                                "--root",
+                                &crun_root,
+                                "exec",
+                                "edb-crun-idle",
+                                "/bin/true",
+                            ]),
+                        );
+                        if failed == 0 {
+                            rows[2].samples.push(ms(d));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -833,7 +912,10 @@ async fn exec_latency(env: &mut Env, rounds: usize, report: &mut Report) {
         );
     }
     report.table(
-        &format!("Exec of /bin/true into a running container ({rounds} rounds)"),
+        &format!(
+            "Exec of /bin/true into a running container ({rounds} rounds, shuffled, {} ms apart)",
+            SETTLE.as_millis()
+        ),
         &rows,
         Some(names[0]),
     );
@@ -1182,6 +1264,14 @@ async fn container_attach(env: &Env, c: &mut Client) -> f64 {
     total as f64 / secs / 1e6
 }
 
+/// The same output from a container with nobody attached: the shim writes it to the log only.
+async fn container_log(env: &Env, c: &mut Client) -> f64 {
+    let req = env.our_request(&["sh", "-c", PRODUCER], true);
+    let start = Instant::now();
+    let [_, _, _] = api_phases(c, req).await;
+    THROUGHPUT_BYTES as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
 async fn throughput(env: &mut Env, rounds: usize, report: &mut Report) {
     let mut c = env.daemon.client().await;
     let mut pipe = Row::new("plain host pipe", "MB/s");
@@ -1189,11 +1279,13 @@ async fn throughput(env: &mut Env, rounds: usize, report: &mut Report) {
         "container -> shim -> driver -> attached gRPC client (and the log)",
         "MB/s",
     );
+    let mut log = Row::new("container -> shim -> log (nobody attached)", "MB/s");
     for _ in 0..rounds {
         pipe.samples.push(host_pipe(&env.rootfs));
+        log.samples.push(container_log(env, &mut c).await);
         attach.samples.push(container_attach(env, &mut c).await);
     }
-    let rows = vec![pipe, attach];
+    let rows = vec![pipe, log, attach];
     report.table(
         &format!(
             "stdout throughput, {} MiB per run, {rounds} runs",
@@ -1204,7 +1296,7 @@ async fn throughput(env: &mut Env, rounds: usize, report: &mut Report) {
     );
     report.target(
         "attached client / plain pipe",
-        rows[1].median() / rows[0].median(),
+        rows[2].median() / rows[0].median(),
         0.5,
         false,
     );
@@ -1212,7 +1304,8 @@ async fn throughput(env: &mut Env, rounds: usize, report: &mut Report) {
         "stdout throughput, median MB/s — higher is better".into(),
         vec![
             ("plain host pipe".into(), rows[0].median()),
-            ("execdriver attach".into(), rows[1].median()),
+            ("execdriver, log only".into(), rows[1].median()),
+            ("execdriver attach".into(), rows[2].median()),
         ],
         "MB/s",
     ));
@@ -1263,6 +1356,7 @@ fn main() {
             .join(", ")
     ));
     if want("start") {
+        migration_cost(rounds, &mut report);
         rt.block_on(start_latency(&mut env, rounds, &mut report));
     }
     if want("exec") {

@@ -657,7 +657,7 @@ async fn mount_propagation_is_private_and_private_is_honoured() {
         .unwrap();
 }
 
-/// The shim leads a session of its own (so the driver's terminal, session and process group
+/// The shim leads a session of its own, under its own name (so the driver's terminal, session and process group
 /// can go without a signal reaching it), and is no process group of the daemon's.
 #[tokio::test]
 async fn the_shim_runs_in_its_own_session() {
@@ -677,6 +677,11 @@ async fn the_shim_runs_in_its_own_session() {
             .collect()
     };
     let shim = stat_of(st.shim_pid.into());
+    // Named as itself, though started from a sealed copy (/proc/self/fd/N).
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/comm", st.shim_pid)).unwrap(),
+        "execdriver-shim\n"
+    );
     assert_eq!(shim[1], st.shim_pid as i64, "pgrp: {shim:?}");
     assert_eq!(shim[2], st.shim_pid as i64, "session: {shim:?}");
     let daemon = stat_of(d.pid().unwrap().into());
