@@ -395,9 +395,32 @@ async fn failed_creates_leave_nothing_behind() {
         "{}",
         err.message()
     );
+    // A bind mount the shim cannot make: its destination lies under a regular file.
+    let src = TempDir::new("edt-badmnt");
+    let mut req = d.request(&["true"]);
+    req.mounts = vec![pb::Mount {
+        source: src.path.display().to_string(),
+        destination: "/bin/busybox/inside".into(),
+        writable: true,
+        private: false,
+    }];
+    let err = c.create(req).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    assert!(err.message().contains("mounts[0]"), "{}", err.message());
     assert!(d.state_dirs().is_empty(), "{:?}", d.state_dirs());
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
     assert!(host_mounts_under(&d.rootfs).is_empty());
+    assert!(host_mounts_under(&src.path).is_empty());
+    // No shim or container process is left (none has its cwd in the daemon's root).
+    let left: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&d.root))
+        })
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
     // The daemon still works.
     let out = run(&mut c, d.request(&["echo", "ok"])).await;
     assert_eq!(out.stdout(), "ok\n");
