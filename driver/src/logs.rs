@@ -120,7 +120,7 @@ impl Emitter {
                 } else {
                     pb::Stream::Stdout
                 } as i32,
-                data,
+                data: data.into(),
             }),
         };
         self.tx.send(Ok(msg)).await.is_ok()

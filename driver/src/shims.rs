@@ -48,9 +48,16 @@ pub async fn read_frame<M: Message + Default>(
             format!("frame of {len} bytes"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
-    M::decode(buf.as_slice())
+    // Read into spare capacity (nothing zeroed first) and decode from a Bytes, so output
+    // (bytes fields) is sliced from this buffer rather than copied out of it.
+    let mut buf = Vec::with_capacity(len);
+    AsyncReadExt::take(&mut *r, len as u64)
+        .read_to_end(&mut buf)
+        .await?;
+    if buf.len() < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    M::decode(bytes::Bytes::from(buf))
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

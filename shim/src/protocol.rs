@@ -385,8 +385,8 @@ pub enum Stream {
 pub struct Output {
     #[prost(enumeration = "Stream", tag = "1")]
     pub stream: i32,
-    #[prost(bytes = "vec", tag = "2")]
-    pub data: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub data: bytes::Bytes,
 }
 
 impl From<&crate::state::ExitRecord> for Exit {
@@ -568,7 +568,7 @@ mod tests {
             let msg = Response {
                 kind: Some(response::Kind::Output(Output {
                     stream: stream as i32,
-                    data: data.clone(),
+                    data: data.clone().into(),
                 })),
             };
             let mut dec = FrameDecoder::default();

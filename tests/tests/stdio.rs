@@ -381,7 +381,7 @@ async fn a_disconnecting_client_does_not_stop_the_container_and_close_stdin_ends
             .into_inner();
         let first = stream.next().await.unwrap().unwrap();
         match first.kind {
-            Some(pb::attach_response::Kind::Output(o)) => assert_eq!(o.data, b"one\n"),
+            Some(pb::attach_response::Kind::Output(o)) => assert_eq!(&o.data[..], b"one\n"),
             other => panic!("{other:?}"),
         }
     }
