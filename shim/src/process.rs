@@ -495,9 +495,9 @@ fn init_child(
     }
     crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
     rootfs::setup(config, rootfs).map_err(|e| match e {
-        rootfs::Error::MissingSource { .. } | rootfs::Error::NotADirectory(_) => {
-            ChildError::precondition(e.to_string())
-        }
+        rootfs::Error::MissingSource { .. }
+        | rootfs::Error::NotADirectory(_)
+        | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
         e => ChildError::internal("rootfs", e),
     })?;
     let pty = match pty_size {

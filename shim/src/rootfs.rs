@@ -45,6 +45,13 @@ pub enum Error {
     },
     #[error("rootfs {0} is not a directory")]
     NotADirectory(PathBuf),
+    /// A requested mount could not be made where it asked: the request's field is named.
+    #[error("{field}: {source}")]
+    Field {
+        field: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 type Result<T> = std::result::Result<T, Error>;
@@ -491,7 +498,10 @@ fn bind_mount(root: BorrowedFd<'_>, m: &Mount, field: &str) -> Result<()> {
     } else {
         Create::File
     };
-    let dest = open_in_root(root, &m.destination, create)?;
+    let dest = open_in_root(root, &m.destination, create).map_err(|e| Error::Field {
+        field: format!("{field}.destination"),
+        source: Box::new(e),
+    })?;
     let propagation = if m.private {
         MsFlags::MS_PRIVATE
     } else {

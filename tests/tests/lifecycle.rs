@@ -405,8 +405,12 @@ async fn failed_creates_leave_nothing_behind() {
         private: false,
     }];
     let err = c.create(req).await.unwrap_err();
-    assert_ne!(err.code(), Code::Ok);
-    assert!(err.message().contains("mounts[0]"), "{}", err.message());
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("mounts[0].destination"),
+        "{}",
+        err.message()
+    );
     assert!(d.state_dirs().is_empty(), "{:?}", d.state_dirs());
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
     assert!(host_mounts_under(&d.rootfs).is_empty());
