@@ -121,7 +121,7 @@ impl Report {
         };
         let rel = if at_most { "<=" } else { ">=" };
         self.line(&format!(
-            "- {what}: {value:.2} (target {rel} {limit}) — {}",
+            "- {what}: {value:.2} (target {rel} {limit:.2}) — {}",
             if met { "met" } else { "NOT met" }
         ));
     }
