@@ -233,6 +233,10 @@ pub fn create(
     if join_net.is_some() {
         flags.remove(CloneFlags::CLONE_NEWNET);
     }
+    // A cgroup namespace is rooted where its process is when it is made: the init unshares
+    // it once it is in the container's cgroups (after Configured), so the container sees its
+    // own cgroup as "/".
+    flags.remove(CloneFlags::CLONE_NEWCGROUP);
     match sys::clone_process(flags).map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
@@ -482,6 +486,10 @@ fn init_child(
             .map_err(|e| ChildError::internal("setgid in the user namespace", e))?;
         nix::unistd::setresuid(root_u, root_u, root_u)
             .map_err(|e| ChildError::internal("setuid in the user namespace", e))?;
+    }
+    if config.has_namespace(Namespace::Cgroup) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| ChildError::internal("unshare of the cgroup namespace", e))?;
     }
     nix::unistd::setsid().map_err(|e| ChildError::internal("setsid", e))?;
     if let Some(netns) = join_net {

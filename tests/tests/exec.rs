@@ -752,3 +752,90 @@ fn nsinit_with_a_terminal_relays_it_and_forwards_signals() {
     assert_eq!(status.code(), Some(3), "{}", term.text());
     assert!(!dir.path.join("pid").exists());
 }
+
+/// NEWCGROUP: the container sees its own cgroups as the root, and an exec'd process joins
+/// that cgroup namespace too (not the host's).
+#[tokio::test]
+async fn exec_joins_the_cgroup_namespace() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let mut req = d.request(&["sleep", "1000"]);
+    req.namespaces = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET", "NEWCGROUP"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let id = req.id.clone();
+    c.run(req).await.unwrap();
+    let script = "readlink /proc/1/ns/cgroup; readlink /proc/self/ns/cgroup; \
+                  grep -E ':(memory|pids):' /proc/self/cgroup | cut -d: -f3";
+    let out = exec_collect(&mut c, &id, &["sh", "-c", script]).await;
+    assert_eq!(out.exit.exit_code, Some(0), "{}", out.stderr());
+    let text = out.stdout();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], lines[1],
+        "the exec is in the init's cgroup namespace: {text}"
+    );
+    let host = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    assert_ne!(lines[0], host.to_string_lossy(), "{text}");
+    assert!(lines.len() >= 3, "{text}");
+    for l in &lines[2..] {
+        assert_eq!(*l, "/", "its own cgroup is its root: {text}");
+    }
+    c.delete(pb::DeleteRequest { id, force: true })
+        .await
+        .unwrap();
+}
+
+/// nsinit without a terminal forwards the signals it gets to the container's init, and exits
+/// with the init's code; `--root DIR` reads container.json from DIR and keeps the pid file
+/// there while the container runs (the rootfs is the working directory).
+#[test]
+fn nsinit_forwards_signals_and_keeps_the_pid_file_in_its_root() {
+    use std::io::BufRead;
+    let parent = unique("edtest-nsinit");
+    let _cleanup = CgroupGuard(parent.clone());
+    let dir = nsinit_dir(&parent);
+    let root = TempDir::new("edt-nsroot");
+    std::fs::rename(
+        dir.path.join("container.json"),
+        root.path.join("container.json"),
+    )
+    .unwrap();
+    let mut child = Command::new(bin("nsinit"))
+        .arg("--root")
+        .arg(&root.path)
+        .args([
+            "exec",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .current_dir(&dir.path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    assert!(root.path.join("pid").exists(), "no pid file in --root");
+    assert!(
+        !dir.path.join("pid").exists(),
+        "a pid file beside container.json"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-term\n");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9));
+    assert!(
+        !root.path.join("pid").exists(),
+        "the pid file outlived the container"
+    );
+}
