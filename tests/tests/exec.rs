@@ -839,3 +839,50 @@ fn nsinit_forwards_signals_and_keeps_the_pid_file_in_its_root() {
         "the pid file outlived the container"
     );
 }
+
+/// An exec'd process with its own terminal: its initial size is the one asked for, and
+/// ResizePty with its exec id changes it (not the init's).
+#[tokio::test]
+async fn an_exec_terminal_has_its_size_and_resizes() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    c.run(req).await.unwrap();
+    let go = unique("go");
+    let script = format!("stty size; while [ ! -e /tmp/{go} ]; do sleep 0.05; done; stty size");
+    let mut req = exec_req(&id, &["sh", "-c", &script]);
+    let exec_id = req.exec_id.clone();
+    let process = req.process.as_mut().unwrap();
+    process.tty = true;
+    process.console_size = Some(pb::ConsoleSize {
+        rows: 30,
+        cols: 100,
+    });
+    c.exec(req).await.unwrap();
+    let mut c2 = c.clone();
+    let (id2, exec2) = (id.clone(), exec_id.clone());
+    let collector =
+        tokio::spawn(async move { attach_collect_exec(&mut c2, &id2, &exec2, None, true).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.resize_pty(pb::ResizePtyRequest {
+        id: id.clone(),
+        size: Some(pb::ConsoleSize {
+            rows: 50,
+            cols: 132,
+        }),
+        exec_id: exec_id.clone(),
+    })
+    .await
+    .unwrap();
+    std::fs::write(d.rootfs.join("tmp").join(&go), "").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), collector)
+        .await
+        .expect("the exec ends")
+        .unwrap();
+    assert_eq!(out.exit.exit_code, Some(0));
+    assert_eq!(out.stdout().replace('\r', ""), "30 100\n50 132\n");
+    c.delete(pb::DeleteRequest { id, force: true })
+        .await
+        .unwrap();
+}
