@@ -13,6 +13,19 @@ use tokio_stream::StreamExt;
 fn interactive_shell_under_a_terminal() {
     let d = Daemon::start();
     let (mut term, slave) = Terminal::open(30, 100);
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let probe = slave.try_clone().unwrap();
+    let modes = |fd: &std::os::fd::OwnedFd| {
+        let t = tcgetattr(fd).unwrap();
+        (
+            t.input_flags,
+            t.output_flags,
+            t.local_flags,
+            t.control_chars,
+        )
+    };
+    let cooked = modes(&probe);
+    assert!(cooked.2.contains(LocalFlags::ICANON | LocalFlags::ECHO));
     // setsid -c: a new session whose controlling terminal is the slave, as a user's shell has.
     let mut ctl = Command::new("setsid")
         .arg("-c")
@@ -28,6 +41,12 @@ fn interactive_shell_under_a_terminal() {
         .spawn()
         .expect("execdriverctl");
     let mut at = term.expect(0, "# ");
+    // Raw while the container has the terminal.
+    let raw = modes(&probe).2;
+    assert!(
+        !raw.intersects(LocalFlags::ICANON | LocalFlags::ECHO),
+        "{raw:?}"
+    );
     term.send("echo hi\r");
     at = term.expect(at, "echo hi\nhi\n");
     term.send("stty size\r");
@@ -56,6 +75,8 @@ fn interactive_shell_under_a_terminal() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(7), "{}", term.text());
+    // The user's terminal is as it was.
+    assert!(modes(&probe) == cooked, "the terminal was not restored");
 }
 
 #[tokio::test]
