@@ -433,6 +433,8 @@ struct Containerd {
     child: Child,
     socket: PathBuf,
     namespace: String,
+    /// containerd-shim-runc-v2 processes seen (they outlive containerd): ended on drop.
+    shims: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Containerd {
@@ -472,6 +474,7 @@ impl Containerd {
             child,
             socket,
             namespace: unique("edbench"),
+            shims: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -505,6 +508,13 @@ impl Drop for Containerd {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A shim that is still there: ours if its command line names our namespace.
+        for pid in self.shims.lock().map(|v| v.clone()).unwrap_or_default() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&self.namespace) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
         execdriver_tests::remove_cgroup_parent(&self.namespace);
     }
 }
@@ -1062,6 +1072,9 @@ async fn memory(env: &mut Env, report: &mut Report) {
                 .find(|l| l.starts_with("edb-idle"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
             if let Some(shim) = pid.and_then(ppid) {
+                if let Ok(mut v) = ctrd.shims.lock() {
+                    v.push(shim);
+                }
                 shim_v2 = smaps(shim);
                 add(
                     "containerd-shim-runc-v2 (idle sleep container)",
