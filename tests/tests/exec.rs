@@ -586,6 +586,19 @@ fn nsinit_dir(cgroup_parent: &str) -> TempDir {
     dir
 }
 
+/// As [`nsinit_dir`], with container.json moved to a directory of its own, for `--root`:
+/// (the rootfs directory, the root directory).
+fn nsinit_dir_with_root(cgroup_parent: &str) -> (TempDir, TempDir) {
+    let dir = nsinit_dir(cgroup_parent);
+    let root = TempDir::new("edt-nsroot");
+    std::fs::rename(
+        dir.path.join("container.json"),
+        root.path.join("container.json"),
+    )
+    .unwrap();
+    (dir, root)
+}
+
 #[test]
 fn nsinit_exec_twice_joins_and_the_pid_file_follows_the_container() {
     let parent = unique("edtest-nsinit");
@@ -672,13 +685,7 @@ fn nsinit_exec_twice_joins_and_the_pid_file_follows_the_container() {
 fn nsinit_root_keeps_config_and_pid_elsewhere() {
     let parent = unique("edtest-nsinit");
     let _cleanup = CgroupGuard(parent.clone());
-    let dir = nsinit_dir(&parent);
-    let root = TempDir::new("edt-nsroot");
-    std::fs::rename(
-        dir.path.join("container.json"),
-        root.path.join("container.json"),
-    )
-    .unwrap();
+    let (dir, root) = nsinit_dir_with_root(&parent);
     let out = Command::new(bin("nsinit"))
         .arg("--root")
         .arg(&root.path)
@@ -795,13 +802,7 @@ fn nsinit_forwards_signals_and_keeps_the_pid_file_in_its_root() {
     use std::io::BufRead;
     let parent = unique("edtest-nsinit");
     let _cleanup = CgroupGuard(parent.clone());
-    let dir = nsinit_dir(&parent);
-    let root = TempDir::new("edt-nsroot");
-    std::fs::rename(
-        dir.path.join("container.json"),
-        root.path.join("container.json"),
-    )
-    .unwrap();
+    let (dir, root) = nsinit_dir_with_root(&parent);
     let mut child = Command::new(bin("nsinit"))
         .arg("--root")
         .arg(&root.path)
