@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates shim/src/seccomp/tables.rs: syscall names and numbers for x86_64 and aarch64,
+# Regenerates shim/spec/src/seccomp/tables.rs: syscall names and numbers for x86_64 and aarch64,
 # from the kernel headers of linux-libc-dev (x86_64: asm/unistd_64.h; aarch64: the generic
 # table asm-generic/unistd.h as arm64 configures it), plus the syscalls newer than those
 # headers (numbers 451 and up are the same on every architecture).
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
-out=shim/src/seccomp/tables.rs
+out=shim/spec/src/seccomp/tables.rs
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_shim::cgroups::stats::Stats;
-use execdriver_shim::config::Config as ContainerConfig;
 use execdriver_shim::network as shim_net;
-use execdriver_shim::protocol::{self, request, response, Empty, ShimState, Status, Target};
-use execdriver_shim::state::{self, ExitRecord};
+use execdriver_spec::config::Config as ContainerConfig;
+use execdriver_spec::protocol::Stats;
+use execdriver_spec::protocol::{self, request, response, Empty, ShimState, Status, Target};
+use execdriver_spec::state::{self, ExitRecord};
 use tracing::{info, warn};
 
 use crate::convert::{self, Defaults, Meta};
@@ -412,7 +412,7 @@ impl Driver {
                 meta.network.address = format!("{addr}/{}", net.subnet.prefix);
                 meta.network.gateway = net.gateway.to_string();
                 meta.network.bridge = net.bridge.clone();
-                config.validate()?;
+                config.validate().map_err(convert::request_field)?;
                 Ok(Some(lease))
             }
             convert::MODE_CONTAINER => {
@@ -439,7 +439,7 @@ impl Driver {
                 meta.network.mac_address = theirs.mac_address;
                 meta.network.bridge = theirs.bridge;
                 meta.network.mtu = theirs.mtu;
-                config.validate()?;
+                config.validate().map_err(convert::request_field)?;
                 Ok(None)
             }
             _ => Ok(None),
@@ -903,7 +903,7 @@ impl Driver {
         if exec_id.is_empty() {
             return Ok((c.dir.clone(), state::LOG.to_owned()));
         }
-        let name = execdriver_shim::supervisor::exec_log_name(exec_id);
+        let name = execdriver_spec::state::exec_log_name(exec_id);
         if !c.dir.join(&name).exists() {
             return Err(Error::NotFound(format!("{id}/exec {exec_id}")));
         }

@@ -1,6 +1,6 @@
 //! The driver's errors and the one place they become gRPC statuses.
 
-use execdriver_shim::protocol::ErrorCode;
+use execdriver_spec::protocol::ErrorCode;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +49,6 @@ impl Error {
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();
         move |source| Error::Io { what, source }
-    }
-}
-
-impl From<execdriver_shim::config::ConfigError> for Error {
-    fn from(e: execdriver_shim::config::ConfigError) -> Error {
-        Error::InvalidArgument {
-            field: e.field,
-            reason: e.reason,
-        }
     }
 }
 

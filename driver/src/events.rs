@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_shim::protocol::{self, request, response, Empty, EventKind, Target};
-use execdriver_shim::state::{self, ExitRecord};
+use execdriver_spec::protocol::{self, request, response, Empty, EventKind, Target};
+use execdriver_spec::state::{self, ExitRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
 

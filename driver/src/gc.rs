@@ -24,9 +24,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use execdriver_shim::cgroups::{self, DeviceMode, Layout};
-use execdriver_shim::config::{Cgroups, Config as ContainerConfig};
 use execdriver_shim::network as shim_net;
-use execdriver_shim::state::{self, ExitRecord};
+use execdriver_spec::config::{Cgroups, Config as ContainerConfig};
+use execdriver_spec::state::{self, ExitRecord};
 
 use crate::convert::{self, Meta};
 use crate::shims;
@@ -139,7 +139,7 @@ pub fn release(dir: &Path, fallback_parent: &str) -> Released {
             }
         }
     }
-    out.mounts = state::unmount_under(dir);
+    out.mounts = execdriver_shim::state::unmount_under(dir);
     out.temp_files = remove_temp_files(dir);
     out
 }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use execdriver_shim::capabilities;
 use execdriver_shim::cgroups::Layout;
+use execdriver_spec::capabilities;
 
 /// The cgroup controllers containers can use, sorted and without duplicates: those of the v1
 /// hierarchies (named ones such as `name=systemd` left out) and those the v2 root offers.

@@ -171,7 +171,7 @@ impl Ipam {
         };
         let data =
             serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(e.to_string()))?;
-        execdriver_shim::state::write_atomic(&self.dir, FILE, &data, true).map_err(Error::io(
+        execdriver_spec::state::write_atomic(&self.dir, FILE, &data, true).map_err(Error::io(
             format!("writing {}", self.dir.join(FILE).display()),
         ))
     }
@@ -203,7 +203,7 @@ pub fn prune(
     }
     stored.allocations.retain(|_, id| keep.contains(id));
     let data = serde_json::to_vec_pretty(&stored).map_err(|e| Error::Internal(e.to_string()))?;
-    execdriver_shim::state::write_atomic(dir, FILE, &data, true)
+    execdriver_spec::state::write_atomic(dir, FILE, &data, true)
         .map_err(Error::io(format!("writing {}", path.display())))?;
     Ok(released)
 }

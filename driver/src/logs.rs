@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_shim::logfile::parse_line;
-use execdriver_shim::protocol::Stream;
-use execdriver_shim::state;
+use execdriver_spec::logline::parse_line;
+use execdriver_spec::protocol::Stream;
+use execdriver_spec::state;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -136,12 +136,12 @@ async fn ended(dir: &Path, exec_id: &str) -> bool {
     if exec_id.is_empty() {
         return false;
     }
-    let target = execdriver_shim::protocol::Target {
+    let target = execdriver_spec::protocol::Target {
         exec_id: exec_id.to_owned(),
     };
-    match crate::shims::call(dir, execdriver_shim::protocol::request::Kind::State(target)).await {
-        Ok(Some(execdriver_shim::protocol::response::Kind::State(st))) => {
-            st.status == execdriver_shim::protocol::Status::Stopped as i32
+    match crate::shims::call(dir, execdriver_spec::protocol::request::Kind::State(target)).await {
+        Ok(Some(execdriver_spec::protocol::response::Kind::State(st))) => {
+            st.status == execdriver_spec::protocol::Status::Stopped as i32
         }
         _ => true, // no shim, or it no longer knows the process
     }

@@ -11,7 +11,8 @@ use execdriver_proto as pb;
 use execdriver_proto::exec_driver_server::ExecDriver;
 use execdriver_shim::cgroups::Layout;
 use execdriver_shim::namespaces;
-use execdriver_shim::protocol::{request, response, Response};
+use execdriver_spec::namespaces::ALL as ALL_NAMESPACES;
+use execdriver_spec::protocol::{request, response, Response};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response as TonicResponse, Status, Streaming};
 use tracing::{debug, instrument, Instrument};
@@ -133,9 +134,9 @@ impl ExecDriver for Service {
             version: env!("CARGO_PKG_VERSION").into(),
             kernel_version: kernel,
             cgroup_mode: layout.mode().into(),
-            namespaces: namespaces::ALL
+            namespaces: ALL_NAMESPACES
                 .iter()
-                .filter(|n| n.available())
+                .filter(|n| namespaces::available(**n))
                 .map(|n| n.name().to_owned())
                 .collect(),
             root: self.driver.config.root.display().to_string(),
@@ -144,9 +145,7 @@ impl ExecDriver for Service {
             seccomp: crate::info::seccomp(),
             apparmor: crate::info::apparmor(),
             user_namespaces: crate::info::user_namespaces()
-                && namespaces::ALL
-                    .iter()
-                    .any(|n| n.name() == "NEWUSER" && n.available()),
+                && namespaces::available(execdriver_spec::namespaces::Namespace::User),
             default_capabilities: crate::info::default_capabilities(),
             network_modes: {
                 let mut modes = vec![
@@ -417,10 +416,10 @@ impl ExecDriver for Service {
                     let kind = match msg.kind {
                         Some(pb::attach_request::Kind::Stdin(data)) => request::Kind::Stdin(data),
                         Some(pb::attach_request::Kind::CloseStdin(_)) => {
-                            request::Kind::CloseStdin(execdriver_shim::protocol::Target::init())
+                            request::Kind::CloseStdin(execdriver_spec::protocol::Target::init())
                         }
                         Some(pb::attach_request::Kind::Resize(r)) => {
-                            request::Kind::Resize(execdriver_shim::protocol::Resize {
+                            request::Kind::Resize(execdriver_spec::protocol::Resize {
                                 rows: r.rows,
                                 cols: r.cols,
                                 exec_id: exec_id.clone(),
@@ -428,7 +427,7 @@ impl ExecDriver for Service {
                         }
                         _ => continue,
                     };
-                    let frame = execdriver_shim::protocol::Request::new(kind);
+                    let frame = execdriver_spec::protocol::Request::new(kind);
                     if crate::shims::write_frame(&mut to_shim, &frame)
                         .await
                         .is_err()
@@ -468,7 +467,7 @@ impl ExecDriver for Service {
                                     .send(Err(Status::resource_exhausted(format!(
                                         "this client read nothing for {:?} and was disconnected; \
                                      the container runs on and its output is in the log",
-                                        execdriver_shim::supervisor::STALL_LIMIT
+                                        execdriver_spec::limits::STALL_LIMIT
                                     ))))
                                     .await;
                                 break;

@@ -4,10 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use execdriver_shim::protocol::{
-    self, request, response, ErrorCode, Request, Response, ShimState, MAX_FRAME,
-};
-use execdriver_shim::state;
+use execdriver_spec::protocol::{self, request, response, ErrorCode, Request, Response, ShimState};
+use execdriver_spec::state;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -31,23 +29,17 @@ pub async fn write_frame(
     w.write_all(&protocol::encode_frame(msg)).await
 }
 
-/// Reads one frame; `None` at a clean end of stream.
+/// Reads one frame; `None` at a clean end of stream. The framing is the spec crate's codec.
 pub async fn read_frame<M: Message + Default>(
     r: &mut (impl AsyncRead + Unpin),
 ) -> std::io::Result<Option<M>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
+    let mut header = [0u8; 4];
+    match r.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes"),
-        ));
-    }
+    let len = protocol::frame_len(header)?;
     // Read into spare capacity (nothing zeroed first) and decode from a Bytes, so output
     // (bytes fields) is sliced from this buffer rather than copied out of it.
     let mut buf = Vec::with_capacity(len);
@@ -57,9 +49,7 @@ pub async fn read_frame<M: Message + Default>(
     if buf.len() < len {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    M::decode(bytes::Bytes::from(buf))
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    protocol::decode_body(bytes::Bytes::from(buf)).map(Some)
 }
 
 /// Options for a new shim beyond its container.json.

@@ -9,7 +9,7 @@
 use execdriver_driver::convert::{self, BridgeNetwork, Defaults};
 use execdriver_driver::error::Error;
 use execdriver_proto as pb;
-use execdriver_shim::config::Config;
+use execdriver_spec::config::Config;
 use proptest::prelude::*;
 
 fn nasty_string() -> impl Strategy<Value = String> {

@@ -1,8 +1,6 @@
-//! Capabilities: the seed's names (`SYS_ADMIN`), the set a container keeps (`capabilities`, by
-//! default Docker's, minus `capabilities_mask`), and applying it to the bounding, effective,
-//! permitted, inheritable and ambient sets.
-
-use std::str::FromStr;
+//! Capabilities on this kernel: the set a container keeps (`capabilities`, by default Docker's,
+//! minus `capabilities_mask`, limited to what the kernel has), and applying it to the bounding,
+//! effective, permitted, inheritable and ambient sets. The names are the spec crate's.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
@@ -26,53 +24,7 @@ pub enum Error {
     },
 }
 
-/// Parses a capability name as the seed writes it (`NET_ADMIN`); `CAP_NET_ADMIN` and lower case
-/// are accepted too.
-pub fn parse(name: &str) -> Option<Capability> {
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
-    Capability::from_str(&full).ok()
-}
-
-/// The seed's name of a capability: `NET_ADMIN`.
-pub fn name(cap: Capability) -> String {
-    cap.to_string().trim_start_matches("CAP_").to_owned()
-}
-
-/// Parses a list of names; unknown names were rejected by config validation, so they are skipped.
-pub fn parse_all(names: &[String]) -> CapsHashSet {
-    names.iter().filter_map(|n| parse(n)).collect()
-}
-
-/// Docker's default set: what a container keeps when the request names no capabilities.
-pub const DOCKER_DEFAULT: [&str; 14] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
-
-/// The name that stands for every capability, in a keep list or a mask.
-pub const ALL: &str = "ALL";
-
-/// Whether `name` is a capability or `ALL`.
-pub fn is_valid(name: &str) -> bool {
-    name.eq_ignore_ascii_case(ALL) || parse(name).is_some()
-}
+pub use execdriver_spec::capabilities::{is_valid, name, parse, parse_all, ALL, DOCKER_DEFAULT};
 
 /// The capabilities a container's processes hold: `keep` (absent: [`DOCKER_DEFAULT`]; `ALL`:
 /// every capability this kernel has) minus `mask` (`ALL` drops them all).
@@ -92,6 +44,11 @@ pub fn resolve(keep: Option<&[String]>, mask: &[String]) -> CapsHashSet {
     }
     set.retain(|c| supported.contains(c));
     set
+}
+
+/// The capabilities a container's processes hold (its `capabilities` and `capabilities_mask`).
+pub fn kept(config: &crate::config::Config) -> CapsHashSet {
+    resolve(config.capabilities.as_deref(), &config.capabilities_mask)
 }
 
 /// Limits the bounding set to `keep`. Needs CAP_SETPCAP, so it runs before changing uid.
@@ -133,16 +90,6 @@ pub fn apply_process(keep: &CapsHashSet, root: bool) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seed_names_parse() {
-        assert_eq!(parse("SYS_ADMIN"), Some(Capability::CAP_SYS_ADMIN));
-        assert_eq!(parse("CAP_NET_ADMIN"), Some(Capability::CAP_NET_ADMIN));
-        assert_eq!(parse("mknod"), Some(Capability::CAP_MKNOD));
-        assert_eq!(parse("SYS_BOGUS"), None);
-        assert_eq!(name(Capability::CAP_AUDIT_WRITE), "AUDIT_WRITE");
-        assert!(is_valid("all") && is_valid("KILL") && !is_valid("KILLALL"));
-    }
 
     #[test]
     fn keep_list_and_mask_combine() {

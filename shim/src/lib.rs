@@ -1,19 +1,19 @@
-//! execdriver's Linux side: the `container.json` model and everything that turns one into a
-//! running container. The per-container `execdriver-shim` and the seed's `nsinit` CLI are thin
-//! binaries on this library; the driver uses it for the config model and the shim protocol.
+//! execdriver's Linux side: everything that turns a `container.json` into a running container.
+//! The per-container `execdriver-shim` and the seed's `nsinit` CLI are thin binaries on this
+//! library. The model (container.json, the shim protocol, names and defaults) is the spec
+//! crate's (`execdriver_spec`, in `shim/spec`); the driver uses this library only for the Linux
+//! work it must do itself (host probing, cleanup after a shim that is gone).
 //!
 //! Modules follow the kernel facility they drive. `unsafe` lives in [`sys`] only.
 #![deny(unsafe_code)]
 
 pub mod capabilities;
 pub mod cgroups;
-pub mod config;
 pub mod logfile;
 pub mod namespaces;
 pub mod network;
 pub mod nsinit;
 pub mod process;
-pub mod protocol;
 pub mod reaper;
 pub mod rootfs;
 pub mod seccomp;
@@ -21,3 +21,6 @@ pub mod security;
 pub mod state;
 pub mod supervisor;
 pub mod sys;
+
+// The model, under the names the shim's modules use.
+use execdriver_spec::{config, protocol};

@@ -17,9 +17,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::protocol::Stream;
-
-/// Longest text in one log line; longer lines are split into `P` pieces.
-pub const MAX_LINE: usize = 16 * 1024;
+pub use execdriver_spec::logline::{parse_line, rfc3339_nanos, LogLine, MAX_LINE};
 
 /// Size-based rotation: `log` moves to `log.1`, `log.1` to `log.2`, ... keeping `max_files`
 /// files in all. `max_size == 0` means never rotate.
@@ -178,105 +176,6 @@ impl LogWriter {
     }
 }
 
-/// Formats Unix nanoseconds as RFC 3339 in UTC with nine fractional digits.
-pub fn rfc3339_nanos(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Parses what [`rfc3339_nanos`] writes (and the same with fewer fractional digits or none).
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut dp = date.split('-');
-    let y: i64 = dp.next()?.parse().ok()?;
-    let m: u32 = dp.next()?.parse().ok()?;
-    let d: u32 = dp.next()?.parse().ok()?;
-    let (hms, frac) = match time.split_once('.') {
-        Some((a, b)) => (a, b),
-        None => (time, ""),
-    };
-    let mut tp = hms.split(':');
-    let h: i64 = tp.next()?.parse().ok()?;
-    let mi: i64 = tp.next()?.parse().ok()?;
-    let se: i64 = tp.next()?.parse().ok()?;
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let nanos: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
-    let days = days_from_civil(y, m, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000) + nanos)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// One parsed log line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine<'a> {
-    pub time_ns: i64,
-    pub stream: Stream,
-    pub full: bool,
-    pub text: &'a [u8],
-}
-
-/// Parses one line (without its trailing newline).
-pub fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
-    let mut parts = line.splitn(4, |b| *b == b' ');
-    let ts = std::str::from_utf8(parts.next()?).ok()?;
-    let stream = match parts.next()? {
-        b"stdout" => Stream::Stdout,
-        b"stderr" => Stream::Stderr,
-        _ => return None,
-    };
-    let full = match parts.next()? {
-        b"F" => true,
-        b"P" => false,
-        _ => return None,
-    };
-    let text = parts.next().unwrap_or(b"");
-    Some(LogLine {
-        time_ns: parse_rfc3339(ts)?,
-        stream,
-        full,
-        text,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,22 +199,6 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn time_round_trips() {
-        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339_nanos(1_795_941_411_123_456_789),
-            "2026-11-29T08:36:51.123456789Z"
-        );
-        for ns in [0, 1, 951_782_400_000_000_007, 1_795_941_411_123_456_789] {
-            assert_eq!(parse_rfc3339(&rfc3339_nanos(ns)), Some(ns));
-        }
-        assert_eq!(
-            parse_rfc3339("2026-11-29T08:36:51Z"),
-            Some(1_795_941_411_000_000_000)
-        );
     }
 
     #[test]

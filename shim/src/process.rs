@@ -585,8 +585,11 @@ fn finish_child(
             })?;
         }
     }
-    let keep = config.kept_capabilities();
-    let filter = match config.seccomp.resolve(&keep) {
+    let keep = capabilities::kept(config);
+    let filter = match config
+        .seccomp
+        .resolve(&keep, crate::seccomp::kernel_version())
+    {
         None => None,
         Some(profile) => {
             let arch = seccomp::Arch::native().ok_or_else(|| {

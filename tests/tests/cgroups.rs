@@ -1084,7 +1084,7 @@ async fn cli_limit_flags_and_subcommands() {
 /// flat `cgroups` fields, `freezer: FROZEN` starting the container paused.
 #[test]
 fn container_json_limits_and_frozen_start_through_the_shim() {
-    use execdriver_shim::protocol::{self, request, response, Empty, Request, Response, Status};
+    use execdriver_spec::protocol::{self, request, response, Empty, Request, Response, Status};
     use std::os::unix::net::UnixStream;
 
     let tmp = execdriver_tests::TempDir::new("edt-cgjson");
@@ -1151,13 +1151,13 @@ fn container_json_limits_and_frozen_start_through_the_shim() {
     assert_eq!(file("cpu", "cpu.shares"), "256");
     assert!(matches!(
         call(request::Kind::Start(
-            execdriver_shim::protocol::Target::init()
+            execdriver_spec::protocol::Target::init()
         )),
         response::Kind::Ok(_)
     ));
     assert_eq!(
         status(call(request::Kind::State(
-            execdriver_shim::protocol::Target::init()
+            execdriver_spec::protocol::Target::init()
         ))),
         Status::Paused as i32
     );
@@ -1170,7 +1170,7 @@ fn container_json_limits_and_frozen_start_through_the_shim() {
     ));
     assert_eq!(
         status(call(request::Kind::State(
-            execdriver_shim::protocol::Target::init()
+            execdriver_spec::protocol::Target::init()
         ))),
         Status::Running as i32
     );
@@ -1187,7 +1187,7 @@ fn container_json_limits_and_frozen_start_through_the_shim() {
         response::Kind::Ok(_)
     ));
     match call(request::Kind::Wait(
-        execdriver_shim::protocol::Target::init(),
+        execdriver_spec::protocol::Target::init(),
     )) {
         response::Kind::Exit(e) => assert_eq!(e.signal, Some(9)),
         other => panic!("{other:?}"),
@@ -1207,7 +1207,7 @@ fn container_json_limits_and_frozen_start_through_the_shim() {
 /// directory it made is gone.
 #[test]
 fn shim_create_refused_by_the_kernel_leaves_no_cgroup() {
-    use execdriver_shim::protocol::{self, response, ErrorCode, Response};
+    use execdriver_spec::protocol::{self, response, ErrorCode, Response};
     if !has_v1("cpuset") {
         eprintln!("skipped: no v1 cpuset controller on this host");
         return;

@@ -37,7 +37,7 @@ async fn inside_view_hostname_pid1_ps_and_rootfs() {
         .collect();
     assert!(points.contains(&"/"), "{mountinfo:?}");
     // Besides the masked and read-only paths (see tests/security.rs).
-    use execdriver_shim::security::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
+    use execdriver_spec::security::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
     for p in &points {
         assert!(
             [

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use execdriver_shim::capabilities;
+use execdriver_spec::capabilities;
 use execdriver_tests::{
     attach_collect, bin, install_helper, parse_status, pb, run, run_as, unique, Daemon, Output,
     TempDir,
@@ -1174,7 +1174,7 @@ async fn custom_seccomp_profile_from_the_request_and_the_cli() {
     }"#;
     let script = "mkdir /tmp/x 2>&1; echo mkdir=$?; touch /tmp/y; echo touch=$?; \
                   kill -USR1 $$ 2>&1; echo usr1=$?; keyctl=$(edtest-sys keyctl); echo $keyctl";
-    let p: execdriver_shim::seccomp::Profile = serde_json::from_str(profile).unwrap();
+    let p: execdriver_spec::seccomp::Profile = serde_json::from_str(profile).unwrap();
     let mut req = sh(&d, script);
     security(&mut req).seccomp = Some(pb::SeccompConfig {
         profile: "custom".into(),
@@ -1442,12 +1442,12 @@ async fn apparmor_profiles_need_apparmor_or_an_explicit_opt_out() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let reply: execdriver_shim::protocol::Response =
-        execdriver_shim::protocol::read_frame(&mut out.stdout.as_slice())
+    let reply: execdriver_spec::protocol::Response =
+        execdriver_spec::protocol::read_frame(&mut out.stdout.as_slice())
             .unwrap()
             .unwrap();
     match reply.kind {
-        Some(execdriver_shim::protocol::response::Kind::Error(e)) => {
+        Some(execdriver_spec::protocol::response::Kind::Error(e)) => {
             assert!(
                 e.message.starts_with("context.apparmor_profile: "),
                 "{}",
@@ -1455,7 +1455,7 @@ async fn apparmor_profiles_need_apparmor_or_an_explicit_opt_out() {
             );
             assert_eq!(
                 e.code,
-                execdriver_shim::protocol::ErrorCode::FailedPrecondition as i32
+                execdriver_spec::protocol::ErrorCode::FailedPrecondition as i32
             );
         }
         other => panic!("{other:?}"),

@@ -6,14 +6,14 @@ use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 
-use execdriver_shim::protocol::{
+use execdriver_spec::protocol::{
     self, request, response, Attach, Empty, Request, Response, Status, Target,
 };
 use execdriver_tests::{
     bin, cgroups_under, make_rootfs, parse_status, unique, CgroupGuard, TempDir,
 };
 
-const SEED: &str = include_str!("../../shim/testdata/seed-container.json");
+const SEED: &str = include_str!("../../shim/spec/testdata/seed-container.json");
 
 /// Kills the shim (our child, by pid) if the test fails before it exits.
 struct KillOnDrop(std::process::Child);

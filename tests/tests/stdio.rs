@@ -202,8 +202,8 @@ fn reassemble_log(dir: &std::path::Path, stream: &str) -> Vec<u8> {
     for path in execdriver_driver::logs::log_files(dir, "log") {
         let data = std::fs::read(path).unwrap();
         for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let l = execdriver_shim::logfile::parse_line(line).expect("a CRI log line");
-            let s = if l.stream == execdriver_shim::protocol::Stream::Stderr {
+            let l = execdriver_spec::logline::parse_line(line).expect("a CRI log line");
+            let s = if l.stream == execdriver_spec::protocol::Stream::Stderr {
                 "stderr"
             } else {
                 "stdout"
@@ -335,7 +335,7 @@ async fn output_before_attach_is_in_the_log_and_late_clients_get_the_live_stream
     assert_eq!(err, "early-err\n");
     let text = std::fs::read_to_string(&log).unwrap();
     let late_line = text.lines().find(|l| l.ends_with(" late")).unwrap();
-    let ns = execdriver_shim::logfile::parse_rfc3339(late_line.split(' ').next().unwrap()).unwrap();
+    let ns = execdriver_spec::logline::parse_rfc3339(late_line.split(' ').next().unwrap()).unwrap();
     let since = Some(prost_types::Timestamp {
         seconds: ns / 1_000_000_000,
         nanos: (ns % 1_000_000_000) as i32,
@@ -564,7 +564,7 @@ async fn a_stuck_client_is_dropped_and_the_others_get_everything() {
     assert!(out.stdout.iter().all(|b| *b == 0));
     assert_eq!(out.stderr(), "done\n");
     assert!(
-        took >= execdriver_shim::supervisor::STALL_LIMIT,
+        took >= execdriver_spec::limits::STALL_LIMIT,
         "the stuck client did not hold the container back at all ({took:?}): the test \
          would not show the policy"
     );

@@ -122,7 +122,7 @@ async fn info_says_what_the_host_can_do() {
     assert_eq!(i.user_namespaces, max_userns > 0);
     assert_eq!(
         i.default_capabilities,
-        execdriver_shim::capabilities::DOCKER_DEFAULT
+        execdriver_spec::capabilities::DOCKER_DEFAULT
     );
     use pb::NetworkMode as M;
     let modes = [M::None, M::Host, M::Container, M::Netns].map(|m| m as i32);

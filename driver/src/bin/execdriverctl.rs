@@ -622,7 +622,7 @@ fn parse_id_map(s: &str) -> Result<pb::IdMapping, String> {
 /// An OCI seccomp profile file as the request's SeccompConfig.
 fn seccomp_file(path: &str) -> Result<pb::SeccompConfig, String> {
     let data = std::fs::read(path).map_err(|e| format!("--security-opt seccomp={path}: {e}"))?;
-    let p: execdriver_shim::seccomp::Profile =
+    let p: execdriver_spec::seccomp::Profile =
         serde_json::from_slice(&data).map_err(|e| format!("--security-opt seccomp={path}: {e}"))?;
     Ok(pb::SeccompConfig {
         profile: "custom".into(),
@@ -666,7 +666,7 @@ fn security_config(a: &SecurityArgs) -> Result<Option<pb::SecurityConfig>, Strin
         if a.cap_add.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
             s.capabilities = vec!["ALL".into()];
         } else {
-            s.capabilities = execdriver_shim::capabilities::DOCKER_DEFAULT
+            s.capabilities = execdriver_spec::capabilities::DOCKER_DEFAULT
                 .iter()
                 .map(|c| c.to_string())
                 .chain(a.cap_add.iter().cloned())
@@ -716,7 +716,7 @@ fn namespaces(a: &CreateArgs) -> Vec<String> {
     let mut ns = a.namespaces.clone();
     if !a.security.userns_map.is_empty() {
         if ns.is_empty() {
-            ns = execdriver_shim::config::DEFAULT_NAMESPACES
+            ns = execdriver_spec::config::DEFAULT_NAMESPACES
                 .iter()
                 .map(|n| n.name().to_owned())
                 .collect();
@@ -939,7 +939,7 @@ fn parse_signal(s: &str) -> Result<i32, String> {
 
 fn rfc3339(ts: &Option<prost_types::Timestamp>) -> Option<String> {
     ts.as_ref().map(|t| {
-        execdriver_shim::logfile::rfc3339_nanos(t.seconds * 1_000_000_000 + t.nanos as i64)
+        execdriver_spec::logline::rfc3339_nanos(t.seconds * 1_000_000_000 + t.nanos as i64)
     })
 }
 
@@ -1581,7 +1581,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let since = match since {
                 Some(s) => {
-                    let ns = execdriver_shim::logfile::parse_rfc3339(&s).ok_or_else(|| {
+                    let ns = execdriver_spec::logline::parse_rfc3339(&s).ok_or_else(|| {
                         format!("--since {s:?}: expected RFC 3339 UTC, e.g. 2026-01-02T03:04:05Z")
                     })?;
                     Some(prost_types::Timestamp {

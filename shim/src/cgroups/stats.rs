@@ -1,132 +1,15 @@
 //! Resource figures of a container, and the parsers for the cgroup (v1 and v2) and /proc files
 //! they come from.
 //!
-//! The types are prost messages: the shim sends them to the driver as they are (see
-//! `protocol::response::Kind::Stats`). Every figure is 0 when the host does not provide it.
+//! The types are the shim protocol's messages (shim.proto's `Stats`): the shim sends them to the
+//! driver as they are. Every figure is 0 when the host does not provide it.
 //! Limits read 0 when there is none.
 
 use std::collections::HashMap;
 
-/// One sample of a container's resource use.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Stats {
-    /// When it was read, Unix nanoseconds.
-    #[prost(int64, tag = "1")]
-    pub read_at: i64,
-    #[prost(message, optional, tag = "2")]
-    pub cpu: Option<CpuStats>,
-    #[prost(message, optional, tag = "3")]
-    pub memory: Option<MemoryStats>,
-    #[prost(message, optional, tag = "4")]
-    pub pids: Option<PidsStats>,
-    #[prost(message, optional, tag = "5")]
-    pub blkio: Option<BlkioStats>,
-    /// Per interface of the container's network namespace (empty without NEWNET).
-    #[prost(message, repeated, tag = "6")]
-    pub networks: Vec<NetworkStats>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct CpuStats {
-    /// CPU time used, nanoseconds (all CPUs together).
-    #[prost(uint64, tag = "1")]
-    pub usage_ns: u64,
-    #[prost(uint64, tag = "2")]
-    pub user_ns: u64,
-    #[prost(uint64, tag = "3")]
-    pub system_ns: u64,
-    /// CFS quota periods that have elapsed with the container runnable.
-    #[prost(uint64, tag = "4")]
-    pub periods: u64,
-    /// Periods in which the quota ran out.
-    #[prost(uint64, tag = "5")]
-    pub throttled_periods: u64,
-    /// Time spent throttled, nanoseconds.
-    #[prost(uint64, tag = "6")]
-    pub throttled_ns: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct MemoryStats {
-    /// Bytes charged to the container now (page cache included).
-    #[prost(uint64, tag = "1")]
-    pub usage: u64,
-    /// The limit in bytes; 0 for none.
-    #[prost(uint64, tag = "2")]
-    pub limit: u64,
-    /// The highest usage seen, bytes.
-    #[prost(uint64, tag = "3")]
-    pub max_usage: u64,
-    /// Page cache, bytes.
-    #[prost(uint64, tag = "4")]
-    pub cache: u64,
-    /// Anonymous memory, bytes.
-    #[prost(uint64, tag = "5")]
-    pub rss: u64,
-    /// Swap used, bytes.
-    #[prost(uint64, tag = "6")]
-    pub swap_usage: u64,
-    /// Times the limit was hit (v1 failcnt; v2 the `max` event count).
-    #[prost(uint64, tag = "7")]
-    pub failcnt: u64,
-    /// Processes the OOM killer ended.
-    #[prost(uint64, tag = "8")]
-    pub oom_kills: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PidsStats {
-    #[prost(uint64, tag = "1")]
-    pub current: u64,
-    /// 0 for none.
-    #[prost(uint64, tag = "2")]
-    pub limit: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BlkioStats {
-    /// Bytes read from block devices, all devices together.
-    #[prost(uint64, tag = "1")]
-    pub read_bytes: u64,
-    #[prost(uint64, tag = "2")]
-    pub write_bytes: u64,
-    #[prost(message, repeated, tag = "3")]
-    pub devices: Vec<BlkioDevice>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BlkioDevice {
-    #[prost(uint32, tag = "1")]
-    pub major: u32,
-    #[prost(uint32, tag = "2")]
-    pub minor: u32,
-    #[prost(uint64, tag = "3")]
-    pub read_bytes: u64,
-    #[prost(uint64, tag = "4")]
-    pub write_bytes: u64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct NetworkStats {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(uint64, tag = "2")]
-    pub rx_bytes: u64,
-    #[prost(uint64, tag = "3")]
-    pub rx_packets: u64,
-    #[prost(uint64, tag = "4")]
-    pub rx_errors: u64,
-    #[prost(uint64, tag = "5")]
-    pub rx_dropped: u64,
-    #[prost(uint64, tag = "6")]
-    pub tx_bytes: u64,
-    #[prost(uint64, tag = "7")]
-    pub tx_packets: u64,
-    #[prost(uint64, tag = "8")]
-    pub tx_errors: u64,
-    #[prost(uint64, tag = "9")]
-    pub tx_dropped: u64,
-}
+pub use crate::protocol::{
+    BlkioDevice, BlkioStats, CpuStats, MemoryStats, NetworkStats, PidsStats, Stats,
+};
 
 /// v1 reads "no limit" as PAGE_COUNTER_MAX pages (about 2^63); anything this large is none.
 const UNLIMITED_V1: u64 = 1 << 62;

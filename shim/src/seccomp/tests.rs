@@ -1,5 +1,6 @@
-use super::compile::{JMP_JEQ, JMP_JGE, JMP_JGT};
 use super::*;
+use caps::{Capability, CapsHashSet};
+use execdriver_spec::seccomp::compile::{self, JMP_JEQ, JMP_JGE, JMP_JGT};
 
 /// A classic BPF interpreter for the instructions the compiler emits, over a
 /// `struct seccomp_data` built from (arch, nr, args).
@@ -75,7 +76,11 @@ fn tables_are_sorted_and_known() {
 
 #[test]
 fn default_profile_allows_the_ordinary_and_refuses_the_dangerous() {
-    let prog = compile(&default_profile(&docker_default_caps()), Arch::X86_64).unwrap();
+    let prog = compile(
+        &default_profile(&docker_default_caps(), kernel_version()),
+        Arch::X86_64,
+    )
+    .unwrap();
     for ok in [
         "read",
         "write",
@@ -174,7 +179,7 @@ fn capabilities_widen_the_default_profile() {
     caps.insert(Capability::CAP_SYS_ADMIN);
     caps.insert(Capability::CAP_SYS_BOOT);
     caps.insert(Capability::CAP_SYS_PTRACE);
-    let prog = compile(&default_profile(&caps), Arch::X86_64).unwrap();
+    let prog = compile(&default_profile(&caps, kernel_version()), Arch::X86_64).unwrap();
     for name in [
         "mount", "umount2", "unshare", "setns", "reboot", "bpf", "kcmp",
     ] {
@@ -483,7 +488,11 @@ fn kernel_loads_and_enforces_the_default_profile() {
     let Some(arch) = Arch::native() else {
         return;
     };
-    let prog = compile(&default_profile(&docker_default_caps()), arch).unwrap();
+    let prog = compile(
+        &default_profile(&docker_default_caps(), kernel_version()),
+        arch,
+    )
+    .unwrap();
     // A plain fork; the child allocates nothing (seccomp_load passes the slice as it is).
     match crate::sys::clone_process(nix::sched::CloneFlags::empty()).unwrap() {
         crate::sys::Forked::Child => {

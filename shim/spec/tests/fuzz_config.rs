@@ -6,7 +6,7 @@
 //! `PROPTEST_CASES=200000 cargo test -p execdriver-shim --test fuzz_config --release`.
 //! Inputs that ever broke something are kept as plain tests at the end of this file.
 
-use execdriver_shim::config::{self, Config};
+use execdriver_spec::config::{self, Config};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

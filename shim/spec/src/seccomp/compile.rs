@@ -79,9 +79,9 @@ pub const MAX_INSNS: usize = 4096;
 const LD_W_ABS: u16 = 0x20;
 const ALU_AND_K: u16 = 0x54;
 const JMP_JA: u16 = 0x05;
-pub(super) const JMP_JEQ: u16 = 0x15;
-pub(super) const JMP_JGT: u16 = 0x25;
-pub(super) const JMP_JGE: u16 = 0x35;
+pub const JMP_JEQ: u16 = 0x15;
+pub const JMP_JGT: u16 = 0x25;
+pub const JMP_JGE: u16 = 0x35;
 const RET_K: u16 = 0x06;
 
 /// Offsets in `struct seccomp_data`.

@@ -1,0 +1,215 @@
+//! A request's `network`: the mode settled against the namespaces asked for, and the
+//! container.json strategies (loopback, a veth on the daemon's bridge, a netns to join).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use execdriver_proto::{NetworkConfig, NetworkMode};
+use execdriver_spec::config::{Network, MAX_MTU, MIN_MTU};
+use execdriver_spec::namespaces::Namespace;
+use execdriver_spec::network as spec_net;
+
+use super::checks::{absolute, check_string, validate_id};
+use super::daemon::{
+    BridgeNetwork, Defaults, NetworkMeta, MODE_BRIDGE, MODE_CONTAINER, MODE_HOST, MODE_NETNS,
+    MODE_NONE, VETH_PREFIX,
+};
+use crate::error::{Error, Result};
+
+/// The request's network part: checks it, settles the mode (NEWNET is dropped for host,
+/// container and netns modes) and returns the networks known now (bridge and container modes
+/// are completed by the driver) and what to record.
+pub(super) fn network(
+    req: Option<&NetworkConfig>,
+    explicit_namespaces: bool,
+    namespaces: &mut Vec<Namespace>,
+    defaults: &Defaults,
+) -> Result<(Vec<Network>, NetworkMeta)> {
+    let empty = NetworkConfig::default();
+    let n = req.unwrap_or(&empty);
+    let has_net = namespaces.contains(&Namespace::Net);
+    let mode = NetworkMode::try_from(n.mode)
+        .map_err(|_| Error::invalid("network.mode", format!("{} is not a NetworkMode", n.mode)))?;
+    let mode = match mode {
+        NetworkMode::Unspecified if !has_net => NetworkMode::Host,
+        NetworkMode::Unspecified if defaults.network.is_some() => NetworkMode::Bridge,
+        NetworkMode::Unspecified => NetworkMode::None,
+        m => m,
+    };
+    let only = |field: &str, set: bool, with: NetworkMode| -> Result<()> {
+        if set && mode != with {
+            return Err(Error::invalid(
+                format!("network.{field}"),
+                format!("only with {}", with.as_str_name()),
+            ));
+        }
+        Ok(())
+    };
+    only(
+        "container_id",
+        !n.container_id.is_empty(),
+        NetworkMode::Container,
+    )?;
+    only("netns_path", !n.netns_path.is_empty(), NetworkMode::Netns)?;
+    only("address", !n.address.is_empty(), NetworkMode::Bridge)?;
+    only(
+        "mac_address",
+        !n.mac_address.is_empty(),
+        NetworkMode::Bridge,
+    )?;
+    only("mtu", n.mtu != 0, NetworkMode::Bridge)?;
+    let loopback = || Network {
+        kind: spec_net::LOOPBACK.into(),
+        ..Default::default()
+    };
+    let mut meta = NetworkMeta::default();
+    let networks = match mode {
+        NetworkMode::None | NetworkMode::Bridge if !has_net => {
+            return Err(Error::invalid(
+                "network.mode",
+                format!("{} needs NEWNET in namespaces", mode.as_str_name()),
+            ))
+        }
+        NetworkMode::None => {
+            meta.mode = MODE_NONE.into();
+            vec![loopback()]
+        }
+        NetworkMode::Bridge => {
+            let Some(net) = &defaults.network else {
+                return Err(Error::FailedPrecondition(
+                    "network.mode: NETWORK_MODE_BRIDGE needs a daemon started with --bridge and --subnet"
+                        .into(),
+                ));
+            };
+            meta.mode = MODE_BRIDGE.into();
+            if !n.address.is_empty() {
+                meta.address = bridge_address(&n.address, net)?.to_string();
+            }
+            check_string("network.mac_address", &n.mac_address)?;
+            if !n.mac_address.is_empty() {
+                let mac = spec_net::parse_mac(&n.mac_address)
+                    .map_err(|r| Error::invalid("network.mac_address", r))?;
+                meta.mac_address = spec_net::format_mac(&mac);
+            }
+            if n.mtu != 0 && !(MIN_MTU..=MAX_MTU).contains(&n.mtu) {
+                return Err(Error::invalid(
+                    "network.mtu",
+                    format!("{} is not {MIN_MTU} to {MAX_MTU}", n.mtu),
+                ));
+            }
+            meta.mtu = n.mtu;
+            vec![loopback()]
+        }
+        NetworkMode::Host => {
+            if explicit_namespaces && has_net {
+                return Err(Error::invalid(
+                    "network.mode",
+                    "NETWORK_MODE_HOST conflicts with NEWNET in namespaces",
+                ));
+            }
+            namespaces.retain(|ns| *ns != Namespace::Net);
+            meta.mode = MODE_HOST.into();
+            Vec::new()
+        }
+        NetworkMode::Container => {
+            if n.container_id.is_empty() {
+                return Err(Error::invalid("network.container_id", "missing"));
+            }
+            validate_id(&n.container_id).map_err(|e| match e {
+                Error::InvalidArgument { reason, .. } => {
+                    Error::invalid("network.container_id", reason)
+                }
+                e => e,
+            })?;
+            namespaces.retain(|ns| *ns != Namespace::Net);
+            meta.mode = MODE_CONTAINER.into();
+            meta.container_id = n.container_id.clone();
+            Vec::new()
+        }
+        NetworkMode::Netns => {
+            let path = absolute("network.netns_path", &n.netns_path)?;
+            if !path.exists() {
+                return Err(Error::invalid(
+                    "network.netns_path",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            namespaces.retain(|ns| *ns != Namespace::Net);
+            meta.mode = MODE_NETNS.into();
+            meta.netns_path = n.netns_path.clone();
+            vec![netns_network(&n.netns_path)]
+        }
+        NetworkMode::Unspecified => {
+            return Err(Error::Internal("network mode left unresolved".into()))
+        }
+    };
+    Ok((networks, meta))
+}
+
+/// A `netns` strategy joining `path`.
+pub fn netns_network(path: &str) -> Network {
+    Network {
+        kind: spec_net::NETNS.into(),
+        context: BTreeMap::from([(spec_net::CONTEXT_NSPATH.to_owned(), path.to_owned())]),
+        ..Default::default()
+    }
+}
+
+/// A requested bridge-mode address: "A" or "A/PREFIX" with the subnet's prefix, a host
+/// address of the subnet other than the gateway.
+fn bridge_address(s: &str, net: &BridgeNetwork) -> Result<Ipv4Addr> {
+    let field = "network.address";
+    check_string(field, s)?;
+    let (a, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let ip: Ipv4Addr = a.parse().map_err(|_| {
+        Error::invalid(field, format!("{s:?} is not an IPv4 address (or A/PREFIX)"))
+    })?;
+    if let Some(p) = prefix {
+        if p.parse::<u8>().ok() != Some(net.subnet.prefix) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{s:?}: the prefix must be the subnet's, /{}",
+                    net.subnet.prefix
+                ),
+            ));
+        }
+    }
+    if !net.subnet.contains(IpAddr::V4(ip)) {
+        return Err(Error::invalid(
+            field,
+            format!("{ip} is outside the subnet {}", net.subnet),
+        ));
+    }
+    if !net.is_host_address(ip) {
+        return Err(Error::invalid(
+            field,
+            format!("{ip} is the network or broadcast address of {}", net.subnet),
+        ));
+    }
+    if ip == net.gateway {
+        return Err(Error::invalid(
+            field,
+            format!("{ip} is the gateway (the bridge's address)"),
+        ));
+    }
+    Ok(ip)
+}
+
+/// The veth strategy of a bridge-mode container with address `address`.
+pub fn bridge_network(net: &BridgeNetwork, address: Ipv4Addr, meta: &NetworkMeta) -> Network {
+    Network {
+        kind: spec_net::VETH.into(),
+        address: format!("{address}/{}", net.subnet.prefix),
+        gateway: net.gateway.to_string(),
+        mtu: if meta.mtu != 0 { meta.mtu } else { net.mtu },
+        mac_address: meta.mac_address.clone(),
+        context: BTreeMap::from([
+            (spec_net::CONTEXT_BRIDGE.to_owned(), net.bridge.clone()),
+            (spec_net::CONTEXT_PREFIX.to_owned(), VETH_PREFIX.to_owned()),
+        ]),
+    }
+}

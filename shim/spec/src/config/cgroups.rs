@@ -1,0 +1,289 @@
+//! The `cgroups` section of container.json: where the container's cgroups live, the limits
+//! the kernel enforces on them, the device rules, and their checks.
+
+use std::path::{Component, Path};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CgroupField, ConfigError, DeviceField, Field};
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Where the container's cgroups live (`<hierarchy>/<parent>/<name>`) and the limits the
+/// kernel enforces on them: libcontainer 2014's flat `cgroups` fields.
+///
+/// Numbers are 0 when not set (the kernel's default: no limit). `-1` means "unlimited" where
+/// the field allows it (`memory`, `memory_reservation`, `memory_swap`, `cpu_quota`,
+/// `pids_limit`), which matters when a live update lifts a limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cgroups {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent: String,
+    pub name: String,
+    /// Allow access to every device (libcontainer 2014 `device_access`); otherwise the default
+    /// list ([`crate::cgroups::devices::DEFAULT_RULES`]) plus `devices`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub device_access: bool,
+    /// Memory limit in bytes.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory: i64,
+    /// Soft memory limit in bytes (v1 `memory.soft_limit_in_bytes`, v2 `memory.low`).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory_reservation: i64,
+    /// Memory plus swap, in bytes (Docker's `--memory-swap`); needs `memory`.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub memory_swap: i64,
+    /// Relative CPU weight, 2 to 262144 (v1 `cpu.shares`; v2 `cpu.weight` is derived).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_shares: i64,
+    /// CPU time per period in microseconds.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_quota: i64,
+    /// The period of `cpu_quota` in microseconds (1000 to 1000000; kernel default 100000).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_period: i64,
+    /// CPUs, in the kernel's list format (`0-2,4`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpuset_cpus: String,
+    /// Memory nodes, in the kernel's list format.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpuset_mems: String,
+    /// Block I/O weight, 10 to 1000.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub blkio_weight: i64,
+    /// Most processes (and threads) the container may have.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub pids_limit: i64,
+    /// Devices allowed besides the default list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `FROZEN` starts the container paused (frozen right after Start); `THAWED` or empty: not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub freezer: String,
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+/// A device rule, with libcontainer 2014's field names (`type` is a string here).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// `c` (character), `b` (block) or `a` (every device).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where the node is made inside the container (under /dev); empty: only allowed, not made.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    /// -1 matches every major number.
+    pub major_number: i64,
+    /// -1 matches every minor number.
+    pub minor_number: i64,
+    /// Any of `r`, `w`, `m` (mknod).
+    pub cgroup_permissions: String,
+    /// Permission bits of the node made at `path`; 0 means 0666.
+
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub file_mode: u32,
+}
+
+/// Smallest memory limit accepted: below it a container cannot even be set up.
+pub const MIN_MEMORY: i64 = 4 << 20;
+/// Largest pid limit the kernel has (PID_MAX_LIMIT).
+pub const MAX_PIDS: i64 = 4 << 20;
+/// Largest device numbers Linux has (12 bits of major, 20 of minor).
+pub const MAX_MAJOR: i64 = (1 << 12) - 1;
+pub const MAX_MINOR: i64 = (1 << 20) - 1;
+
+impl Cgroups {
+    /// Checks the resource fields (not `name` and `parent`).
+    pub fn validate_resources(&self) -> Result<(), ConfigError> {
+        use CgroupField as F;
+        let err = |f: CgroupField, why: String| Err(ConfigError::new(Field::Cgroups(f), why));
+        let unlimited_or = |f: CgroupField, v: i64, min: i64| {
+            if v == 0 || v == -1 || v >= min {
+                Ok(())
+            } else {
+                err(
+                    f,
+                    format!("{v} is out of range: -1 (unlimited) or at least {min}"),
+                )
+            }
+        };
+        unlimited_or(F::Memory, self.memory, MIN_MEMORY)?;
+        unlimited_or(F::MemoryReservation, self.memory_reservation, 1)?;
+        unlimited_or(F::MemorySwap, self.memory_swap, 1)?;
+        if self.memory_swap > 0 {
+            if self.memory <= 0 {
+                return err(
+                    F::MemorySwap,
+                    "a memory+swap limit needs a memory limit".into(),
+                );
+            }
+            if self.memory_swap < self.memory {
+                return err(
+                    F::MemorySwap,
+                    format!(
+                        "{} is below memory ({}): it is memory plus swap",
+                        self.memory_swap, self.memory
+                    ),
+                );
+            }
+        }
+        if self.cpu_shares != 0 && !(2..=262_144).contains(&self.cpu_shares) {
+            return err(
+                F::CpuShares,
+                format!("{} is out of range 2 to 262144", self.cpu_shares),
+            );
+        }
+        if self.cpu_period != 0 && !(1000..=1_000_000).contains(&self.cpu_period) {
+            return err(
+                F::CpuPeriod,
+                format!(
+                    "{} is out of range 1000 to 1000000 (microseconds)",
+                    self.cpu_period
+                ),
+            );
+        }
+        unlimited_or(F::CpuQuota, self.cpu_quota, 1000)?;
+        if self.cpu_quota > 1_000_000 * 1024 {
+            return err(F::CpuQuota, format!("{} is too large", self.cpu_quota));
+        }
+        for (f, v) in [
+            (F::CpusetCpus, &self.cpuset_cpus),
+            (F::CpusetMems, &self.cpuset_mems),
+        ] {
+            if !v.is_empty() {
+                parse_cpu_list(v).map_err(|why| ConfigError::new(Field::Cgroups(f), why))?;
+            }
+        }
+        if self.blkio_weight != 0 && !(10..=1000).contains(&self.blkio_weight) {
+            return err(
+                F::BlkioWeight,
+                format!("{} is out of range 10 to 1000", self.blkio_weight),
+            );
+        }
+        unlimited_or(F::PidsLimit, self.pids_limit, 1)?;
+        if self.pids_limit > MAX_PIDS {
+            return err(
+                F::PidsLimit,
+                format!("{} is above the kernel's limit {MAX_PIDS}", self.pids_limit),
+            );
+        }
+        if self.devices.len() > 256 {
+            return err(
+                F::Devices,
+                format!("{} entries; at most 256", self.devices.len()),
+            );
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            d.validate()
+                .map_err(|(f, why)| ConfigError::new(Field::Device(i, f), why))?;
+        }
+        if !matches!(self.freezer.as_str(), "" | "THAWED" | "FROZEN") {
+            return err(
+                F::Freezer,
+                format!("{:?} is not THAWED or FROZEN", self.freezer),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Device {
+    /// Checks one rule; the error is the sub-field and why.
+    fn validate(&self) -> Result<(), (DeviceField, String)> {
+        if !matches!(self.kind.as_str(), "a" | "b" | "c") {
+            return Err((
+                DeviceField::Type,
+                format!("{:?} is not c, b or a", self.kind),
+            ));
+        }
+        for (f, n, max) in [
+            (DeviceField::Major, self.major_number, MAX_MAJOR),
+            (DeviceField::Minor, self.minor_number, MAX_MINOR),
+        ] {
+            if !(-1..=max).contains(&n) {
+                return Err((
+                    f,
+                    format!("{n} is not a device number (0 to {max}) or -1 (any)"),
+                ));
+            }
+        }
+        if self.kind == "a" && (self.major_number != -1 || self.minor_number != -1) {
+            return Err((
+                DeviceField::Type,
+                "\"a\" (every device) takes no numbers; use -1".into(),
+            ));
+        }
+        let p = &self.cgroup_permissions;
+        if p.is_empty()
+            || p.len() > 3
+            || !p.chars().all(|c| "rwm".contains(c))
+            || p.chars().enumerate().any(|(i, c)| p[..i].contains(c))
+        {
+            return Err((
+                DeviceField::Permissions,
+                format!("{p:?} is not a combination of r, w and m"),
+            ));
+        }
+        if !self.path.is_empty() {
+            let path = Path::new(&self.path);
+            if !path.starts_with("/dev/")
+                || path.components().any(|c| c == Component::ParentDir)
+                || self.path.contains('\0')
+            {
+                return Err((
+                    DeviceField::Path,
+                    format!("{:?} is not a path under /dev/", self.path),
+                ));
+            }
+            if self.kind == "a" || self.major_number < 0 || self.minor_number < 0 {
+                return Err((
+                    DeviceField::Path,
+                    "making a node needs type c or b and both numbers".into(),
+                ));
+            }
+            if self.file_mode > 0o777 {
+                return Err((
+                    DeviceField::FileMode,
+                    format!("{:o} is not a permission mode", self.file_mode),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses the kernel's cpu/node list format (`0-3,5,7-8`) into the numbers it names.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(out);
+    }
+    for part in s.split(',') {
+        let bad = || format!("{s:?} is not a list like 0-3,5");
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: u32 = a.trim().parse().map_err(|_| bad())?;
+        let b: u32 = b.trim().parse().map_err(|_| bad())?;
+        if a > b || b >= 8192 {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}

@@ -1,0 +1,261 @@
+//! The `container.json` model: libcontainer's 2014 format, with the few fields execdriver adds.
+//!
+//! Field names follow the seed document (`hostname`, `networks`, `cgroups`, `tty`,
+//! `environment`, `capabilities_mask`, `context`, `mounts`, `namespaces`) and libcontainer's
+//! 2014 `Container` type for the fields the sample does not show (`readonly_fs`, `user`,
+//! `working_dir`). execdriver's own additions are all optional, so the seed's sample parses as
+//! it is: `rootfs` (otherwise the directory holding container.json, as nsinit does) and `args`
+//! (otherwise given on nsinit's command line).
+//!
+//! [`Config::validate`] (in `validate.rs`) checks a config; every error names its field as a
+//! typed [`Field`]. `cgroups.rs` holds the `cgroups` section and its checks.
+
+mod cgroups;
+mod error;
+mod validate;
+
+pub use cgroups::{parse_cpu_list, Cgroups, Device, MAX_MAJOR, MAX_MINOR, MAX_PIDS, MIN_MEMORY};
+pub use error::{
+    CgroupField, ConfigError, DeviceField, Field, IdKind, IdMapField, LoadError, MountField,
+    NetworkField, RlimitField,
+};
+pub use validate::{check, MAX_ARG_BYTES, MAX_HOSTNAME};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::namespaces::Namespace;
+
+/// One container's configuration, as in `container.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    /// Network strategies; empty with NEWNET means only loopback, without NEWNET the host's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<Network>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups: Option<Cgroups>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
+    /// Capabilities to drop, named as in the seed (`SYS_ADMIN`, not `CAP_SYS_ADMIN`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities_mask: Vec<String>,
+    /// Free-form options such as `apparmor_profile`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    /// Remount the rootfs read-only after setting it up (libcontainer 2014 `readonly_fs`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub readonly_fs: bool,
+    /// `uid[:gid]` the process runs as (libcontainer 2014 `user`); empty means 0:0.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// Working directory inside the container (libcontainer 2014 `working_dir`); empty means `/`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    /// execdriver: the root filesystem on the host. Absent: the directory holding container.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<PathBuf>,
+    /// execdriver: the command and its arguments. Absent: given on nsinit's command line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// execdriver: run a minimal init as PID 1 that starts the command, forwards signals and
+    /// reaps orphans.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub init: bool,
+    /// Capabilities the processes keep (named as in `capabilities_mask`; `ALL` for every one);
+    /// absent: Docker's default set. `capabilities_mask` is dropped from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    /// Set no_new_privs (setuid bits and file capabilities give nothing); absent: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Resource limits of every process (`{"type": "RLIMIT_NOFILE", "hard": N, "soft": N}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<crate::security::Rlimit>,
+    /// The processes' /proc/PID/oom_score_adj (-1000 to 1000); absent: inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i32>,
+    /// The seccomp filter: absent or `"default"` (Docker's profile), `"unconfined"`, or a
+    /// profile in the OCI JSON shape.
+    #[serde(default, skip_serializing_if = "crate::seccomp::Seccomp::is_default")]
+    pub seccomp: crate::seccomp::Seccomp,
+    /// Paths hidden from the container; absent: Docker's list
+    /// ([`crate::security::DEFAULT_MASKED_PATHS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only; absent: Docker's list
+    /// ([`crate::security::DEFAULT_READONLY_PATHS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
+    /// With NEWUSER: the uids of the container's user namespace (libcontainer's later field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<crate::security::IdMap>,
+    /// With NEWUSER: its gids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<crate::security::IdMap>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One network strategy (`loopback`, `veth`, `netns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mtu: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A bind mount from the host into the container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    #[serde(default)]
+    pub writable: bool,
+    /// Mount propagation private (no events to or from the host); otherwise slave.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// The user and groups a process runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl User {
+    /// Parses `uid[:gid]`; an empty string is root. The gid defaults to the uid.
+    pub fn parse(s: &str) -> Result<User, String> {
+        if s.is_empty() {
+            return Ok(User::default());
+        }
+        let (u, g) = match s.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (s, None),
+        };
+        let uid: u32 = u
+            .parse()
+            .map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?;
+        let gid: u32 = match g {
+            Some(g) => g
+                .parse()
+                .map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?,
+            None => uid,
+        };
+        Ok(User { uid, gid })
+    }
+}
+
+/// The default namespaces of a container, as in the seed's sample.
+pub const DEFAULT_NAMESPACES: [Namespace; 5] = [
+    Namespace::Mount,
+    Namespace::Uts,
+    Namespace::Ipc,
+    Namespace::Pid,
+    Namespace::Net,
+];
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let data = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = serde_json::from_slice(&data).map_err(|source| LoadError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        config.validate().map_err(|source| LoadError::Invalid {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(config)
+    }
+
+    pub fn has_namespace(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
+
+    pub fn user(&self) -> User {
+        // Validated in `validate`; an invalid value cannot reach here through `load`.
+        User::parse(&self.user).unwrap_or_default()
+    }
+
+    /// The `PATH` the command is looked up in: the container's own, or the usual default.
+    pub fn path_env(&self) -> &str {
+        self.environment
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    }
+
+    /// Whether no_new_privs is set (the default).
+    pub fn no_new_privs(&self) -> bool {
+        self.no_new_privileges.unwrap_or(true)
+    }
+
+    /// The paths masked in the container.
+    pub fn masked(&self) -> Vec<String> {
+        match &self.masked_paths {
+            Some(p) => p.clone(),
+            None => crate::security::DEFAULT_MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The paths made read-only in the container.
+    pub fn readonly(&self) -> Vec<String> {
+        match &self.readonly_paths {
+            Some(p) => p.clone(),
+            None => crate::security::DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The AppArmor profile asked for (`context.apparmor_profile`).
+    pub fn apparmor_profile(&self) -> Option<&str> {
+        self.context
+            .get(crate::security::APPARMOR_KEY)
+            .map(String::as_str)
+    }
+}
+
+/// The MTU range of a veth (bytes): IPv4's minimum to the kernel's maximum for veth.
+pub const MIN_MTU: u32 = 68;
+pub const MAX_MTU: u32 = 65535;
+
+#[cfg(test)]
+mod tests;
