@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::events::{Hub, Tracker};
 use crate::gc;
 use crate::ipam::Ipam;
+pub use crate::render::{exit_status, timestamp, timestamp_ns};
 use crate::shims::{self, ShimConn, SpawnOptions};
 
 /// How the daemon was configured.
@@ -1407,41 +1408,6 @@ fn create_private_dir(path: &Path) -> Result<()> {
         .mode(0o700)
         .create(path)
         .map_err(Error::io(format!("creating {}", path.display())))
-}
-
-/// A timestamp as Unix nanoseconds (0 when unset).
-pub fn timestamp_ns(ts: &Option<prost_types::Timestamp>) -> i64 {
-    ts.as_ref()
-        .map(|t| t.seconds.saturating_mul(1_000_000_000) + t.nanos as i64)
-        .unwrap_or(0)
-}
-
-pub fn timestamp(ns: i64) -> Option<prost_types::Timestamp> {
-    (ns > 0).then_some(prost_types::Timestamp {
-        seconds: ns / 1_000_000_000,
-        nanos: (ns % 1_000_000_000) as i32,
-    })
-}
-
-pub fn exit_status(e: &protocol::Exit) -> pb::ExitStatus {
-    let record = ExitRecord {
-        pid: e.pid,
-        exit_code: e.exit_code,
-        signal: e.signal,
-        oom_killed: e.oom_killed,
-        started_at: e.started_at,
-        finished_at: e.finished_at,
-        reason: e.reason.clone(),
-    };
-    pb::ExitStatus {
-        exited: true,
-        exit_code: e.exit_code,
-        signal: e.signal,
-        oom_killed: e.oom_killed,
-        finished_at: timestamp(e.finished_at),
-        reason: e.reason.clone(),
-        status_code: record.status_code(),
-    }
 }
 
 fn proto_status(s: Status) -> pb::Status {

@@ -16,9 +16,10 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response as TonicResponse, Status, Streaming};
 use tracing::{debug, instrument, Instrument};
 
-use crate::driver::{exit_status, Driver};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::events::Filter;
+use crate::render::exit_status;
 
 pub struct Service {
     pub driver: Arc<Driver>,
