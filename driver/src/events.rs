@@ -25,7 +25,7 @@ use execdriver_spec::state::{self, ExitRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
 
-use crate::driver::{exit_status, timestamp};
+use crate::render::{exit_status, timestamp};
 use crate::shims::{self, ShimConn};
 
 /// The marker, in a container's state directory, that its exit event was sent.

@@ -11,6 +11,7 @@ pub mod gc;
 pub mod info;
 pub mod ipam;
 pub mod logs;
+mod render;
 pub mod server;
 pub mod service;
 pub mod shims;

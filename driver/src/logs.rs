@@ -18,7 +18,7 @@ use execdriver_spec::state;
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use crate::driver::timestamp;
+use crate::render::timestamp;
 
 /// How often a follower looks for new output.
 const POLL: Duration = Duration::from_millis(50);

@@ -41,12 +41,10 @@ use tracing::{info, warn};
 use crate::driver::{Driver, DriverConfig};
 use crate::error::{Error, Result};
 use crate::service::Service;
+pub use crate::service::FIRST_MESSAGE_TIMEOUT;
 
 /// Largest gRPC message accepted (requests are small; this bounds a hostile client).
 pub const MAX_MESSAGE: usize = 16 << 20;
-
-/// How long a client has to send the first message of an Attach stream.
-pub const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Concurrent calls per client connection (HTTP/2 streams).
 pub const MAX_STREAMS: u32 = 1024;

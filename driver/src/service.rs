@@ -17,9 +17,10 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response as TonicResponse, Status, Streaming};
 use tracing::{debug, instrument, Instrument};
 
-use crate::driver::{exit_status, Driver};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::events::Filter;
+use crate::render::exit_status;
 
 pub struct Service {
     pub driver: Arc<Driver>,
@@ -46,6 +47,9 @@ where
 fn ok<T>(t: T) -> Reply<T> {
     Ok(TonicResponse::new(t))
 }
+
+/// How long a client has to send the first message of an Attach stream.
+pub const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The initial metadata key of an Events response: the last sequence number before it.
 pub const LAST_SEQUENCE_HEADER: &str = "execdriver-last-sequence";
@@ -380,12 +384,12 @@ impl ExecDriver for Service {
     ) -> Reply<Self::AttachStream> {
         let md = req.metadata().clone();
         let mut incoming = req.into_inner();
-        let first = tokio::time::timeout(crate::server::FIRST_MESSAGE_TIMEOUT, incoming.next())
+        let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, incoming.next())
             .await
             .map_err(|_| {
                 Status::deadline_exceeded(format!(
                     "no `start` message within {:?}",
-                    crate::server::FIRST_MESSAGE_TIMEOUT
+                    FIRST_MESSAGE_TIMEOUT
                 ))
             })?;
         let start = match first {

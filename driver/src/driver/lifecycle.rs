@@ -1,0 +1,354 @@
+//! A container's lifecycle: create (and the shim's spawn), start, wait, kill, stop and delete.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use execdriver_proto as pb;
+use execdriver_shim::network as shim_net;
+use execdriver_spec::config::Config as ContainerConfig;
+use execdriver_spec::protocol::{self, request, response, Empty, ShimState, Target};
+use execdriver_spec::state::{self, ExitRecord};
+use tracing::{info, warn};
+
+use super::recovery::orphan_exit;
+use super::{unexpected, Container, Driver, Reservation};
+use crate::convert::{self, Meta};
+use crate::error::{Error, Result};
+use crate::events::Tracker;
+use crate::gc;
+use crate::render::{exit_status, status_name, timestamp_ns};
+use crate::shims::{self, SpawnOptions};
+
+impl Driver {
+    /// Creates a container and, with `start`, starts it.
+    pub async fn create(&self, req: &pb::CreateRequest, start: bool) -> Result<pb::ContainerState> {
+        // The shim will move the container's init into its cgroups; let the kernel's migration
+        // lock switch modes (an RCU grace period) while the request is checked and the shim
+        // starts, not after.
+        tokio::task::spawn_blocking(|| {
+            let _ = execdriver_shim::cgroups::prime_migration_lock();
+        });
+        let (mut config, mut meta) =
+            convert::create_request(req, &self.config.defaults, state::now_ns())?;
+        let id = meta.id.clone();
+        let _reservation = {
+            let mut t = self.table();
+            if t.containers.contains_key(&id) || !t.creating.insert(id.clone()) {
+                return Err(Error::AlreadyExists(id));
+            }
+            Reservation {
+                driver: self,
+                id: id.clone(),
+            }
+        };
+        let lease = self.complete_network(&id, &mut config, &mut meta).await?;
+        let dir = self.config.root.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id))
+            }
+            Err(e) => return Err(Error::io(format!("creating {}", dir.display()))(e)),
+        }
+        let made = self.create_in(&dir, &config, &meta).await;
+        let shim_state = match made {
+            Ok(st) => st,
+            Err(e) => {
+                // The shim removes what it made when it reports a failure; one that died
+                // part-way did not.
+                let (d, parent) = (dir.clone(), self.config.defaults.cgroup_parent.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    gc::release(&d, &parent);
+                    gc::remove_state_dir(&d)
+                })
+                .await;
+                return Err(e);
+            }
+        };
+        if let Some(lease) = lease {
+            lease.keep();
+        }
+        let events = Arc::new(Tracker::new(
+            self.events.clone(),
+            &id,
+            &dir,
+            meta.labels.clone().into_iter().collect(),
+        ));
+        let container = Arc::new(Container::new(id.clone(), dir, meta, events));
+        self.table()
+            .containers
+            .insert(id.clone(), container.clone());
+        info!(id = %id, pid = shim_state.pid, "created");
+        container.events.created(shim_state.pid);
+        container.events.clone().watch();
+        if start {
+            Ok(self.start(&id, "").await?.0)
+        } else {
+            Ok(self.container_state(&container, Some(shim_state)))
+        }
+    }
+
+    async fn create_in(
+        &self,
+        dir: &Path,
+        config: &ContainerConfig,
+        meta: &Meta,
+    ) -> Result<ShimState> {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(Error::io("chmod state dir"))?;
+        let json = serde_json::to_vec_pretty(config).map_err(|e| Error::Internal(e.to_string()))?;
+        state::write_atomic(dir, state::CONFIG, &json, false)
+            .map_err(Error::io("writing container.json"))?;
+        let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?;
+        state::write_atomic(dir, state::META, &meta_json, false)
+            .map_err(Error::io("writing meta.json"))?;
+        let opts = SpawnOptions {
+            stdin: meta.open_stdin,
+            console_size: meta.tty.then_some(meta.console_size),
+            log_max_size: meta.log_max_size,
+            log_max_files: meta.log_max_files,
+            cgroup_devices: self.config.defaults.cgroup_devices,
+            allow_missing_apparmor: self.config.defaults.allow_missing_apparmor,
+        };
+        shims::spawn(&self.shim_exe.program(), &meta.id, dir, &opts).await
+    }
+
+    /// Starts a created container, or (with an exec id) a created exec'd process.
+    pub async fn start(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> Result<(pb::ContainerState, Option<pb::ProcessState>)> {
+        let c = self.get(id)?;
+        convert::validate_exec_id(exec_id)?;
+        let _op = c.op.lock().await;
+        self.call_running(
+            &c,
+            request::Kind::Start(Target {
+                exec_id: exec_id.to_owned(),
+            }),
+        )
+        .await?;
+        info!(id = %id, exec_id = %exec_id, "started");
+        let process = if exec_id.is_empty() {
+            None
+        } else {
+            Some(self.process_state(&c, exec_id).await)
+        };
+        let container = self.state_of(&c).await?;
+        match &process {
+            None => {
+                c.events
+                    .started(container.pid, timestamp_ns(&container.started_at));
+                // Created with resources.freezer FROZEN: the shim froze it once started.
+                if container.status == pb::Status::Paused as i32 {
+                    c.events.paused();
+                }
+            }
+            Some(p) => {
+                let (pid, at) = p
+                    .as_ref()
+                    .map(|p| (p.pid, timestamp_ns(&p.started_at)))
+                    .unwrap_or((0, 0));
+                c.events.exec_started(exec_id, pid, at);
+            }
+        }
+        Ok((container, process.transpose()?))
+    }
+
+    /// Blocks until the container's init (or an exec'd process) has ended.
+    pub async fn wait(&self, id: &str, exec_id: &str) -> Result<pb::ExitStatus> {
+        let c = self.get(id)?;
+        convert::validate_exec_id(exec_id)?;
+        self.wait_on(&c, exec_id).await
+    }
+
+    pub async fn kill(&self, id: &str, signal: i32, all: bool, exec_id: &str) -> Result<()> {
+        let c = self.get(id)?;
+        convert::validate_exec_id(exec_id)?;
+        let signal = if signal == 0 { libc::SIGTERM } else { signal };
+        if !(1..=64).contains(&signal) {
+            return Err(Error::invalid(
+                "signal",
+                format!("{signal} is not a signal number"),
+            ));
+        }
+        let _op = c.op.lock().await;
+        self.still_known(&c)?;
+        let kill = protocol::Kill {
+            signal,
+            all,
+            exec_id: exec_id.to_owned(),
+        };
+        match self.call_shim(&c, request::Kind::Kill(kill)).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::FailedPrecondition(format!(
+                "container {id} is not running"
+            ))),
+        }
+    }
+
+    /// Removes a stopped container (or, with force, kills it first).
+    pub async fn delete(&self, id: &str, force: bool) -> Result<Option<pb::ExitStatus>> {
+        let c = self.get(id)?;
+        let _op = c.op.lock().await;
+        // A Delete that held the lock before this one may have removed it.
+        self.still_known(&c)?;
+        let st = self.state_of(&c).await?;
+        let stopped = st.status == pb::Status::Stopped as i32;
+        if !stopped {
+            if !force {
+                return Err(Error::FailedPrecondition(format!(
+                    "container {id} is {}; stop it first or delete with force",
+                    status_name(st.status)
+                )));
+            }
+            let _ = self
+                .call_shim(
+                    &c,
+                    request::Kind::Kill(protocol::Kill {
+                        exec_id: String::new(),
+                        signal: libc::SIGKILL,
+                        all: true,
+                    }),
+                )
+                .await;
+            if tokio::time::timeout(Duration::from_secs(10), self.wait_on(&c, ""))
+                .await
+                .is_err()
+            {
+                return Err(Error::Internal(format!(
+                    "container {id} did not die after SIGKILL"
+                )));
+            }
+        }
+        let exit = match shims::connect_live(&c.dir).await? {
+            Some(mut conn) => {
+                tokio::time::timeout(
+                    shims::CALL_TIMEOUT,
+                    conn.call(request::Kind::Shutdown(Empty {})),
+                )
+                .await
+                .map_err(|_| {
+                    Error::DeadlineExceeded(format!(
+                        "the shim of container {id} did not shut down within {:?}",
+                        shims::CALL_TIMEOUT
+                    ))
+                })??;
+                // The shim closes the connection as it exits.
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn.recv()).await;
+                ExitRecord::load(&c.dir).ok()
+            }
+            None => {
+                self.bury(&c).await;
+                ExitRecord::load(&c.dir).ok()
+            }
+        };
+        // Its exit is reported (if the watcher has not yet) before the directory goes.
+        if let Some(e) = &exit {
+            c.events.exited(&e.into());
+        }
+        {
+            let mut removed = c.teardown.lock().await;
+            let dir = c.dir.clone();
+            tokio::task::spawn_blocking(move || {
+                // The shim removed the host ends when the init ended; make sure.
+                shim_net::remove_host_links(&shim_net::load_host_links(&dir));
+                gc::remove_state_dir(&dir)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("removing {}: {e}", c.dir.display())))?
+            .map_err(Error::io(format!("removing {}", c.dir.display())))?;
+            *removed = true;
+        }
+        // Released while the id is still taken, so a new container of that id cannot have
+        // been given an address that this would release.
+        if let Err(e) = self.release_address(id) {
+            warn!(id = %id, error = %e, "releasing the container's address");
+        }
+        self.table().containers.remove(id);
+        info!(id = %id, "deleted");
+        c.events.deleted(None);
+        Ok(exit.map(|e| exit_status(&(&e).into())))
+    }
+
+    /// Waits until the init (or an exec'd process) of `c` has ended. A shim that is gone, or
+    /// dies meanwhile, is buried and what it left says how the container ended.
+    pub(super) async fn wait_on(&self, c: &Container, exec_id: &str) -> Result<pb::ExitStatus> {
+        let target = Target {
+            exec_id: exec_id.to_owned(),
+        };
+        match shims::call_within(&c.dir, request::Kind::Wait(target), None).await {
+            Ok(Some(response::Kind::Exit(e))) => return Ok(exit_status(&e)),
+            Ok(Some(other)) => return Err(unexpected(other)),
+            // An error of a shim that still runs (an unknown exec id, say) is the answer.
+            Err(e) if shims::shim_alive(&c.dir).is_some() => return Err(e),
+            Ok(None) | Err(_) => {}
+        }
+        self.bury(c).await;
+        if exec_id.is_empty() {
+            return Ok(exit_status(&(&orphan_exit(&c.dir)).into()));
+        }
+        // An exec'd process of a container whose shim is gone ended with it; how is unknown.
+        Ok(pb::ExitStatus {
+            exited: true,
+            reason: "the shim is gone; the process ended with the container".into(),
+            status_code: 255,
+            ..Default::default()
+        })
+    }
+
+    /// Signals the container's init, waits, then kills everything in it.
+    pub async fn stop(&self, req: &pb::StopRequest) -> Result<pb::StopResponse> {
+        let timeout = convert::timeout_seconds("timeout_seconds", req.timeout_seconds, 10, 3600)?;
+        let signal = if req.signal == 0 {
+            libc::SIGTERM
+        } else {
+            req.signal
+        };
+        if !(1..=64).contains(&signal) {
+            return Err(Error::invalid(
+                "signal",
+                format!("{signal} is not a signal number"),
+            ));
+        }
+        let c = self.get(&req.id)?;
+        let st = self.state_of(&c).await?;
+        if st.status == pb::Status::Stopped as i32 {
+            return Ok(pb::StopResponse {
+                exit: st.exit,
+                killed: false,
+            });
+        }
+        let kill = |signal, all| protocol::Kill {
+            signal,
+            all,
+            exec_id: String::new(),
+        };
+        // A created init has not exec'd: only SIGKILL ends it.
+        let first = if st.status == pb::Status::Created as i32 {
+            libc::SIGKILL
+        } else {
+            signal
+        };
+        let _ = shims::call(&c.dir, request::Kind::Kill(kill(first, false))).await?;
+        if let Ok(exit) = tokio::time::timeout(timeout, self.wait_on(&c, "")).await {
+            return Ok(pb::StopResponse {
+                exit: Some(exit?),
+                killed: first == libc::SIGKILL,
+            });
+        }
+        info!(id = %c.id, "did not stop within {timeout:?}; killing");
+        let _ = shims::call(&c.dir, request::Kind::Kill(kill(libc::SIGKILL, true))).await;
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.wait_on(&c, ""))
+            .await
+            .map_err(|_| {
+                Error::Internal(format!("container {} did not die after SIGKILL", c.id))
+            })??;
+        Ok(pb::StopResponse {
+            exit: Some(exit),
+            killed: true,
+        })
+    }
+}
