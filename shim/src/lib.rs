@@ -8,6 +8,7 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod config;
+pub mod log;
 pub mod logfile;
 pub mod namespaces;
 pub mod network;
