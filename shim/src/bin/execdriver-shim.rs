@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     let report = match supervisor::prepare_process(&opts.state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
+            execdriver_shim::log::error!(
                 "execdriver-shim: preparing {}: {e}",
                 opts.state_dir.display()
             );

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
+use crate::log;
 use crate::protocol::{self, FrameDecoder, Request, Response};
 
 use super::{Shim, HIGH_WATER, STALL_LIMIT};
@@ -119,7 +120,7 @@ impl Shim {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("shim {}: accept: {e}", self.id);
+                    log::error!("shim {}: accept: {e}", self.id);
                     break;
                 }
             }
@@ -180,7 +181,7 @@ impl Shim {
                 Ok(Some(req)) => self.handle(token, req),
                 Ok(None) => break,
                 Err(e) => {
-                    eprintln!("shim {}: bad frame from a client: {e}", self.id);
+                    log::warn!("shim {}: bad frame from a client: {e}", self.id);
                     self.drop_client(token);
                     return;
                 }
@@ -260,7 +261,7 @@ impl Shim {
             .map(|(t, _)| *t)
             .collect();
         for t in stalled {
-            eprintln!(
+            log::warn!(
                 "shim {}: disconnecting a client that read nothing for {STALL_LIMIT:?}",
                 self.id
             );

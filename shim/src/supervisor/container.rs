@@ -4,6 +4,7 @@
 use std::fs;
 
 use crate::cgroups;
+use crate::log;
 use crate::namespaces::Namespace;
 use crate::protocol::{self, response, ErrorCode, Response, Status};
 use crate::state;
@@ -122,13 +123,13 @@ impl Shim {
         match serde_json::to_vec_pretty(&self.config) {
             Ok(json) => {
                 if let Err(e) = state::write_atomic(&self.dir, state::CONFIG, &json, false) {
-                    eprintln!(
+                    log::error!(
                         "shim {}: recording the update in container.json: {e}",
                         self.id
                     );
                 }
             }
-            Err(e) => eprintln!("shim {}: {e}", self.id),
+            Err(e) => log::error!("shim {}: {e}", self.id),
         }
         Response {
             kind: Some(response::Kind::Resources(protocol::Resources::of(&merged))),

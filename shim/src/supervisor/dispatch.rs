@@ -8,6 +8,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 
 use crate::config::User;
+use crate::log;
 use crate::process::ProcessSpec;
 use crate::protocol::{
     self, request, response, ErrorCode, ExecSpec, Exit, Request, Response, Status,
@@ -219,7 +220,7 @@ impl Shim {
                 if slot == INIT && frozen {
                     // container.json asks for a paused start (libcontainer's freezer field).
                     if let Err(e) = self.cgroup.as_ref().map_or(Ok(()), |m| m.freeze()) {
-                        eprintln!("shim {}: freezing after start: {e}", self.id);
+                        log::error!("shim {}: freezing after start: {e}", self.id);
                     } else {
                         self.set_init_status(Status::Paused);
                     }

@@ -1,5 +1,6 @@
 //! Events for subscribers: every process's exit and the container's OOM kills.
 
+use crate::log;
 use crate::protocol::{self, response, Exit, Response};
 use crate::state;
 
@@ -25,7 +26,7 @@ impl Shim {
         };
         if kills > 0 && !self.oom_seen {
             self.oom_seen = true;
-            eprintln!(
+            log::warn!(
                 "shim {}: the kernel OOM-killed a process of the container",
                 self.id
             );

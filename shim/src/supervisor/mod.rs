@@ -46,6 +46,7 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::cgroups::{DeviceMode, Manager, OomWatch};
 use crate::config::Config;
+use crate::log;
 use crate::logfile::Rotation;
 use crate::network;
 use crate::process;
@@ -133,7 +134,7 @@ pub fn run(opts: Options, mut report: File) -> i32 {
     let mut shim = match Shim::create(&opts) {
         Ok(shim) => shim,
         Err(e) => {
-            eprintln!("shim {}: create failed: {e}", opts.id);
+            log::error!("shim {}: create failed: {e}", opts.id);
             let _ = protocol::write_frame(&mut report, &Response::error(e.code(), e.to_string()));
             return 1;
         }
@@ -143,7 +144,7 @@ pub fn run(opts: Options, mut report: File) -> i32 {
     };
     if protocol::write_frame(&mut report, &created).is_err() {
         // The driver is gone before hearing of the container: nobody can reach it. Undo.
-        eprintln!(
+        log::error!(
             "shim {}: driver went away during create; removing the container",
             opts.id
         );
@@ -207,7 +208,7 @@ impl Shim {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
-                    eprintln!("shim {}: epoll_wait: {e}", self.id);
+                    log::error!("shim {}: epoll_wait: {e}", self.id);
                     break;
                 }
             };
@@ -238,7 +239,7 @@ impl Shim {
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             if info.ssi_signo != Signal::SIGCHLD as u32 {
-                eprintln!("shim {}: ignoring signal {}", self.id, info.ssi_signo);
+                log::info!("shim {}: ignoring signal {}", self.id, info.ssi_signo);
             }
         }
         self.reap();

@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::log;
 use crate::logfile::LogWriter;
 use crate::namespaces::Namespace;
 use crate::network;
@@ -203,7 +204,7 @@ impl Shim {
                     Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
                     Ok(_) | Err(Errno::EINTR) => continue,
                     Err(e) => {
-                        eprintln!("shim {}: waitpid: {e}", self.id);
+                        log::error!("shim {}: waitpid: {e}", self.id);
                         break;
                     }
                 };
@@ -264,7 +265,7 @@ impl Shim {
         p.exit = Some(record.clone());
         if slot == INIT {
             if let Err(e) = record.save(&self.dir) {
-                eprintln!("shim {}: writing exit.json: {e}", self.id);
+                log::error!("shim {}: writing exit.json: {e}", self.id);
             }
             let _ = fs::remove_file(self.dir.join(state::PID));
         }

@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
+use crate::log;
 use crate::protocol::{self, Stream};
 
 use super::clients::Mode;
@@ -42,7 +43,7 @@ impl Shim {
             if p.log_dirty {
                 p.log_dirty = false;
                 if let Err(e) = p.log.flush() {
-                    eprintln!("shim {}: writing the log: {e}", self.id);
+                    log::error!("shim {}: writing the log: {e}", self.id);
                 }
             }
         }
@@ -98,7 +99,7 @@ impl Shim {
             return;
         };
         if let Err(e) = p.log.write(stream, data) {
-            eprintln!("shim {}: writing the log: {e}", self.id);
+            log::error!("shim {}: writing the log: {e}", self.id);
         }
         p.log_dirty = true;
         let tokens: Vec<u64> = self

@@ -17,6 +17,7 @@ use nix::sys::wait::waitpid;
 
 use crate::cgroups::{self, Layout, Manager};
 use crate::config::Config;
+use crate::log;
 use crate::logfile::LogWriter;
 use crate::network;
 use crate::process::{self, Stdio};
@@ -34,7 +35,7 @@ use super::{
 fn check_apparmor(opts: &Options, config: &Config) -> Result<(), Error> {
     match crate::security::check_apparmor(config, opts.allow_missing_apparmor) {
         Ok(Some(warning)) => {
-            eprintln!("shim {}: {warning}", opts.id);
+            log::warn!("shim {}: {warning}", opts.id);
             Ok(())
         }
         Ok(None) => Ok(()),
@@ -87,7 +88,7 @@ impl Shim {
         let oom = match cgroup.as_ref().map(|m| m.watch_oom()) {
             Some(Ok(w)) => w,
             Some(Err(e)) => {
-                eprintln!("shim {}: OOM kills will be seen at exit only: {e}", opts.id);
+                log::warn!("shim {}: OOM kills will be seen at exit only: {e}", opts.id);
                 None
             }
             None => None,
