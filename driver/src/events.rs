@@ -347,9 +347,8 @@ pub fn event_type_name(t: i32) -> &'static str {
 pub fn parse_event_type(s: &str) -> Option<pb::EventType> {
     let lower = s.to_ascii_lowercase();
     let short = lower.trim_start_matches("event_type_");
-    (1..=11)
-        .filter_map(|n| pb::EventType::try_from(n).ok())
-        .find(|t| event_type_name(*t as i32) == short)
+    pb::EventType::from_str_name(&format!("EVENT_TYPE_{}", short.to_ascii_uppercase()))
+        .filter(|t| *t != pb::EventType::Unspecified)
 }
 
 #[derive(Default)]

@@ -121,12 +121,26 @@ pub fn status_name(s: i32) -> &'static str {
     }
 }
 
+/// The API's status for the shim's: both protos name them `STATUS_*`.
 pub(crate) fn proto_status(s: Status) -> pb::Status {
-    match s {
-        Status::Created => pb::Status::Created,
-        Status::Running => pb::Status::Running,
-        Status::Paused => pb::Status::Paused,
-        Status::Stopped => pb::Status::Stopped,
-        Status::Unspecified => pb::Status::Unspecified,
+    pb::Status::from_str_name(s.as_str_name()).unwrap_or(pb::Status::Unspecified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shim_status_has_its_api_status() {
+        for (shim, api) in [
+            (Status::Unspecified, pb::Status::Unspecified),
+            (Status::Created, pb::Status::Created),
+            (Status::Running, pb::Status::Running),
+            (Status::Paused, pb::Status::Paused),
+            (Status::Stopped, pb::Status::Stopped),
+        ] {
+            assert_eq!(proto_status(shim), api);
+            assert_eq!(status_name(api as i32), shim.name());
+        }
     }
 }

@@ -4,11 +4,14 @@
 //! crate's (`execdriver_spec`, in `shim/spec`); the driver uses this library only for the Linux
 //! work it must do itself (host probing, cleanup after a shim that is gone).
 //!
-//! Modules follow the kernel facility they drive. `unsafe` lives in [`sys`] only.
+//! Modules follow the kernel facility they drive. `unsafe` blocks live in [`sys`], except the
+//! calls of its three `unsafe fn`s (`clone_process`, `close_from`, `close_fds_except`), whose
+//! contract, a single-threaded process, only the caller can keep: each call says why it holds.
 #![deny(unsafe_code)]
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod log;
 pub mod logfile;
 pub mod namespaces;
 pub mod network;

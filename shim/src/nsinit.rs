@@ -32,6 +32,7 @@ use nix::unistd::Pid;
 
 use crate::cgroups::{self, DeviceMode, Layout, Manager};
 use crate::config::{Config, LoadError};
+use crate::log;
 use crate::namespaces::Namespace;
 use crate::process::{self, Created, ProcessSpec, Stdio};
 use crate::state;
@@ -117,7 +118,7 @@ pub fn run(args: Args) -> Result<i32, Error> {
     if let Some(warning) = crate::security::check_apparmor(&config, args.allow_missing_apparmor)
         .map_err(Error::Refused)?
     {
-        eprintln!("nsinit: {warning}");
+        log::warn!("nsinit: {warning}");
     }
     let rootfs = config.rootfs.clone().unwrap_or(cwd);
     let pid_file = args.root.join(state::PID);

@@ -237,7 +237,10 @@ pub fn create(
     // it once it is in the container's cgroups (after Configured), so the container sees its
     // own cgroup as "/".
     flags.remove(CloneFlags::CLONE_NEWCGROUP);
-    match sys::clone_process(flags).map_err(Error::Clone)? {
+    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
+    #[allow(unsafe_code)]
+    let forked = unsafe { sys::clone_process(flags) }.map_err(Error::Clone)?;
+    match forked {
         Forked::Child => {
             drop(parent_sock);
             let mut keep = stdio.raw_fds();
@@ -285,7 +288,9 @@ pub fn join(
     } else {
         None
     };
-    let forked = sys::clone_process(CloneFlags::empty());
+    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
+    #[allow(unsafe_code)]
+    let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
     if let (Some(ours), Ok(Forked::Parent(_)) | Err(_)) = (&pid_ns, &forked) {
         // Only the parent goes back; failing to would put every later child in the container.
         nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
@@ -553,9 +558,14 @@ fn take_stdio(stdio: Stdio) -> Result<Option<(u16, u16)>, ChildError> {
 }
 
 /// Closes what the process inherited from the shim, except `keep`.
+/// Runs only in a freshly cloned child, which execs or exits without dropping the shim's
+/// objects.
 fn close_inherited(keep: &[RawFd]) -> Result<(), ChildError> {
-    sys::close_fds_except(keep)
-        .map_err(|e| ChildError::internal("closing the shim's descriptors", e))
+    // SAFETY: a cloned child of the single-threaded shim; the objects owning the closed
+    // descriptors are the shim's, which this child never uses or drops (it execs or _exits).
+    #[allow(unsafe_code)]
+    let closed = unsafe { sys::close_fds_except(keep) };
+    closed.map_err(|e| ChildError::internal("closing the shim's descriptors", e))
 }
 
 /// The steps every process takes inside the container (see [`crate::security`] for the

@@ -42,7 +42,11 @@ pub fn spawn(tty: bool) -> nix::Result<()> {
     // is never run (the signals stay blocked and are read from a signalfd) is enough.
     sys::install_noop_handlers(&FORWARDED)?;
     nix::sys::prctl::set_dumpable(false)?;
-    match sys::clone_process(CloneFlags::empty())? {
+    // SAFETY: the init is single-threaded (it was cloned from the single-threaded shim and
+    // starts no thread).
+    #[allow(unsafe_code)]
+    let forked = unsafe { sys::clone_process(CloneFlags::empty()) }?;
+    match forked {
         Forked::Child => {
             // The command leads its own process group, the terminal's foreground one.
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
@@ -55,7 +59,12 @@ pub fn spawn(tty: bool) -> nix::Result<()> {
             // The init needs none of the descriptors it was set up with. Its copy of the sync
             // socket must go in particular: the shim learns that the command exec'd when the
             // socket closes, which the command's exec does only if nobody else holds it.
-            sys::close_from(3);
+            // SAFETY: single-threaded; the descriptors above 2 belong to objects of the setup
+            // code that this branch never touches again.
+            #[allow(unsafe_code)]
+            unsafe {
+                sys::close_from(3)
+            };
             run(command, &mask)
         }
     }

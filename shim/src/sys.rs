@@ -12,8 +12,14 @@ pub enum Forked {
 }
 
 /// `clone(2)` with fork semantics: the child gets a copy of the address space and runs on a
-/// copy of our stack, in the new namespaces in `flags`. The caller must be single-threaded.
-pub fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
+/// copy of our stack, in the new namespaces in `flags`.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded: the child gets only the calling thread, so a
+/// lock another thread held (the allocator's, stdio's) would stay locked in the child forever.
+/// The shim, nsinit and the init's reaper are single-threaded by design.
+pub unsafe fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
     let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack the kernel gives the child a copy-on-write copy of the caller's
     // stack, as fork() does; the shim is single-threaded here, so no lock is held by another
@@ -65,7 +71,13 @@ pub fn cloexec_from(first: i32) -> nix::Result<()> {
 
 /// Closes every descriptor from `first` up (`close_range(2)`), for a process that must not
 /// keep what it inherited.
-pub fn close_from(first: i32) {
+///
+/// # Safety
+///
+/// No live Rust object may own a descriptor from `first` up (it would later close or use a
+/// number that is gone or reused), and no other thread may be opening descriptors meanwhile:
+/// call it at process start, or in a freshly cloned single-threaded child.
+pub unsafe fn close_from(first: i32) {
     // SAFETY: close_range takes integers only; the caller owns every descriptor it closes here
     // (it is called at process start, before any are opened by Rust code).
     let ret = unsafe {
@@ -461,7 +473,13 @@ pub fn prlimit(
 /// Closes every descriptor from 3 up except those in `keep`: what a process cloned from the
 /// shim does first, so nothing of the shim's (its log, sockets, other processes' pipes) stays
 /// open in the container, even before exec.
-pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> nix::Result<()> {
+///
+/// # Safety
+///
+/// As [`close_from`]: the Rust objects owning the closed descriptors must never be used or
+/// dropped afterwards (the cloned child execs or exits without running destructors), and the
+/// process must be single-threaded.
+pub unsafe fn close_fds_except(keep: &[std::os::fd::RawFd]) -> nix::Result<()> {
     let mut keep: Vec<libc::c_uint> = keep
         .iter()
         .filter(|fd| **fd >= 3)

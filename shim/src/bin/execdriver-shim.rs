@@ -63,7 +63,8 @@ fn parse_args() -> Result<Options, String> {
 
 fn main() -> ExitCode {
     // Nothing the caller left open may reach the container.
-    execdriver_shim::sys::close_from(3);
+    // SAFETY: first thing in main: one thread, and no Rust object owns a descriptor above 2.
+    unsafe { execdriver_shim::sys::close_from(3) };
     let opts = match parse_args() {
         Ok(o) => o,
         Err(msg) => {
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
     let report = match supervisor::prepare_process(&opts.state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
+            execdriver_shim::log::error!(
                 "execdriver-shim: preparing {}: {e}",
                 opts.state_dir.display()
             );

@@ -494,7 +494,11 @@ fn kernel_loads_and_enforces_the_default_profile() {
     )
     .unwrap();
     // A plain fork; the child allocates nothing (seccomp_load passes the slice as it is).
-    match crate::sys::clone_process(nix::sched::CloneFlags::empty()).unwrap() {
+    // SAFETY: the child only loads a filter, makes two raw syscalls and _exits; it takes no
+    // lock another test thread could hold (it allocates nothing).
+    #[allow(unsafe_code)]
+    let forked = unsafe { crate::sys::clone_process(nix::sched::CloneFlags::empty()) }.unwrap();
+    match forked {
         crate::sys::Forked::Child => {
             let code = (|| {
                 nix::sys::prctl::set_no_new_privs().ok()?;

@@ -106,17 +106,23 @@ impl From<&crate::state::ExitRecord> for Exit {
 }
 
 impl Status {
-    /// The name users see: "created", "running", "paused", "stopped" ("unknown" for
-    /// Unspecified).
-    pub fn name(self) -> &'static str {
+    /// The name users see, from the generated one: "created", "running", "paused", "stopped"
+    /// ("unknown" for Unspecified).
+    pub fn name(self) -> String {
         match self {
-            Status::Unspecified => "unknown",
-            Status::Created => "created",
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Stopped => "stopped",
+            Status::Unspecified => "unknown".into(),
+            s => enum_word(s.as_str_name(), "STATUS_"),
         }
     }
+}
+
+/// A generated enum value's name without its prefix, in lower case: `STATUS_RUNNING` ->
+/// `running`.
+pub fn enum_word(proto_name: &str, prefix: &str) -> String {
+    proto_name
+        .strip_prefix(prefix)
+        .unwrap_or(proto_name)
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]
