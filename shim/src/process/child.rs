@@ -1,18 +1,6 @@
-//! A container's init: cloned into its namespaces, set up, held until Start, then exec'd.
-//!
-//! Parent and child talk over a `SOCK_SEQPACKET` socketpair with typed [`SyncMsg`]s:
-//!
-//! ```text
-//! shim (parent)                          init (child, in the new namespaces)
-//! clone(flags) ------------------------> waits for Configured
-//! joins it to cgroups, network, ...
-//! Configured --------------------------> hostname, mounts, pivot_root, cwd, user, caps
-//!          <---------------------------- Ready  (or Error: the create fails)
-//! ... Create has returned; later Start:
-//! Start -------------------------------> execve(command)
-//!          <---------------------------- EOF (exec worked: the socket is close-on-exec)
-//!                                        or Error (exec failed)
-//! ```
+//! The child's side of a process's creation, after `clone`: close what it inherited, wait for
+//! the shim's Configured, set the container up (mounts, pivot_root, hostname, cwd, user,
+//! capabilities, seccomp), report Ready, wait for Start, and exec; or report what failed.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -23,369 +11,28 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use nix::sys::wait::waitpid;
-use nix::unistd::{Gid, Pid, Uid};
-use serde::{Deserialize, Serialize};
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid};
 
 use crate::capabilities;
 use crate::config::Config;
 use crate::namespaces::{self, Namespace};
-use crate::protocol::ErrorCode;
 use crate::rootfs;
 use crate::seccomp;
 use crate::security;
-use crate::sys::{self, Forked};
+use crate::sys::{self};
 
-/// Messages between the shim and the init it is creating.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum SyncMsg {
-    /// Parent to child: cgroups and network are in place; set up and report.
-    Configured,
-    /// Child to parent: everything is set up; waiting for Start.
-    Ready,
-    /// Parent to child: exec the command now.
-    Start,
-    /// Child to parent: a step failed.
-    Error {
-        code: ChildErrorCode,
-        message: String,
-    },
-}
-
-/// Whether a child failure is the request's fault (FAILED_PRECONDITION) or the system's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChildErrorCode {
-    /// Something the request names is not there: the command, the cwd, a mount source.
-    Precondition,
-    Internal,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("socketpair: {0}")]
-    Socketpair(#[source] Errno),
-    #[error("clone into namespaces: {0}")]
-    Clone(#[source] Errno),
-    #[error("joining the container: {0}")]
-    Join(#[source] std::io::Error),
-    #[error("{0}")]
-    ParentSetup(String),
-    #[error("talking to the container's init: {0}")]
-    Sync(#[source] Errno),
-    #[error("the container's init exited during setup")]
-    ChildVanished,
-    #[error("{message}")]
-    Child {
-        code: ChildErrorCode,
-        message: String,
-    },
-    #[error("unexpected message from the container's init: {0}")]
-    Protocol(String),
-    #[error("{0}")]
-    Network(#[source] crate::network::Error),
-}
-
-impl Error {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Error::Child {
-                code: ChildErrorCode::Precondition,
-                ..
-            } => ErrorCode::FailedPrecondition,
-            Error::Network(e) => e.code(),
-            _ => ErrorCode::Internal,
-        }
-    }
-}
-
-fn send(fd: &OwnedFd, msg: &SyncMsg) -> Result<(), Errno> {
-    send_fd(fd, msg, None)
-}
-
-fn send_fd(
-    fd: &OwnedFd,
-    msg: &SyncMsg,
-    attached: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Result<(), Errno> {
-    // Serializing a plain enum to a Vec cannot fail.
-    let data = serde_json::to_vec(msg).map_err(|_| Errno::EINVAL)?;
-    sys::send_with_fd(fd.as_fd(), &data, attached)
-}
-
-/// Receives one message; `None` when the other side closed its end.
-fn recv(fd: &OwnedFd) -> Result<Option<SyncMsg>, Error> {
-    recv_fd(fd).map(|m| m.map(|(msg, _)| msg))
-}
-
-/// Receives one message and the descriptor sent with it.
-fn recv_fd(fd: &OwnedFd) -> Result<Option<(SyncMsg, Option<OwnedFd>)>, Error> {
-    let mut buf = [0u8; 8192];
-    let (n, attached) = loop {
-        match sys::recv_with_fd(fd.as_fd(), &mut buf) {
-            Err(Errno::EINTR) => continue,
-            r => break r.map_err(Error::Sync)?,
-        }
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    let msg = serde_json::from_slice(&buf[..n]).map_err(|e| Error::Protocol(e.to_string()))?;
-    Ok(Some((msg, attached)))
-}
-
-/// The descriptors the process gets as 0, 1 and 2.
-pub enum Stdio {
-    /// Keep the caller's (nsinit in the foreground).
-    Inherit,
-    /// These three (pipe ends, or /dev/null).
-    Fds {
-        stdin: OwnedFd,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-    },
-    /// A new terminal from the container's own devpts, its slave as 0, 1, 2 (and, for the
-    /// init, /dev/console); the master comes back in [`Created::pty_master`]. A size of 0
-    /// leaves the kernel's default.
-    Pty { rows: u16, cols: u16 },
-}
-
-impl Stdio {
-    /// The descriptors the child keeps until it installs them.
-    fn raw_fds(&self) -> Vec<RawFd> {
-        match self {
-            Stdio::Fds {
-                stdin,
-                stdout,
-                stderr,
-            } => vec![stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// What a process runs and as whom: the init's comes from container.json, an exec's from its
-/// request. Capabilities and the rest of the container's security settings come from the
-/// container's config for both.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcessSpec {
-    pub args: Vec<String>,
-    /// KEY=VALUE; PATH, HOME (and TERM with a tty) get defaults.
-    pub env: Vec<String>,
-    /// Absolute; empty means "/".
-    pub cwd: String,
-    pub user: crate::config::User,
-    /// Run a minimal init as PID 1 that starts the command, forwards signals to it and reaps
-    /// orphans (the container's init only).
-    pub init: bool,
-}
-
-impl ProcessSpec {
-    /// The init's process, from container.json.
-    pub fn from_config(config: &Config) -> ProcessSpec {
-        ProcessSpec {
-            args: config.args.clone(),
-            env: config.environment.clone(),
-            cwd: config.working_dir.clone(),
-            user: config.user(),
-            init: config.init,
-        }
-    }
-}
-
-/// A process set up up to its exec, waiting for Start.
-pub struct Created {
-    pub pid: Pid,
-    /// The terminal's master side, with [`Stdio::Pty`].
-    pub pty_master: Option<OwnedFd>,
-    sync: Option<OwnedFd>,
-}
-
-type ParentSetup<'a> = &'a mut dyn FnMut(Pid) -> Result<(), String>;
-
-fn sync_pair() -> Result<(OwnedFd, OwnedFd), Error> {
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(Error::Socketpair)
-}
-
-/// Clones a container's init into the config's namespaces and sets it up, up to the point of
-/// exec. `parent_setup` runs in the caller once the child exists (join cgroups, move network
-/// links). On error the child is killed and reaped; what `parent_setup` made is the caller's
-/// to undo.
-pub fn create(
-    config: &Config,
-    rootfs: &Path,
-    stdio: Stdio,
-    parent_setup: ParentSetup<'_>,
-) -> Result<Created, Error> {
-    let spec = ProcessSpec::from_config(config);
-    let (parent_sock, child_sock) = sync_pair()?;
-    // A `netns` network strategy replaces a new network namespace: its file is opened here,
-    // the clone leaves out CLONE_NEWNET, and the init joins it.
-    let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
-    let mut flags = namespaces::clone_flags(&config.namespaces);
-    if join_net.is_some() {
-        flags.remove(CloneFlags::CLONE_NEWNET);
-    }
-    // A cgroup namespace is rooted where its process is when it is made: the init unshares
-    // it once it is in the container's cgroups (after Configured), so the container sees its
-    // own cgroup as "/".
-    flags.remove(CloneFlags::CLONE_NEWCGROUP);
-    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
-    #[allow(unsafe_code)]
-    let forked = unsafe { sys::clone_process(flags) }.map_err(Error::Clone)?;
-    match forked {
-        Forked::Child => {
-            drop(parent_sock);
-            let mut keep = stdio.raw_fds();
-            keep.push(child_sock.as_raw_fd());
-            keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
-            let r = close_inherited(&keep).and_then(|_| {
-                init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref())
-            });
-            child_end(r, &child_sock)
-        }
-        Forked::Parent(pid) => {
-            drop(child_sock);
-            drop(stdio);
-            Created::configure(pid, parent_sock, config, true, parent_setup)
-        }
-    }
-}
-
-/// Starts a process inside the live container whose init is `init_pid`: it joins every
-/// namespace of the container (the PID namespace by being cloned into it), and gets the
-/// container's capability mask and security settings, with `spec`'s command, env, cwd and user.
-/// It is a child of the caller, which reaps it.
-pub fn join(
-    config: &Config,
-    init_pid: Pid,
-    spec: &ProcessSpec,
-    stdio: Stdio,
-    parent_setup: ParentSetup<'_>,
-) -> Result<Created, Error> {
-    let joining: Vec<Namespace> = config
-        .namespaces
-        .iter()
-        .copied()
-        .filter(|n| *n != Namespace::Pid)
-        .collect();
-    let opened = namespaces::open_for_join(init_pid.as_raw(), &joining).map_err(Error::Join)?;
-    let (parent_sock, child_sock) = sync_pair()?;
-    // The PID namespace applies to children: enter it for the clone, then come back.
-    let pid_ns = if config.has_namespace(Namespace::Pid) {
-        let theirs =
-            std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?;
-        let ours = std::fs::File::open("/proc/self/ns/pid").map_err(Error::Join)?;
-        nix::sched::setns(&theirs, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
-        Some(ours)
-    } else {
-        None
-    };
-    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
-    #[allow(unsafe_code)]
-    let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
-    if let (Some(ours), Ok(Forked::Parent(_)) | Err(_)) = (&pid_ns, &forked) {
-        // Only the parent goes back; failing to would put every later child in the container.
-        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
-    }
-    match forked.map_err(Error::Clone)? {
-        Forked::Child => {
-            drop(parent_sock);
-            let mut keep = stdio.raw_fds();
-            keep.push(child_sock.as_raw_fd());
-            keep.extend(opened.iter().map(|(_, f)| f.as_raw_fd()));
-            // Until it execs, this process is the shim's image inside the container: keep
-            // other container processes out of its /proc/PID (exe, mem, fds), from the start.
-            let r = nix::sys::prctl::set_dumpable(false)
-                .map_err(|e| ChildError::internal("dumpable", e))
-                .and_then(|_| close_inherited(&keep))
-                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock));
-            child_end(r, &child_sock)
-        }
-        Forked::Parent(pid) => {
-            drop(child_sock);
-            drop(stdio);
-            Created::configure(pid, parent_sock, config, false, parent_setup)
-        }
-    }
-}
-
-impl Created {
-    fn configure(
-        pid: Pid,
-        sock: OwnedFd,
-        config: &Config,
-        init: bool,
-        parent_setup: ParentSetup<'_>,
-    ) -> Result<Created, Error> {
-        let mut created = Created {
-            pid,
-            pty_master: None,
-            sync: Some(sock),
-        };
-        let ready = security::parent_setup(config, pid, init)
-            .map_err(|e| Error::ParentSetup(e.to_string()))
-            .and_then(|_| created.wait_ready(parent_setup));
-        match ready {
-            Ok(()) => Ok(created),
-            Err(e) => {
-                created.kill_and_reap();
-                Err(e)
-            }
-        }
-    }
-
-    fn sync(&self) -> Result<&OwnedFd, Error> {
-        self.sync.as_ref().ok_or(Error::ChildVanished)
-    }
-
-    fn wait_ready(&mut self, parent_setup: ParentSetup<'_>) -> Result<(), Error> {
-        parent_setup(self.pid).map_err(Error::ParentSetup)?;
-        send(self.sync()?, &SyncMsg::Configured).map_err(Error::Sync)?;
-        match recv_fd(self.sync()?)? {
-            Some((SyncMsg::Ready, pty)) => {
-                self.pty_master = pty;
-                Ok(())
-            }
-            Some((SyncMsg::Error { code, message }, _)) => Err(Error::Child { code, message }),
-            Some((other, _)) => Err(Error::Protocol(format!("{other:?}"))),
-            None => Err(Error::ChildVanished),
-        }
-    }
-
-    /// Lets the process exec its command. Returns once it has (or has failed to).
-    pub fn start(&mut self) -> Result<(), Error> {
-        let sock = self.sync.take().ok_or(Error::ChildVanished)?;
-        send(&sock, &SyncMsg::Start).map_err(Error::Sync)?;
-        match recv(&sock)? {
-            None => Ok(()), // the socket closed on exec
-            Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
-            Some(other) => Err(Error::Protocol(format!("{other:?}"))),
-        }
-    }
-
-    fn kill_and_reap(&mut self) {
-        let _ = kill(self.pid, Signal::SIGKILL);
-        let _ = waitpid(self.pid, None);
-        self.sync = None;
-    }
-}
+use super::spec::{ProcessSpec, Stdio};
+use super::sync::{recv, send, send_fd, ChildErrorCode, SyncMsg};
 
 /// A failed setup step, carried back to the parent.
-struct ChildError {
+pub(super) struct ChildError {
     code: ChildErrorCode,
     message: String,
 }
 
 impl ChildError {
-    fn internal(what: &str, e: impl std::fmt::Display) -> ChildError {
+    pub(super) fn internal(what: &str, e: impl std::fmt::Display) -> ChildError {
         ChildError {
             code: ChildErrorCode::Internal,
             message: format!("{what}: {e}"),
@@ -400,7 +47,7 @@ impl ChildError {
 }
 
 /// The end of a child's setup: exec, or report why not and exit. Never returns.
-fn child_end(result: Result<Option<Exec>, ChildError>, sync: &OwnedFd) -> ! {
+pub(super) fn child_end(result: Result<Option<Exec>, ChildError>, sync: &OwnedFd) -> ! {
     let err = match result {
         Ok(None) => sys::exit_now(0), // the caller went away before Start
         Ok(Some(exec)) => exec.run(),
@@ -417,7 +64,7 @@ fn child_end(result: Result<Option<Exec>, ChildError>, sync: &OwnedFd) -> ! {
 }
 
 /// Everything needed to exec, computed before Start so Start is one syscall.
-struct Exec {
+pub(super) struct Exec {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
@@ -470,7 +117,7 @@ fn wait_configured(sync: &OwnedFd) -> Result<bool, ChildError> {
 }
 
 /// The container's init: new namespaces are in place; make its world.
-fn init_child(
+pub(super) fn init_child(
     config: &Config,
     spec: &ProcessSpec,
     rootfs: &Path,
@@ -521,7 +168,7 @@ fn init_child(
 }
 
 /// An exec'd process: enter the container's namespaces, then as the init.
-fn join_child(
+pub(super) fn join_child(
     config: &Config,
     spec: &ProcessSpec,
     opened: &[(Namespace, std::fs::File)],
@@ -560,7 +207,7 @@ fn take_stdio(stdio: Stdio) -> Result<Option<(u16, u16)>, ChildError> {
 /// Closes what the process inherited from the shim, except `keep`.
 /// Runs only in a freshly cloned child, which execs or exits without dropping the shim's
 /// objects.
-fn close_inherited(keep: &[RawFd]) -> Result<(), ChildError> {
+pub(super) fn close_inherited(keep: &[RawFd]) -> Result<(), ChildError> {
     // SAFETY: a cloned child of the single-threaded shim; the objects owning the closed
     // descriptors are the shim's, which this child never uses or drops (it execs or _exits).
     #[allow(unsafe_code)]

@@ -1,0 +1,215 @@
+//! A container's init: cloned into its namespaces, set up, held until Start, then exec'd.
+//!
+//! Parent and child talk over a `SOCK_SEQPACKET` socketpair with typed [`SyncMsg`]s:
+//!
+//! ```text
+//! shim (parent)                          init (child, in the new namespaces)
+//! clone(flags) ------------------------> waits for Configured
+//! joins it to cgroups, network, ...
+//! Configured --------------------------> hostname, mounts, pivot_root, cwd, user, caps
+//!          <---------------------------- Ready  (or Error: the create fails)
+//! ... Create has returned; later Start:
+//! Start -------------------------------> execve(command)
+//!          <---------------------------- EOF (exec worked: the socket is close-on-exec)
+//!                                        or Error (exec failed)
+//! ```
+//!
+//! `sync.rs` holds the channel and its messages, `spec.rs` what a process is given, and
+//! `child.rs` everything the child does; this file is the shim's side.
+
+mod child;
+mod spec;
+mod sync;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::namespaces::{self, Namespace};
+use crate::security;
+use crate::sys::{self, Forked};
+
+use child::{child_end, close_inherited, init_child, join_child, ChildError};
+pub use child::{find_executable, process_env};
+pub use spec::{ProcessSpec, Stdio};
+use sync::{recv, recv_fd, send, sync_pair};
+pub use sync::{ChildErrorCode, Error, SyncMsg};
+
+/// A process set up up to its exec, waiting for Start.
+pub struct Created {
+    pub pid: Pid,
+    /// The terminal's master side, with [`Stdio::Pty`].
+    pub pty_master: Option<OwnedFd>,
+    sync: Option<OwnedFd>,
+}
+
+type ParentSetup<'a> = &'a mut dyn FnMut(Pid) -> Result<(), String>;
+
+/// Clones a container's init into the config's namespaces and sets it up, up to the point of
+/// exec. `parent_setup` runs in the caller once the child exists (join cgroups, move network
+/// links). On error the child is killed and reaped; what `parent_setup` made is the caller's
+/// to undo.
+pub fn create(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    let spec = ProcessSpec::from_config(config);
+    let (parent_sock, child_sock) = sync_pair()?;
+    // A `netns` network strategy replaces a new network namespace: its file is opened here,
+    // the clone leaves out CLONE_NEWNET, and the init joins it.
+    let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
+    let mut flags = namespaces::clone_flags(&config.namespaces);
+    if join_net.is_some() {
+        flags.remove(CloneFlags::CLONE_NEWNET);
+    }
+    // A cgroup namespace is rooted where its process is when it is made: the init unshares
+    // it once it is in the container's cgroups (after Configured), so the container sees its
+    // own cgroup as "/".
+    flags.remove(CloneFlags::CLONE_NEWCGROUP);
+    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
+    #[allow(unsafe_code)]
+    let forked = unsafe { sys::clone_process(flags) }.map_err(Error::Clone)?;
+    match forked {
+        Forked::Child => {
+            drop(parent_sock);
+            let mut keep = stdio.raw_fds();
+            keep.push(child_sock.as_raw_fd());
+            keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
+            let r = close_inherited(&keep).and_then(|_| {
+                init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref())
+            });
+            child_end(r, &child_sock)
+        }
+        Forked::Parent(pid) => {
+            drop(child_sock);
+            drop(stdio);
+            Created::configure(pid, parent_sock, config, true, parent_setup)
+        }
+    }
+}
+
+/// Starts a process inside the live container whose init is `init_pid`: it joins every
+/// namespace of the container (the PID namespace by being cloned into it), and gets the
+/// container's capability mask and security settings, with `spec`'s command, env, cwd and user.
+/// It is a child of the caller, which reaps it.
+pub fn join(
+    config: &Config,
+    init_pid: Pid,
+    spec: &ProcessSpec,
+    stdio: Stdio,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    let joining: Vec<Namespace> = config
+        .namespaces
+        .iter()
+        .copied()
+        .filter(|n| *n != Namespace::Pid)
+        .collect();
+    let opened = namespaces::open_for_join(init_pid.as_raw(), &joining).map_err(Error::Join)?;
+    let (parent_sock, child_sock) = sync_pair()?;
+    // The PID namespace applies to children: enter it for the clone, then come back.
+    let pid_ns = if config.has_namespace(Namespace::Pid) {
+        let theirs =
+            std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?;
+        let ours = std::fs::File::open("/proc/self/ns/pid").map_err(Error::Join)?;
+        nix::sched::setns(&theirs, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
+        Some(ours)
+    } else {
+        None
+    };
+    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
+    #[allow(unsafe_code)]
+    let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
+    if let (Some(ours), Ok(Forked::Parent(_)) | Err(_)) = (&pid_ns, &forked) {
+        // Only the parent goes back; failing to would put every later child in the container.
+        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
+    }
+    match forked.map_err(Error::Clone)? {
+        Forked::Child => {
+            drop(parent_sock);
+            let mut keep = stdio.raw_fds();
+            keep.push(child_sock.as_raw_fd());
+            keep.extend(opened.iter().map(|(_, f)| f.as_raw_fd()));
+            // Until it execs, this process is the shim's image inside the container: keep
+            // other container processes out of its /proc/PID (exe, mem, fds), from the start.
+            let r = nix::sys::prctl::set_dumpable(false)
+                .map_err(|e| ChildError::internal("dumpable", e))
+                .and_then(|_| close_inherited(&keep))
+                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock));
+            child_end(r, &child_sock)
+        }
+        Forked::Parent(pid) => {
+            drop(child_sock);
+            drop(stdio);
+            Created::configure(pid, parent_sock, config, false, parent_setup)
+        }
+    }
+}
+
+impl Created {
+    fn configure(
+        pid: Pid,
+        sock: OwnedFd,
+        config: &Config,
+        init: bool,
+        parent_setup: ParentSetup<'_>,
+    ) -> Result<Created, Error> {
+        let mut created = Created {
+            pid,
+            pty_master: None,
+            sync: Some(sock),
+        };
+        let ready = security::parent_setup(config, pid, init)
+            .map_err(|e| Error::ParentSetup(e.to_string()))
+            .and_then(|_| created.wait_ready(parent_setup));
+        match ready {
+            Ok(()) => Ok(created),
+            Err(e) => {
+                created.kill_and_reap();
+                Err(e)
+            }
+        }
+    }
+
+    fn sync(&self) -> Result<&OwnedFd, Error> {
+        self.sync.as_ref().ok_or(Error::ChildVanished)
+    }
+
+    fn wait_ready(&mut self, parent_setup: ParentSetup<'_>) -> Result<(), Error> {
+        parent_setup(self.pid).map_err(Error::ParentSetup)?;
+        send(self.sync()?, &SyncMsg::Configured).map_err(Error::Sync)?;
+        match recv_fd(self.sync()?)? {
+            Some((SyncMsg::Ready, pty)) => {
+                self.pty_master = pty;
+                Ok(())
+            }
+            Some((SyncMsg::Error { code, message }, _)) => Err(Error::Child { code, message }),
+            Some((other, _)) => Err(Error::Protocol(format!("{other:?}"))),
+            None => Err(Error::ChildVanished),
+        }
+    }
+
+    /// Lets the process exec its command. Returns once it has (or has failed to).
+    pub fn start(&mut self) -> Result<(), Error> {
+        let sock = self.sync.take().ok_or(Error::ChildVanished)?;
+        send(&sock, &SyncMsg::Start).map_err(Error::Sync)?;
+        match recv(&sock)? {
+            None => Ok(()), // the socket closed on exec
+            Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
+            Some(other) => Err(Error::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    fn kill_and_reap(&mut self) {
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+        self.sync = None;
+    }
+}

@@ -1,0 +1,64 @@
+//! What a process of the container is given: its stdio ([`Stdio`]) and what it runs and as
+//! whom ([`ProcessSpec`]).
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::config::Config;
+
+pub enum Stdio {
+    /// Keep the caller's (nsinit in the foreground).
+    Inherit,
+    /// These three (pipe ends, or /dev/null).
+    Fds {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A new terminal from the container's own devpts, its slave as 0, 1, 2 (and, for the
+    /// init, /dev/console); the master comes back in [`Created::pty_master`]. A size of 0
+    /// leaves the kernel's default.
+    Pty { rows: u16, cols: u16 },
+}
+
+impl Stdio {
+    /// The descriptors the child keeps until it installs them.
+    pub(super) fn raw_fds(&self) -> Vec<RawFd> {
+        match self {
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => vec![stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What a process runs and as whom: the init's comes from container.json, an exec's from its
+/// request. Capabilities and the rest of the container's security settings come from the
+/// container's config for both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    /// KEY=VALUE; PATH, HOME (and TERM with a tty) get defaults.
+    pub env: Vec<String>,
+    /// Absolute; empty means "/".
+    pub cwd: String,
+    pub user: crate::config::User,
+    /// Run a minimal init as PID 1 that starts the command, forwards signals to it and reaps
+    /// orphans (the container's init only).
+    pub init: bool,
+}
+
+impl ProcessSpec {
+    /// The init's process, from container.json.
+    pub fn from_config(config: &Config) -> ProcessSpec {
+        ProcessSpec {
+            args: config.args.clone(),
+            env: config.environment.clone(),
+            cwd: config.working_dir.clone(),
+            user: config.user(),
+            init: config.init,
+        }
+    }
+}
