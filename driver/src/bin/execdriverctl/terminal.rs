@@ -5,14 +5,12 @@ use execdriver_proto as pb;
 
 /// The size of our terminal, if stdin is one.
 pub fn terminal_size() -> Option<pb::ConsoleSize> {
-    use std::os::fd::AsFd;
-    let stdin = std::io::stdin();
-    execdriver_shim::sys::get_winsize(stdin.as_fd())
+    rustix::termios::tcgetwinsize(std::io::stdin())
         .ok()
-        .filter(|(r, c)| *r > 0 && *c > 0)
-        .map(|(rows, cols)| pb::ConsoleSize {
-            rows: rows as u32,
-            cols: cols as u32,
+        .filter(|w| w.ws_row > 0 && w.ws_col > 0)
+        .map(|w| pb::ConsoleSize {
+            rows: w.ws_row.into(),
+            cols: w.ws_col.into(),
         })
 }
 
