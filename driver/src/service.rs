@@ -148,6 +148,7 @@ impl ExecDriver for Service {
                     .iter()
                     .any(|n| n.name() == "NEWUSER" && n.available()),
             default_capabilities: crate::info::default_capabilities(),
+            default_namespaces: crate::info::default_namespaces(),
             network_modes: {
                 let mut modes = vec![
                     pb::NetworkMode::None as i32,
