@@ -1,9 +1,9 @@
 //! `execdriverctl`: a command-line client for execdriverd, one subcommand per RPC.
 //!
-//! This file connects and hands the parsed command line to `commands`; the modules beside it:
-//! `args` (the command line), `request` and `security` (flags to requests), `commands` (one
-//! function per subcommand), `attach` (streaming a container's stdio), `output` (what is
-//! printed), `terminal` (our terminal's size and raw mode) and `client` (the RPC client).
+//! This file connects and hands the parsed command line to `commands`. Beside it: `args` (the
+//! command line); `request`, `resources` and `security` (flags to requests); `commands` (one
+//! function per subcommand); `attach` (streaming a container's stdio); `output` (what is
+//! printed); `terminal` (our terminal's size and raw mode); `client` (the RPC client).
 
 mod args;
 mod attach;
@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod output;
 mod request;
+mod resources;
 mod security;
 mod terminal;
 

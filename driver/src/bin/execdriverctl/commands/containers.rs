@@ -11,7 +11,8 @@ use crate::client::{st, Client};
 use crate::output::{
     describe_exit, exit_code, print_json, print_state, resources_json, ProcessJson, StateJson,
 };
-use crate::request::{create_request, key_values, parse_signal, resources};
+use crate::request::{create_request, key_values, parse_signal};
+use crate::resources::resources;
 
 /// Prints a container as its id, or with --json all of its state.
 fn print_container(json: bool, c: &pb::ContainerState) {
