@@ -376,3 +376,25 @@ pub struct RunArgs {
     #[command(flatten)]
     pub create: CreateArgs,
 }
+
+/// The parsed command line `execdriverctl ARGS...`, for the tests of the modules that read it.
+#[cfg(test)]
+pub fn parse(args: &[&str]) -> Cmd {
+    let argv = std::iter::once("execdriverctl").chain(args.iter().copied());
+    Cli::try_parse_from(argv).unwrap().cmd
+}
+
+/// `create --rootfs /rootfs FLAGS... -- true` as parsed.
+#[cfg(test)]
+pub fn create_args(flags: &[&str]) -> CreateArgs {
+    let args: Vec<&str> = ["create", "--rootfs", "/rootfs"]
+        .iter()
+        .chain(flags)
+        .chain(&["--", "true"])
+        .copied()
+        .collect();
+    match parse(&args) {
+        Cmd::Create(a) => a,
+        other => panic!("{other:?}"),
+    }
+}

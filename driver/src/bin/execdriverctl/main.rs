@@ -1,9 +1,10 @@
 //! `execdriverctl`: a command-line client for execdriverd, one subcommand per RPC.
 //!
 //! This file connects and hands the parsed command line to `commands`. Beside it: `args` (the
-//! command line); `request`, `resources` and `security` (flags to requests); `commands` (one
-//! function per subcommand); `attach` (streaming a container's stdio); `output` (what is
-//! printed); `terminal` (our terminal's size and raw mode); `client` (the RPC client).
+//! command line); `request`, `resources` and `security` (flags to requests, with the daemon's
+//! defaults where a flag starts from them); `commands` (one function per subcommand); `attach`
+//! (streaming a container's stdio); `output` (what is printed); `terminal` (our terminal's
+//! size and raw mode); `client` (the RPC client).
 
 mod args;
 mod attach;

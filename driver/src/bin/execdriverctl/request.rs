@@ -1,7 +1,7 @@
 //! Flags to requests: what create/run, exec, exec-sync, kill, stop and logs send, built from
 //! the parsed arguments without talking to the daemon (mounts, network, labels, log rotation,
-//! signals, times). The limits and devices are in `resources`, the security flags in
-//! `security`.
+//! signals, times). The limits and devices are in `resources`, the security flags and the
+//! daemon's defaults in `security`.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use execdriver_proto as pb;
 
 use crate::args::{CreateArgs, ExecArgs};
 use crate::resources::{parse_device, parse_size, resources};
-use crate::security::{namespaces, security_config};
+use crate::security::{namespaces, security_config, Defaults};
 use crate::terminal::terminal_size;
 
 pub fn key_values(field: &str, items: &[String]) -> Result<BTreeMap<String, String>, String> {
@@ -87,7 +87,12 @@ pub fn network_config(a: &CreateArgs) -> Result<Option<pb::NetworkConfig>, Strin
     Ok(Some(n))
 }
 
-pub fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
+/// The request of create/run. `defaults` is the daemon's Info, needed when
+/// `security::needs_defaults` says so.
+pub fn create_request(
+    a: &CreateArgs,
+    defaults: Option<&Defaults>,
+) -> Result<pb::CreateRequest, String> {
     Ok(pb::CreateRequest {
         id: a.id.clone().unwrap_or_else(random_id),
         rootfs: a.rootfs.display().to_string(),
@@ -101,7 +106,7 @@ pub fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
             console_size: if a.tty { terminal_size() } else { None },
         }),
         hostname: a.hostname.clone().unwrap_or_default(),
-        namespaces: namespaces(a),
+        namespaces: namespaces(a, defaults)?,
         mounts: a
             .mounts
             .iter()
@@ -135,7 +140,7 @@ pub fn create_request(a: &CreateArgs) -> Result<pb::CreateRequest, String> {
             ..resources(&a.limits)?
         }),
         network: network_config(a)?,
-        security: security_config(&a.security)?,
+        security: security_config(&a.security, defaults)?,
     })
 }
 
@@ -204,4 +209,46 @@ pub fn parse_since(s: &str) -> Result<prost_types::Timestamp, String> {
         seconds: ns.div_euclid(1_000_000_000),
         nanos: ns.rem_euclid(1_000_000_000) as i32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::create_args;
+    use crate::security::needs_defaults;
+
+    #[test]
+    fn create_request_needs_the_daemons_defaults_exactly_when_said() {
+        let defaults = Defaults {
+            capabilities: vec!["CHOWN".into()],
+            namespaces: vec!["NEWNS".into()],
+        };
+        for flags in [
+            &[][..],
+            &["--cap-add", "SYS_PTRACE"],
+            &["--cap-add", "ALL"],
+            &["--privileged", "--cap-add", "SYS_PTRACE"],
+            &["--userns-map", "0:100000:65536"],
+            &["--userns-map", "0:100000:65536", "--namespace", "NEWNS"],
+            &["--namespace", "NEWNS", "--cap-drop", "KILL"],
+        ] {
+            let a = create_args(flags);
+            assert_eq!(
+                create_request(&a, None).is_ok(),
+                !needs_defaults(&a),
+                "{flags:?}"
+            );
+            let r = create_request(&a, Some(&defaults)).unwrap();
+            if flags == ["--cap-add", "SYS_PTRACE"] {
+                let s = r.security.as_ref().unwrap();
+                assert_eq!(s.capabilities, ["CHOWN", "SYS_PTRACE"]);
+            }
+            if flags == ["--userns-map", "0:100000:65536"] {
+                assert_eq!(r.namespaces, ["NEWNS", "NEWUSER"]);
+                let s = r.security.as_ref().unwrap();
+                assert_eq!(s.uid_mappings.len(), 1);
+                assert_eq!(s.uid_mappings, s.gid_mappings);
+            }
+        }
+    }
 }

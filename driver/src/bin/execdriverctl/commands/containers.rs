@@ -13,6 +13,7 @@ use crate::output::{
 };
 use crate::request::{create_request, key_values, parse_signal};
 use crate::resources::resources;
+use crate::security::{needs_defaults, Defaults};
 
 /// Prints a container as its id, or with --json all of its state.
 fn print_container(json: bool, c: &pb::ContainerState) {
@@ -23,8 +24,21 @@ fn print_container(json: bool, c: &pb::ContainerState) {
     }
 }
 
+/// The request of create/run, with the daemon's defaults (its Info) asked for only when a
+/// flag starts from them.
+async fn request(client: &mut Client, a: &CreateArgs) -> Result<pb::CreateRequest, String> {
+    let defaults = if needs_defaults(a) {
+        let info = st(client.info(pb::InfoRequest {}).await)
+            .map_err(|e| format!("asking the daemon for its defaults (Info): {e}"))?;
+        Some(Defaults::from(info))
+    } else {
+        None
+    };
+    create_request(a, defaults.as_ref())
+}
+
 pub async fn create(client: &mut Client, json: bool, a: CreateArgs) -> Result<ExitCode, String> {
-    let req = create_request(&a)?;
+    let req = request(client, &a).await?;
     let resp: pb::CreateResponse = st(client.create(req).await)?;
     print_container(json, &resp.container.unwrap_or_default());
     Ok(ExitCode::SUCCESS)
@@ -33,7 +47,7 @@ pub async fn create(client: &mut Client, json: bool, a: CreateArgs) -> Result<Ex
 /// Create and start; without -d, show the output (attached before the start) and exit with
 /// the container's code.
 pub async fn run(client: &mut Client, json: bool, a: RunArgs) -> Result<ExitCode, String> {
-    let req = create_request(&a.create)?;
+    let req = request(client, &a.create).await?;
     let id = req.id.clone();
     if a.detach {
         let resp: pb::CreateResponse = st(client.run(req).await)?;
