@@ -398,3 +398,28 @@ pub fn create_args(flags: &[&str]) -> CreateArgs {
         other => panic!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_create_flags_and_its_own() {
+        let Cmd::Run(a) = parse(&["run", "--rm", "-d", "--rootfs", "/r", "-t", "--", "sh"]) else {
+            panic!("not run");
+        };
+        assert!(a.rm && a.detach && a.create.tty && !a.create.interactive);
+        assert_eq!(a.create.command, ["sh"]);
+        // Negative numbers are values, not flags.
+        let a = create_args(&["--memory", "-1", "--oom-score-adj", "-500"]);
+        assert_eq!(a.limits.memory.as_deref(), Some("-1"));
+        assert_eq!(a.security.oom_score_adj, Some(-500));
+        assert!(Cli::try_parse_from(["execdriverctl", "create", "--rootfs", "/r"]).is_err());
+    }
+}

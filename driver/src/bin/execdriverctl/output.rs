@@ -363,3 +363,71 @@ impl RawOut {
 pub fn exit_code(e: &pb::ExitStatus) -> ExitCode {
     ExitCode::from(e.status_code.clamp(0, 255) as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_and_exits() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1536), "1.5KiB");
+        assert_eq!(human_bytes(64 << 20), "64.0MiB");
+        let exit = |code, signal| pb::ExitStatus {
+            exit_code: code,
+            signal,
+            reason: "lost".into(),
+            ..Default::default()
+        };
+        assert_eq!(describe_exit(&exit(Some(3), None)), "exit code 3");
+        assert_eq!(describe_exit(&exit(None, Some(9))), "killed by signal 9");
+        assert_eq!(describe_exit(&exit(None, None)), "unknown (lost)");
+        let code = |status_code| {
+            exit_code(&pb::ExitStatus {
+                status_code,
+                ..Default::default()
+            })
+        };
+        assert_eq!(code(137), ExitCode::from(137));
+        assert_eq!(code(300), ExitCode::from(255));
+        assert_eq!(code(-1), ExitCode::from(0));
+    }
+
+    #[test]
+    fn times_modes_and_events() {
+        let t = Some(prost_types::Timestamp {
+            seconds: 1_767_323_045,
+            nanos: 5,
+        });
+        let text = rfc3339(&t).unwrap();
+        assert!(text.starts_with("2026-01-02T03:04:05"), "{text}");
+        assert!(text.ends_with('Z'), "{text}");
+        assert_eq!(rfc3339(&None), None);
+        assert_eq!(network_mode_name(pb::NetworkMode::Bridge as i32), "bridge");
+        assert_eq!(network_mode_name(-7), "unspecified");
+        let e = pb::Event {
+            sequence: 42,
+            r#type: pb::EventType::Exited as i32,
+            id: "c1".into(),
+            exec_id: "e1".into(),
+            pid: 7,
+            exit: Some(pb::ExitStatus {
+                exit_code: Some(1),
+                oom_killed: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = describe_event(&e);
+        assert!(line.starts_with("    42 "), "{line}");
+        assert!(
+            line.ends_with("c1 exec e1 pid 7 exit code 1 (OOM killed)"),
+            "{line}"
+        );
+        let j = event_json(&e);
+        assert_eq!(j["sequence"], 42);
+        assert_eq!(j["exit"]["exit_code"], 1);
+        assert_eq!(j["time"], serde_json::Value::Null);
+    }
+}

@@ -214,8 +214,97 @@ pub fn parse_since(s: &str) -> Result<prost_types::Timestamp, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::create_args;
+    use crate::args::{create_args, parse, Cmd};
     use crate::security::needs_defaults;
+
+    #[test]
+    fn create_request_of_the_flags() {
+        let a = create_args(&[
+            "--id",
+            "c1",
+            "--hostname",
+            "h",
+            "-e",
+            "A=1",
+            "--cwd",
+            "/w",
+            "-u",
+            "1000:1000",
+            "-i",
+            "--init",
+            "--mount",
+            "/src:/dst:ro:private",
+            "--mount",
+            "/a:/b",
+            "--cap-drop",
+            "NET_RAW",
+            "--readonly-rootfs",
+            "--label",
+            "k=v=w",
+            "--log-max-size",
+            "10m",
+            "--log-max-files",
+            "3",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "-1",
+            "--device",
+            "/dev/fuse",
+            "--cgroup-parent",
+            "p",
+            "--network",
+            "container:c0",
+        ]);
+        assert!(!needs_defaults(&a));
+        let r = create_request(&a, None).unwrap();
+        assert_eq!((r.id.as_str(), r.rootfs.as_str()), ("c1", "/rootfs"));
+        let p = r.process.unwrap();
+        assert_eq!((p.args, p.env), (vec!["true".into()], vec!["A=1".into()]));
+        assert_eq!((p.cwd.as_str(), p.user.as_str()), ("/w", "1000:1000"));
+        assert!(p.open_stdin && !p.tty && p.console_size.is_none());
+        assert_eq!(r.hostname, "h");
+        assert!(r.namespaces.is_empty(), "empty: the daemon's default");
+        assert_eq!(
+            r.mounts,
+            [
+                pb::Mount {
+                    source: "/src".into(),
+                    destination: "/dst".into(),
+                    writable: false,
+                    private: true,
+                },
+                pb::Mount {
+                    source: "/a".into(),
+                    destination: "/b".into(),
+                    writable: true,
+                    private: false,
+                },
+            ]
+        );
+        assert!(r.readonly_rootfs && r.init);
+        assert_eq!(r.capabilities_mask, ["NET_RAW"]);
+        assert_eq!(r.labels.get("k").map(String::as_str), Some("v=w"));
+        let log = r.log.unwrap();
+        assert_eq!((log.max_size, log.max_files), (10 << 20, 3));
+        let res = r.resources.unwrap();
+        assert_eq!((res.memory, res.pids_limit), (64 << 20, -1));
+        assert_eq!(res.devices.len(), 1);
+        assert!(!res.allow_all_devices);
+        assert_eq!(res.cgroup_parent, "p");
+        let n = r.network.unwrap();
+        assert_eq!(n.mode, pb::NetworkMode::Container as i32);
+        assert_eq!(n.container_id, "c0");
+        assert_eq!(r.security, None, "no security flag, no SecurityConfig");
+
+        // A random id when none is given; --privileged allows every device.
+        let r = create_request(&create_args(&["--privileged"]), None).unwrap();
+        assert_eq!(r.id.len(), 12);
+        assert!(r.id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(r.resources.unwrap().allow_all_devices);
+        assert_eq!(r.security.unwrap().capabilities, ["ALL"]);
+        assert_eq!(r.network, None, "no network flag: the daemon's default");
+    }
 
     #[test]
     fn create_request_needs_the_daemons_defaults_exactly_when_said() {
@@ -250,5 +339,121 @@ mod tests {
                 assert_eq!(s.uid_mappings, s.gid_mappings);
             }
         }
+    }
+
+    #[test]
+    fn bad_create_flags_say_which() {
+        for (flags, says) in [
+            (&["--label", "novalue"][..], "--label"),
+            (&["--mount", "/a"], "--mount"),
+            (&["--mount", "/a:/b:noexec"], "--mount"),
+            (&["--network", "bridged"], "--network"),
+            (&["--log-max-size=-1"], "--log-max-size"),
+            (&["--memory", "lots"], "--memory"),
+            (&["--cpus", "1", "--cpu-quota", "5000"], "--cpus"),
+            (&["--ulimit", "nofile"], "--ulimit"),
+            (
+                &["--userns-map", "0:1", "--namespace", "NEWNS"],
+                "--userns-map",
+            ),
+            (&["--security-opt", "seccomp=/nonexistent.json"], "seccomp"),
+        ] {
+            let err = create_request(&create_args(flags), None).unwrap_err();
+            assert!(err.contains(says), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn network_flags() {
+        let mode = |flags: &[&str]| {
+            let n = network_config(&create_args(flags)).unwrap().unwrap();
+            (pb::NetworkMode::try_from(n.mode).unwrap(), n)
+        };
+        assert_eq!(mode(&["--network", "bridge"]).0, pb::NetworkMode::Bridge);
+        assert_eq!(mode(&["--network", "none"]).0, pb::NetworkMode::None);
+        assert_eq!(mode(&["--network", "host"]).0, pb::NetworkMode::Host);
+        let (m, n) = mode(&["--network", "/run/netns/x"]);
+        assert_eq!(
+            (m, n.netns_path.as_str()),
+            (pb::NetworkMode::Netns, "/run/netns/x")
+        );
+        // --ip, --mac or --mtu alone: the daemon's default mode with them.
+        let (m, n) = mode(&[
+            "--ip",
+            "10.0.0.5",
+            "--mac",
+            "02:00:00:00:00:01",
+            "--mtu",
+            "1400",
+        ]);
+        assert_eq!(m, pb::NetworkMode::Unspecified);
+        assert_eq!(
+            (n.address.as_str(), n.mac_address.as_str(), n.mtu),
+            ("10.0.0.5", "02:00:00:00:00:01", 1400)
+        );
+    }
+
+    #[test]
+    fn exec_requests_of_the_flags() {
+        let Cmd::Exec(a) = parse(&[
+            "exec",
+            "-i",
+            "-d",
+            "-e",
+            "X=1",
+            "-u",
+            "7",
+            "--cwd",
+            "/t",
+            "--exec-id",
+            "e1",
+            "c1",
+            "--",
+            "ls",
+            "-l",
+        ]) else {
+            panic!("not exec");
+        };
+        let r = exec_request(&a);
+        assert_eq!(
+            (r.id.as_str(), r.exec_id.as_str(), r.start),
+            ("c1", "e1", true)
+        );
+        let p = r.process.unwrap();
+        assert_eq!(p.args, ["ls", "-l"]);
+        assert_eq!(
+            (p.env, p.user, p.cwd),
+            (vec!["X=1".into()], "7".into(), "/t".into())
+        );
+        assert!(p.open_stdin && !p.tty);
+        let Cmd::ExecSync {
+            timeout,
+            env,
+            user,
+            cwd,
+            id,
+            command,
+        } = parse(&["exec-sync", "--timeout", "5", "c1", "--", "true"])
+        else {
+            panic!("not exec-sync");
+        };
+        let r = exec_sync_request(timeout, env, user, cwd, id, command);
+        assert_eq!((r.id.as_str(), r.timeout_seconds), ("c1", 5));
+        let p = r.process.unwrap();
+        assert_eq!(p.args, ["true"]);
+        assert!(!p.tty && !p.open_stdin && p.user.is_empty() && p.cwd.is_empty());
+    }
+
+    #[test]
+    fn signals_and_times() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("sigkill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("hup").unwrap(), libc::SIGHUP);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("NOPE").is_err());
+        let t = parse_since("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!((t.seconds, t.nanos), (1_767_323_045, 0));
+        assert!(parse_since("yesterday").unwrap_err().contains("--since"));
+        assert_eq!(key_values("--label", &[]).unwrap().len(), 0);
     }
 }
