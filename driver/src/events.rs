@@ -326,21 +326,9 @@ fn lost_event(sequence: u64) -> pb::Event {
 }
 
 /// The name of an event type as the CLI shows it: "exec_started".
-pub fn event_type_name(t: i32) -> &'static str {
-    match pb::EventType::try_from(t).unwrap_or(pb::EventType::Unspecified) {
-        pb::EventType::Unspecified => "unspecified",
-        pb::EventType::Created => "created",
-        pb::EventType::Started => "started",
-        pb::EventType::Exited => "exited",
-        pb::EventType::ExecAdded => "exec_added",
-        pb::EventType::ExecStarted => "exec_started",
-        pb::EventType::ExecExited => "exec_exited",
-        pb::EventType::Paused => "paused",
-        pb::EventType::Resumed => "resumed",
-        pb::EventType::Oom => "oom",
-        pb::EventType::Deleted => "deleted",
-        pb::EventType::EventsLost => "events_lost",
-    }
+pub fn event_type_name(t: i32) -> String {
+    let t = pb::EventType::try_from(t).unwrap_or(pb::EventType::Unspecified);
+    execdriver_spec::protocol::enum_word(t.as_str_name(), "EVENT_TYPE_")
 }
 
 /// Parses an event type as [`event_type_name`] gives it (or its proto name).

@@ -1,10 +1,11 @@
 //! What this host offers, for Info: cgroup controllers, seccomp, AppArmor, user namespaces, the
-//! default capability set. Read from /proc and /sys when asked.
+//! default capability set and namespaces. Read from /proc and /sys when asked.
 
 use std::path::Path;
 
 use execdriver_shim::cgroups::Layout;
 use execdriver_spec::capabilities;
+use execdriver_spec::config::DEFAULT_NAMESPACES;
 
 /// The cgroup controllers containers can use, sorted and without duplicates: those of the v1
 /// hierarchies (named ones such as `name=systemd` left out) and those the v2 root offers.
@@ -65,6 +66,14 @@ pub fn default_capabilities() -> Vec<String> {
         .collect()
 }
 
+/// The namespaces a container gets when its request names none (as `convert` fills them in).
+pub fn default_namespaces() -> Vec<String> {
+    DEFAULT_NAMESPACES
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +94,13 @@ mod tests {
         assert!(caps.contains(&"CHOWN".to_owned()), "{caps:?}");
         assert!(caps.contains(&"AUDIT_WRITE".to_owned()), "{caps:?}");
         assert!(!caps.contains(&"SYS_ADMIN".to_owned()), "{caps:?}");
+    }
+
+    #[test]
+    fn default_namespaces_are_the_configs() {
+        assert_eq!(
+            default_namespaces(),
+            ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
+        );
     }
 }

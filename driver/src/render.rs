@@ -111,13 +111,10 @@ pub(crate) fn process_state(exec_id: &str, st: &ShimState) -> pb::ProcessState {
     }
 }
 
-pub fn status_name(s: i32) -> &'static str {
+pub fn status_name(s: i32) -> String {
     match pb::Status::try_from(s).unwrap_or(pb::Status::Unspecified) {
-        pb::Status::Created => "created",
-        pb::Status::Running => "running",
-        pb::Status::Paused => "paused",
-        pb::Status::Stopped => "stopped",
-        pb::Status::Unspecified => "unknown",
+        pb::Status::Unspecified => "unknown".into(),
+        s => protocol::enum_word(s.as_str_name(), "STATUS_"),
     }
 }
 

@@ -151,6 +151,7 @@ impl ExecDriver for Service {
             user_namespaces: crate::info::user_namespaces()
                 && namespaces::available(execdriver_spec::namespaces::Namespace::User),
             default_capabilities: crate::info::default_capabilities(),
+            default_namespaces: crate::info::default_namespaces(),
             network_modes: {
                 let mut modes = vec![
                     pb::NetworkMode::None as i32,

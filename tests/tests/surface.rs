@@ -124,6 +124,10 @@ async fn info_says_what_the_host_can_do() {
         i.default_capabilities,
         execdriver_spec::capabilities::DOCKER_DEFAULT
     );
+    assert_eq!(
+        i.default_namespaces,
+        ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
+    );
     use pb::NetworkMode as M;
     let modes = [M::None, M::Host, M::Container, M::Netns].map(|m| m as i32);
     assert_eq!(i.network_modes, modes, "no bridge without --bridge");

@@ -5,6 +5,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::config::Config;
 
+/// The descriptors the process gets as 0, 1 and 2.
 pub enum Stdio {
     /// Keep the caller's (nsinit in the foreground).
     Inherit,

@@ -107,8 +107,6 @@ pub(super) fn recv_fd(fd: &OwnedFd) -> Result<Option<(SyncMsg, Option<OwnedFd>)>
     Ok(Some((msg, attached)))
 }
 
-/// The descriptors the process gets as 0, 1 and 2.
-
 pub(super) fn sync_pair() -> Result<(OwnedFd, OwnedFd), Error> {
     socketpair(
         AddressFamily::Unix,

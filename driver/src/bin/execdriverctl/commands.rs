@@ -1,0 +1,76 @@
+//! One function per subcommand, each sending its request(s) and printing the reply; `run`
+//! picks the one the command line names. Grouped by what they act on: `containers` (their
+//! life cycle and limits), `processes` (exec'd processes and stdio) and `observe` (Info,
+//! logs, stats, pids, events).
+
+mod containers;
+mod observe;
+mod processes;
+
+use std::process::ExitCode;
+
+use crate::args::Cmd;
+use crate::client::Client;
+
+/// Runs one subcommand; the exit code is the container's or process's where it has one.
+pub async fn run(client: &mut Client, cmd: Cmd, json: bool) -> Result<ExitCode, String> {
+    match cmd {
+        Cmd::Info => observe::info(client, json).await,
+        Cmd::Run(a) => containers::run(client, json, a).await,
+        Cmd::Create(a) => containers::create(client, json, a).await,
+        Cmd::Start { exec_id, id } => containers::start(client, json, exec_id, id).await,
+        Cmd::State { exec_id, id } => containers::state(client, json, exec_id, id).await,
+        Cmd::List { labels } => containers::list(client, json, labels).await,
+        Cmd::Wait { exec_id, id } => containers::wait(client, json, exec_id, id).await,
+        Cmd::Kill {
+            signal,
+            all,
+            exec_id,
+            id,
+        } => containers::kill(client, json, signal, all, exec_id, id).await,
+        Cmd::Stop { signal, time, id } => containers::stop(client, json, signal, time, id).await,
+        Cmd::Exec(a) => processes::exec(client, json, a).await,
+        Cmd::Delete { force, id } => containers::delete(client, json, force, id).await,
+        Cmd::Attach {
+            interactive,
+            tty,
+            exec_id,
+            id,
+        } => processes::attach(client, json, interactive, tty, exec_id, id).await,
+        Cmd::Logs {
+            follow,
+            since,
+            exec_id,
+            id,
+        } => observe::logs(client, json, follow, since, exec_id, id).await,
+        Cmd::Pause { id } => containers::pause(client, json, id).await,
+        Cmd::Resume { id } => containers::resume(client, json, id).await,
+        Cmd::Stats {
+            stream,
+            interval,
+            id,
+        } => observe::stats(client, json, stream, interval, id).await,
+        Cmd::Update { limits, id } => containers::update(client, json, limits, id).await,
+        Cmd::Pids { id } => observe::pids(client, json, id).await,
+        Cmd::Events { ids, types, since } => observe::events(client, json, ids, types, since).await,
+        Cmd::ExecSync {
+            timeout,
+            env,
+            user,
+            cwd,
+            id,
+            command,
+        } => {
+            let req = crate::request::exec_sync_request(timeout, env, user, cwd, id, command);
+            processes::exec_sync(client, json, req).await
+        }
+        Cmd::Resize {
+            rows,
+            cols,
+            exec_id,
+            id,
+        } => processes::resize(client, json, rows, cols, exec_id, id).await,
+        Cmd::CloseStdin { exec_id, id } => processes::close_stdin(client, json, exec_id, id).await,
+        Cmd::ReopenLog { id } => observe::reopen_log(client, json, id).await,
+    }
+}
