@@ -36,7 +36,7 @@ async fn inside_view_hostname_pid1_ps_and_rootfs() {
         .filter_map(|l| l.split(' ').nth(4))
         .collect();
     assert!(points.contains(&"/"), "{mountinfo:?}");
-    // Besides the masked and read-only paths (see tests/security.rs).
+    // Besides the masked and read-only paths (see tests/tests/security/filesystem.rs).
     use execdriver_spec::security::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS};
     for p in &points {
         assert!(

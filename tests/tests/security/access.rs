@@ -1,0 +1,135 @@
+//! Who may talk to the driver (the socket's owner, group and mode) and what an id may name
+//! (nothing outside the state directory).
+
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+
+use execdriver_tests::{bin, pb, run_as, Daemon};
+use tonic::Code;
+
+use super::{assert_nothing_left, daemon, force_delete, start};
+
+#[tokio::test]
+async fn ids_cannot_escape_the_state_directory() {
+    let d = daemon();
+    let mut c = d.client().await;
+    for id in ["../escape", "..", "a/../../b", "/abs", ".hidden"] {
+        let mut req = d.request(&["true"]);
+        req.id = id.into();
+        let err = c.create(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{id}");
+        let err = c
+            .state(pb::StateRequest {
+                id: id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{id}");
+        let err = c
+            .delete(pb::DeleteRequest {
+                id: id.into(),
+                force: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{id}");
+    }
+    let id = start(&mut c, d.request(&["sleep", "100"])).await;
+    for exec_id in ["../../x", "a/b", ".."] {
+        let err = c
+            .exec(pb::ExecRequest {
+                id: id.clone(),
+                exec_id: exec_id.into(),
+                process: Some(pb::Process {
+                    args: vec!["true".into()],
+                    ..Default::default()
+                }),
+                start: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{exec_id}");
+        assert!(err.message().starts_with("exec_id"), "{err:?}");
+    }
+    force_delete(&mut c, &id).await;
+    // Nothing was made beside the root.
+    let mut beside: Vec<String> = std::fs::read_dir(&d.dir.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["d.sock", "daemon.log", "root", "rootfs"]);
+    assert_nothing_left(&d);
+}
+
+fn ctl_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32]) -> (bool, String) {
+    let ctl = bin("execdriverctl");
+    let out = run_as(
+        uid,
+        gid,
+        groups,
+        &[
+            ctl.as_os_str(),
+            OsStr::new("--socket"),
+            d.socket.as_os_str(),
+            OsStr::new("info"),
+        ],
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_socket_admits_only_permitted_users() {
+    // Default: 0600, root's. Another user cannot even connect.
+    let d = Daemon::start();
+    let md = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600);
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[]);
+    assert!(
+        !ok && err.contains("Permission denied (os error 13)"),
+        "{err}"
+    );
+    let (ok, err) = ctl_as(&d, 0, 0, &[]);
+    assert!(ok, "{err}");
+    drop(d);
+
+    // A socket everyone may open: the credential check refuses uid 1000 on every call.
+    let d = Daemon::start_with(&["--socket-mode", "666"]);
+    assert_eq!(std::fs::metadata(&d.socket).unwrap().mode() & 0o777, 0o666);
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[]);
+    assert!(
+        !ok && err.contains("uid 1000 may not use this execdriverd"),
+        "{err}"
+    );
+    drop(d);
+    // ... unless it is allowed.
+    let d = Daemon::start_with(&["--socket-mode", "666", "--allow-uid", "1000"]);
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[]);
+    assert!(ok, "{err}");
+    let (ok, err) = ctl_as(&d, 1001, 1001, &[]);
+    assert!(!ok && err.contains("may not use"), "{err}");
+    drop(d);
+
+    // A group: the socket is 0660 and that group's; members (also supplementary) get in.
+    let group = 4242 + std::process::id() % 1000;
+    let d = Daemon::start_with(&["--allow-gid", &group.to_string()]);
+    let md = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!((md.mode() & 0o777, md.gid()), (0o660, group));
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[group]);
+    assert!(ok, "supplementary member: {err}");
+    let (ok, err) = ctl_as(&d, 1001, group, &[]);
+    assert!(ok, "primary member: {err}");
+    let (ok, err) = ctl_as(&d, 1002, 1002, &[]);
+    assert!(
+        !ok && err.contains("Permission denied (os error 13)"),
+        "{err}"
+    );
+    drop(d);
+    let d = Daemon::start_with(&["--allow-gid", &group.to_string(), "--socket-mode", "666"]);
+    let (ok, err) = ctl_as(&d, 1002, 1002, &[]);
+    assert!(!ok && err.contains("may not use"), "{err}");
+}
