@@ -486,7 +486,7 @@ fn invalid(field: &str, reason: impl Into<String>) -> Error {
 pub fn plan(config: &Config) -> Result<Plan, Error> {
     let mut plan = Plan::default();
     let mut nl: Option<Netlink> = None;
-    for (n, (i, net)) in veths(config).enumerate() {
+    for (n, (i, net)) in config.veths().enumerate() {
         let field = format!("networks[{i}]");
         let bridge = net.context.get(CONTEXT_BRIDGE).cloned().unwrap_or_default();
         check_ifname(&bridge).map_err(|r| invalid(&format!("{field}.context.bridge"), r))?;
@@ -706,7 +706,7 @@ pub fn save_host_links(dir: &Path, links: &[HostLink]) -> io::Result<()> {
 /// For the `netns` strategy: opens the namespace file (before clone, so a wrong path fails the
 /// create cleanly) and checks that it is a network namespace.
 pub fn open_netns(config: &Config) -> Result<Option<File>, Error> {
-    let Some((i, path)) = netns_path(config) else {
+    let Some((i, path)) = config.netns_path() else {
         return Ok(None);
     };
     let field = format!("networks[{i}].context.{CONTEXT_NSPATH}");
@@ -734,12 +734,12 @@ pub fn join_netns(file: &File) -> Result<(), Error> {
 /// Runs in the container's init after the shim made the host side: `lo` up and each veth's
 /// peer configured (address, up, default route). Nothing for a joined or the host's namespace.
 pub fn setup_container(config: &Config) -> Result<(), Error> {
-    if !config.has_namespace(Namespace::Net) || netns_path(config).is_some() {
+    if !config.has_namespace(Namespace::Net) || config.netns_path().is_some() {
         return Ok(());
     }
     let mut nl = Netlink::open()?;
     nl.set_up(1, true)?;
-    for (n, (i, net)) in veths(config).enumerate() {
+    for (n, (i, net)) in config.veths().enumerate() {
         let name = peer_name(n);
         let link = nl
             .link_by_name(&name)?

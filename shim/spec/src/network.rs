@@ -1,11 +1,9 @@
 //! The names and values of container.json's `networks`: strategy types and context keys,
-//! addresses with prefixes, MAC addresses, interface names, and where a config asks for a veth
-//! or a namespace to join. Setting them up is the shim's (`execdriver_shim::network`).
+//! addresses with prefixes, MAC addresses, interface names. (Which strategies a config asks
+//! for: `Config::veths` and `Config::netns_path`.) Setting them up is the shim's (`execdriver_shim::network`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use crate::config::{Config, Network};
 
 /// `type` of the loopback strategy.
 pub const LOOPBACK: &str = "loopback";
@@ -165,33 +163,6 @@ pub fn host_link_name(prefix: &str) -> std::io::Result<String> {
 /// The name of the `n`th veth inside the container: eth0, eth1, ...
 pub fn peer_name(n: usize) -> String {
     format!("eth{n}")
-}
-
-/// The veth strategies of a config, with their index in `networks`.
-pub fn veths(config: &Config) -> impl Iterator<Item = (usize, &Network)> {
-    config
-        .networks
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.kind == VETH)
-}
-
-/// The `netns` strategy's path and its index, if the config has one.
-pub fn netns_path(config: &Config) -> Option<(usize, &str)> {
-    config
-        .networks
-        .iter()
-        .enumerate()
-        .find(|(_, n)| n.kind == NETNS)
-        .map(|(i, n)| {
-            (
-                i,
-                n.context
-                    .get(CONTEXT_NSPATH)
-                    .map(String::as_str)
-                    .unwrap_or(""),
-            )
-        })
 }
 
 #[cfg(test)]

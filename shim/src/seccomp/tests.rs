@@ -1,3 +1,6 @@
+//! Seccomp tests: the profile checks, the compiled program's shape and size, and a filter loaded
+//! into a forked child that refuses what the default profile refuses.
+
 use super::*;
 use caps::{Capability, CapsHashSet};
 use execdriver_spec::seccomp::compile::{self, JMP_JEQ, JMP_JGE, JMP_JGT};

@@ -12,6 +12,7 @@
 
 mod cgroups;
 mod error;
+mod security;
 mod validate;
 
 pub use cgroups::{parse_cpu_list, Cgroups, Device, MAX_MAJOR, MAX_MINOR, MAX_PIDS, MIN_MEMORY};
@@ -216,6 +217,26 @@ impl Config {
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    }
+
+    /// The veth strategies, with their index in `networks`.
+    pub fn veths(&self) -> impl Iterator<Item = (usize, &Network)> {
+        self.networks
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.kind == crate::network::VETH)
+    }
+
+    /// The `netns` strategy's path and its index, if the config has one.
+    pub fn netns_path(&self) -> Option<(usize, &str)> {
+        self.networks
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.kind == crate::network::NETNS)
+            .map(|(i, n)| {
+                let path = n.context.get(crate::network::CONTEXT_NSPATH);
+                (i, path.map(String::as_str).unwrap_or(""))
+            })
     }
 
     /// Whether no_new_privs is set (the default).

@@ -175,7 +175,7 @@ impl Config {
             return Err(ConfigError::new(Field::Arg(0), "empty command"));
         }
         self.check_networks()?;
-        crate::security::validate(self)
+        super::security::validate(self)
     }
 
     /// The `networks` strategies: known types, with the fields each needs, well-formed.
