@@ -713,3 +713,134 @@ fn daemon_network_flags() {
         "--mtu"
     );
 }
+
+/// One vocabulary: a bad value in each field group is refused naming the request's field,
+/// whether the conversion or a rule of the model (a typed `Field`, named in `names.rs`)
+/// catches it.
+#[test]
+fn every_field_group_names_the_request_field() {
+    type Mutation = Box<dyn Fn(&mut CreateRequest)>;
+    let sec = |f: fn(&mut pb::SecurityConfig)| -> Mutation {
+        Box::new(move |r: &mut CreateRequest| {
+            let mut s = pb::SecurityConfig::default();
+            f(&mut s);
+            r.security = Some(s);
+        })
+    };
+    let res = |f: fn(&mut execdriver_proto::Resources)| -> Mutation {
+        Box::new(move |r: &mut CreateRequest| {
+            let mut x = execdriver_proto::Resources::default();
+            f(&mut x);
+            r.resources = Some(x);
+        })
+    };
+    let cases: Vec<(&str, Mutation)> = vec![
+        // process
+        (
+            "process.user",
+            Box::new(|r| r.process.as_mut().unwrap().user = "root".into()),
+        ),
+        // the container itself
+        ("hostname", Box::new(|r| r.hostname = "a/b".into())),
+        // mounts
+        (
+            "mounts[0].destination",
+            Box::new(|r| {
+                r.mounts = vec![ProtoMount {
+                    source: "/tmp".into(),
+                    destination: "/".into(),
+                    ..Default::default()
+                }]
+            }),
+        ),
+        // resources
+        ("resources.cpu_shares", res(|x| x.cpu_shares = 1)),
+        ("resources.memory_swap", res(|x| x.memory_swap = 64 << 20)),
+        ("resources.pids_limit", res(|x| x.pids_limit = -5)),
+        (
+            "resources.devices[0].major",
+            res(|x| {
+                x.devices = vec![pb::DeviceRule {
+                    r#type: "c".into(),
+                    major: 5000,
+                    minor: 1,
+                    permissions: "rw".into(),
+                    ..Default::default()
+                }]
+            }),
+        ),
+        (
+            "resources.devices[0].permissions",
+            res(|x| {
+                x.devices = vec![pb::DeviceRule {
+                    r#type: "c".into(),
+                    major: 1,
+                    minor: 3,
+                    permissions: "rx".into(),
+                    ..Default::default()
+                }]
+            }),
+        ),
+        // security
+        (
+            "security.capabilities[0]",
+            sec(|s| s.capabilities = vec!["BOGUS".into()]),
+        ),
+        (
+            "security.rlimits[0].soft",
+            sec(|s| {
+                s.rlimits = vec![pb::Rlimit {
+                    r#type: "RLIMIT_NOFILE".into(),
+                    hard: 1,
+                    soft: 2,
+                }]
+            }),
+        ),
+        (
+            "security.oom_score_adj",
+            sec(|s| s.oom_score_adj = Some(1001)),
+        ),
+        (
+            "security.masked_paths[0]",
+            sec(|s| s.masked_paths = vec!["relative".into()]),
+        ),
+        (
+            "security.uid_mappings[1].container_id",
+            sec(|s| {
+                s.uid_mappings = vec![id_map(0, 100_000, 1000), id_map(10, 200_000, 10)];
+                s.gid_mappings = vec![id_map(0, 100_000, 1000)];
+            }),
+        ),
+    ];
+    for (want, mutate) in cases {
+        let mut r = req();
+        if want.contains("_mappings") {
+            r.namespaces = DEFAULT_NAMESPACES
+                .iter()
+                .map(|n| n.name().to_owned())
+                .chain(["NEWUSER".to_owned()])
+                .collect();
+        }
+        mutate(&mut r);
+        match create_request(&r, &Defaults::default(), 0) {
+            Err(Error::InvalidArgument { field, reason }) => {
+                assert_eq!(field, want, "{reason}")
+            }
+            other => panic!("{want}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    // network
+    let (field, reason) = net_error(
+        bridge(|n| n.mac_address = "01:00:00:00:00:01".into()),
+        &bridged(),
+    );
+    assert_eq!(field, "network.mac_address", "{reason}");
+}
+
+fn id_map(container_id: u32, host_id: u32, size: u32) -> pb::IdMapping {
+    pb::IdMapping {
+        container_id,
+        host_id,
+        size,
+    }
+}
