@@ -92,7 +92,10 @@ pub fn id_map_text(maps: &[IdMap]) -> String {
 /// under runc), then the rlimits and oom_score_adj (from outside, so raising a hard limit or
 /// lowering the score works even in a user namespace).
 pub fn parent_setup(config: &Config, pid: Pid, init: bool) -> Result<(), Error> {
-    if init && config.has_namespace(Namespace::User) {
+    // A joined user namespace (`namespace_paths`) has its maps already.
+    let new_userns = config.has_namespace(Namespace::User)
+        && !config.namespace_paths.contains_key(&Namespace::User);
+    if init && new_userns {
         write_proc(
             format!("/proc/{pid}/uid_map"),
             &id_map_text(&config.uid_mappings),
