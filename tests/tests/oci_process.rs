@@ -218,7 +218,10 @@ struct Background {
 
 impl Background {
     fn start(config: serde_json::Value, script: &str) -> Background {
-        let dir = container_dir(config);
+        Background::start_in(container_dir(config), script)
+    }
+
+    fn start_in(dir: TempDir, script: &str) -> Background {
         let child = Command::new(bin("nsinit"))
             .args(["--allow-missing-apparmor", "exec", "sh", "-c", script])
             .current_dir(&dir.path)
@@ -306,6 +309,17 @@ fn namespace_files_are_checked_before_the_clone() {
     );
     assert!(err.contains("namespace_paths.NEWIPC"), "{err}");
     assert!(err.contains("not a namespace file"), "{err}");
+    let err = run_refused(
+        serde_json::json!({
+            "namespaces": ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET", "NEWUSER"],
+            "uid_mappings": [{"container_id": 0, "host_id": 100000, "size": 65536}],
+            "gid_mappings": [{"container_id": 0, "host_id": 100000, "size": 65536}],
+            "namespace_paths": {"NEWNET": "/proc/self/ns/net"},
+        }),
+        "true",
+    );
+    assert!(err.contains("namespace_paths.NEWNET"), "{err}");
+    assert!(err.contains("new user namespace"), "{err}");
 }
 
 #[test]
@@ -351,6 +365,61 @@ fn an_exec_into_the_container_gets_the_same_process_settings() {
     assert_eq!(
         lines.last().copied(),
         Some(ns_link(pid, "pid").as_str()),
+        "{text}"
+    );
+}
+
+fn chown_tree(dir: &Path, id: u32) {
+    std::os::unix::fs::lchown(dir, Some(id), Some(id)).unwrap();
+    if dir.is_dir() && !dir.is_symlink() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            chown_tree(&e.unwrap().path(), id);
+        }
+    }
+}
+
+#[test]
+fn joins_another_containers_user_namespace_and_makes_the_rest_in_it() {
+    let map = serde_json::json!([{"container_id": 0, "host_id": 100000, "size": 65536}]);
+    let all = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET", "NEWUSER"];
+    let dir = container_dir(serde_json::json!({
+        "namespaces": all,
+        "uid_mappings": map,
+        "gid_mappings": map,
+    }));
+    chown_tree(&dir.path, 100_000);
+    let mut first = Background::start_in(dir, "exec sleep 60");
+    let pid = first.pid();
+    let path = |ns: &str| PathBuf::from(format!("/proc/{pid}/ns/{ns}"));
+    let second = container_dir(serde_json::json!({
+        "namespaces": all,
+        "uid_mappings": map,
+        "gid_mappings": map,
+        "hostname": "beta",
+        "namespace_paths": {"NEWUSER": path("user"), "NEWPID": path("pid")},
+    }));
+    chown_tree(&second.path, 100_000);
+    let out = run_in(
+        &second.path,
+        "hostname; for n in user pid uts net; do readlink /proc/self/ns/$n; done; \
+         cat /proc/self/uid_map",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "beta", "{text}");
+    assert_eq!(lines[1], ns_link(pid, "user"), "{text}");
+    assert_eq!(lines[2], ns_link(pid, "pid"), "{text}");
+    // Its own UTS and network namespaces, made inside the joined user namespace.
+    assert_ne!(lines[3], ns_link(pid, "uts"), "{text}");
+    assert_ne!(lines[4], ns_link(pid, "net"), "{text}");
+    assert_eq!(
+        lines[5].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"],
         "{text}"
     );
 }

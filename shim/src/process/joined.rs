@@ -51,6 +51,16 @@ impl Joined {
             }
         }
         let joins_user = paths.contains_key(&Namespace::User);
+        if config.has_namespace(Namespace::User) && !joins_user {
+            // The init is born in its new user namespace, where it holds no capability over
+            // namespaces that user namespace does not own: setns would fail.
+            if let Some(ns) = paths.keys().next() {
+                return Err(refuse(
+                    *ns,
+                    "joining a namespace from a new user namespace is not supported; join the user namespace that owns it too",
+                ));
+            }
+        }
         if joins_user
             && config.has_namespace(Namespace::Pid)
             && !paths.contains_key(&Namespace::Pid)
