@@ -143,6 +143,7 @@ pub fn run(args: Args) -> Result<i32, Error> {
             cwd: config.working_dir.clone(),
             user: config.user(),
             init: false,
+            own: Default::default(),
         };
         let stdio = stdio_for(&config);
         // The joining process goes in the container's cgroups too (they exist while it lives).

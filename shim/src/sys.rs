@@ -638,3 +638,30 @@ pub fn mount_setattr_readonly_recursive(tree: std::os::fd::BorrowedFd<'_>) -> ni
     };
     Errno::result(ret).map(drop)
 }
+
+/// Sets the NIS domain name of this process's UTS namespace (`setdomainname(2)`).
+pub fn set_domainname(name: &str) -> nix::Result<()> {
+    let bytes = name.as_bytes();
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call; the
+    // kernel copies at most `len` bytes and needs no terminating NUL.
+    let ret = unsafe { libc::setdomainname(bytes.as_ptr().cast(), bytes.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets this process's execution domain (`personality(2)`), e.g. `PER_LINUX32`.
+pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets this process's I/O scheduling class and priority (`ioprio_set(2)` with
+/// `IOPRIO_WHO_PROCESS` and pid 0): `class` 1 (RT), 2 (BE) or 3 (IDLE), `level` 0 to 7.
+pub fn set_io_priority(class: i32, level: i32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_SHIFT: i32 = 13;
+    let prio = (class << IOPRIO_CLASS_SHIFT) | level;
+    // SAFETY: ioprio_set takes integers only.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) };
+    Errno::result(ret).map(drop)
+}

@@ -14,7 +14,6 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
 
-use crate::capabilities;
 use crate::config::Config;
 use crate::namespaces::{self, Namespace};
 use crate::rootfs;
@@ -22,6 +21,9 @@ use crate::seccomp;
 use crate::security;
 use crate::sys::{self};
 
+use super::identity::Identity;
+use super::joined::Joined;
+use super::kernel;
 use super::spec::{ProcessSpec, Stdio};
 use super::sync::{recv, send, send_fd, ChildErrorCode, SyncMsg};
 
@@ -116,6 +118,14 @@ fn wait_configured(sync: &OwnedFd) -> Result<bool, ChildError> {
     }
 }
 
+/// The namespaces an init joins rather than makes.
+pub(super) struct Joins<'a> {
+    /// A `netns` network strategy's file.
+    pub netns: Option<&'a std::fs::File>,
+    /// `namespace_paths`.
+    pub paths: &'a Joined,
+}
+
 /// The container's init: new namespaces are in place; make its world.
 pub(super) fn init_child(
     config: &Config,
@@ -123,8 +133,12 @@ pub(super) fn init_child(
     rootfs: &Path,
     stdio: Stdio,
     sync: &OwnedFd,
-    join_net: Option<&std::fs::File>,
+    joins: Joins<'_>,
 ) -> Result<Option<Exec>, ChildError> {
+    // [proc] Namespaces joined by path, first (the user namespace before the others), so the
+    // shim's setup (cgroups, veths) finds the init where it will stay.
+    joins.paths.enter().map_err(ChildError::precondition)?;
+    let join_net = joins.netns;
     if !wait_configured(sync)? {
         return Ok(None);
     }
@@ -139,7 +153,7 @@ pub(super) fn init_child(
         nix::unistd::setresuid(root_u, root_u, root_u)
             .map_err(|e| ChildError::internal("setuid in the user namespace", e))?;
     }
-    if config.has_namespace(Namespace::Cgroup) {
+    if config.has_namespace(Namespace::Cgroup) && !joins.paths.joins(Namespace::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| ChildError::internal("unshare of the cgroup namespace", e))?;
     }
@@ -153,7 +167,14 @@ pub(super) fn init_child(
         nix::unistd::sethostname(&config.hostname)
             .map_err(|e| ChildError::internal("sethostname", e))?;
     }
-    crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
+    if !joins.paths.joins(Namespace::Net) {
+        crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
+    }
+    // [proc] The domain name and sysctls, in the container's namespaces, through the /proc
+    // still mounted from the host (before the rootfs's own /proc and its read-only paths).
+    kernel::set_domainname(config).map_err(|e| ChildError::internal("domainname", e))?;
+    kernel::write_sysctls(config, Path::new("/proc/sys"))
+        .map_err(|e| ChildError::precondition(e.to_string()))?;
     rootfs::setup(config, rootfs).map_err(|e| match e {
         rootfs::Error::MissingSource { .. }
         | rootfs::Error::NotADirectory(_)
@@ -230,6 +251,8 @@ fn finish_child(
     nix::unistd::chdir(cwd)
         .map_err(|e| ChildError::precondition(format!("working directory {cwd}: {e}")))?;
     let exec = prepare_exec(config, spec, pty_master.is_some())?;
+    // [proc] Groups, umask, capability plan, I/O priority and personality.
+    let identity = Identity::new(config, spec);
 
     if let Some(profile) = config.apparmor_profile() {
         // The shim refused the container already when AppArmor is missing and not allowed to be.
@@ -242,10 +265,9 @@ fn finish_child(
             })?;
         }
     }
-    let keep = capabilities::kept(config);
     let filter = match config
         .seccomp
-        .resolve(&keep, crate::seccomp::kernel_version())
+        .resolve(identity.caps.bounding(), crate::seccomp::kernel_version())
     {
         None => None,
         Some(profile) => {
@@ -266,7 +288,13 @@ fn finish_child(
     };
     let nnp = config.no_new_privs();
 
-    capabilities::apply_bounding(&keep).map_err(|e| ChildError::internal("capabilities", e))?;
+    identity
+        .set_scheduling()
+        .map_err(|e| ChildError::internal("scheduling", e))?;
+    identity
+        .caps
+        .before_uid_change()
+        .map_err(|e| ChildError::internal("capabilities", e))?;
     if let (false, Some(p)) = (nnp, &filter) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN, which goes with the uid change:
         // load it now (what follows, setgroups to Ready, is allowed by the default profile).
@@ -274,15 +302,19 @@ fn finish_child(
     }
     let gid = Gid::from_raw(spec.user.gid);
     let uid = Uid::from_raw(spec.user.uid);
-    nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
+    identity
+        .set_groups()
+        .map_err(|e| ChildError::internal("setgroups", e))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ChildError::internal("setgid", e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
     // A change of uid or gid clears the parent-death signal: set it again, or a container
     // running as another user would outlive a dead shim.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| ChildError::internal("pdeathsig", e))?;
-    capabilities::apply_process(&keep, uid.is_root())
-        .map_err(|e| ChildError::internal("capabilities", e))?;
+    identity
+        .caps
+        .after_uid_change(uid.is_root())
+        .map_err(|e| ChildError::precondition(format!("capabilities: {e}")))?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| ChildError::internal("no_new_privs", e))?;
     }
@@ -293,6 +325,8 @@ fn finish_child(
         // Last: from here the process only reports Ready, waits for Start and execs.
         load(p)?;
     }
+
+    identity.set_umask();
 
     send_fd(
         sync,

@@ -18,6 +18,9 @@
 //! `child.rs` everything the child does; this file is the shim's side.
 
 mod child;
+mod identity;
+mod joined;
+mod kernel;
 mod spec;
 mod sync;
 
@@ -36,7 +39,9 @@ use crate::sys::{self, Forked};
 
 use child::{child_end, close_inherited, init_child, join_child, ChildError};
 pub use child::{find_executable, process_env};
-pub use spec::{ProcessSpec, Stdio};
+pub use identity::{Identity, DEFAULT_UMASK};
+pub use kernel::sysctl_path;
+pub use spec::{OwnSettings, ProcessSpec, Stdio};
 use sync::{recv, recv_fd, send, sync_pair};
 pub use sync::{ChildErrorCode, Error, SyncMsg};
 
@@ -65,7 +70,9 @@ pub fn create(
     // A `netns` network strategy replaces a new network namespace: its file is opened here,
     // the clone leaves out CLONE_NEWNET, and the init joins it.
     let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
-    let mut flags = namespaces::clone_flags(&config.namespaces);
+    // Namespaces joined by path (`namespace_paths`) likewise: opened and checked here.
+    let joined = joined::Joined::open(config)?;
+    let mut flags = joined.clone_flags(config);
     if join_net.is_some() {
         flags.remove(CloneFlags::CLONE_NEWNET);
     }
@@ -73,18 +80,30 @@ pub fn create(
     // it once it is in the container's cgroups (after Configured), so the container sees its
     // own cgroup as "/".
     flags.remove(CloneFlags::CLONE_NEWCGROUP);
-    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
-    #[allow(unsafe_code)]
-    let forked = unsafe { sys::clone_process(flags) }.map_err(Error::Clone)?;
-    match forked {
+    let forked = joined::in_pid_ns(
+        joined.pid(),
+        || {
+            // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
+            // thread).
+            #[allow(unsafe_code)]
+            let forked = unsafe { sys::clone_process(flags) };
+            forked
+        },
+        |f| matches!(f, Forked::Parent(_)),
+    )?;
+    match forked.map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
             let mut keep = stdio.raw_fds();
             keep.push(child_sock.as_raw_fd());
             keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
-            let r = close_inherited(&keep).and_then(|_| {
-                init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref())
-            });
+            keep.extend(joined.raw_fds());
+            let nets = child::Joins {
+                netns: join_net.as_ref(),
+                paths: &joined,
+            };
+            let r = close_inherited(&keep)
+                .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets));
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
@@ -116,21 +135,21 @@ pub fn join(
     let (parent_sock, child_sock) = sync_pair()?;
     // The PID namespace applies to children: enter it for the clone, then come back.
     let pid_ns = if config.has_namespace(Namespace::Pid) {
-        let theirs =
-            std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?;
-        let ours = std::fs::File::open("/proc/self/ns/pid").map_err(Error::Join)?;
-        nix::sched::setns(&theirs, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
-        Some(ours)
+        Some(std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?)
     } else {
         None
     };
-    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
-    #[allow(unsafe_code)]
-    let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
-    if let (Some(ours), Ok(Forked::Parent(_)) | Err(_)) = (&pid_ns, &forked) {
-        // Only the parent goes back; failing to would put every later child in the container.
-        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
-    }
+    let forked = joined::in_pid_ns(
+        pid_ns.as_ref(),
+        || {
+            // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
+            // thread).
+            #[allow(unsafe_code)]
+            let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
+            forked
+        },
+        |f| matches!(f, Forked::Parent(_)),
+    )?;
     match forked.map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);

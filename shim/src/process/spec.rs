@@ -49,6 +49,20 @@ pub struct ProcessSpec {
     /// Run a minimal init as PID 1 that starts the command, forwards signals to it and reaps
     /// orphans (the container's init only).
     pub init: bool,
+    /// What an exec'd process may say for itself (an OCI process.json does); `None` for each
+    /// means the container's value from its config, as the init has it.
+    pub own: OwnSettings,
+}
+
+/// A process's own groups, umask, capability sets and I/O priority, where they differ from the
+/// container's config. All `None` (the default): the config's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnSettings {
+    /// Supplementary groups besides the gid.
+    pub additional_gids: Option<Vec<u32>>,
+    pub umask: Option<u32>,
+    pub capability_sets: Option<crate::config::CapabilitySets>,
+    pub io_priority: Option<crate::config::IoPriority>,
 }
 
 impl ProcessSpec {
@@ -60,6 +74,7 @@ impl ProcessSpec {
             cwd: config.working_dir.clone(),
             user: config.user(),
             init: config.init,
+            own: OwnSettings::default(),
         }
     }
 }
