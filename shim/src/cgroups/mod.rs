@@ -11,13 +11,15 @@
 //! the controllers in `cgroup.subtree_control` of every level above it.
 //!
 //! Devices: a default allow list like Docker's ([`devices::DEFAULT_RULES`]) plus the requested
-//! ones, everything else denied; v1 writes `devices.deny`/`devices.allow`, v2 attaches an eBPF
+//! ones, everything else denied (with `devices_exact`, OCI's ordered allow and deny rules
+//! alone, the last match deciding); v1 writes `devices.deny`/`devices.allow`, v2 attaches an eBPF
 //! program ([`bpf`]) to the cgroup. [`DeviceMode::Bpf`] forces the eBPF filter on a hybrid
 //! host too (the program applies to the processes of the v2 directory, which every container
 //! has there).
 
 pub mod bpf;
 pub mod devices;
+mod extras;
 pub mod stats;
 pub mod v1;
 pub mod v2;
@@ -428,8 +430,8 @@ pub trait Manager {
     /// Writes the limits of `r` (every non-zero field; 0 leaves a limit as it is). Used at
     /// create and, with the merged values, by live updates.
     fn set(&self, r: &Cgroups) -> Result<()>;
-    /// Installs the device rules: the default list plus `r.devices`, or everything with
-    /// `r.device_access`. Once, at create.
+    /// Installs the device rules: the default list plus `r.devices` (`r.devices` alone, in
+    /// order, with `r.devices_exact`), or everything with `r.device_access`. Once, at create.
     fn set_devices(&self, r: &Cgroups) -> Result<()>;
     /// Reads cpu, memory, pids and block I/O figures.
     fn stats(&self) -> Result<Stats>;
