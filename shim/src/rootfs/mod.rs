@@ -105,16 +105,17 @@ pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
         None => builtin::mount_all(config, root.as_fd())?,
     }
     enter_root(root.as_fd(), rootfs)?;
+    mask_paths(&config.masked())?;
+    readonly_paths(&config.readonly())?;
+    if config.readonly_fs {
+        remount_readonly(Path::new("/"))?;
+    }
+    // Last: an unbindable root would refuse the read-only paths' binds.
     if let Some(p) = root_propagation {
         // On the container's root, now "/" (the host's mounts are out of reach: its tree was
         // made a slave of theirs first).
         do_mount(None, Path::new("/"), None, p, None, "rootfs_propagation")
             .map_err(|e| base::in_field("rootfs_propagation", e))?;
-    }
-    mask_paths(&config.masked())?;
-    readonly_paths(&config.readonly())?;
-    if config.readonly_fs {
-        remount_readonly(Path::new("/"))?;
     }
     Ok(())
 }
