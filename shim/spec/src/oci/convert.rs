@@ -143,17 +143,24 @@ pub fn to_config(
         filesystems: Some(
             spec.mounts
                 .iter()
-                .map(|m| Filesystem {
-                    destination: PathBuf::from(&m.destination),
-                    kind: if m.kind.is_empty()
-                        && m.options.iter().any(|o| o == "bind" || o == "rbind")
-                    {
-                        "bind".into()
-                    } else {
-                        m.kind.clone()
-                    },
-                    source: m.source.clone(),
-                    options: m.options.clone(),
+                .map(|m| {
+                    let bind =
+                        m.kind == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind");
+                    Filesystem {
+                        destination: PathBuf::from(&m.destination),
+                        kind: if m.kind.is_empty() && bind {
+                            "bind".into()
+                        } else {
+                            m.kind.clone()
+                        },
+                        // A bind's relative source is the bundle's (runtime-spec).
+                        source: if bind && !m.source.is_empty() && !m.source.starts_with('/') {
+                            bundle.join(&m.source).display().to_string()
+                        } else {
+                            m.source.clone()
+                        },
+                        options: m.options.clone(),
+                    }
                 })
                 .collect(),
         ),
