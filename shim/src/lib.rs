@@ -11,6 +11,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod hooks;
 pub mod log;
 pub mod logfile;
 pub mod namespaces;

@@ -52,6 +52,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// What the caller runs between the mounts and pivot_root (OCI createContainer hooks).
+    #[error("{0}")]
+    BeforePivot(String),
 }
 
 type Result<T> = std::result::Result<T, Error>;
@@ -185,6 +188,16 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result
 /// inside the rootfs. After `pivot_root`, "/" is the rootfs, and the masked and read-only
 /// paths, the working directory and everything the process does resolve inside it.
 pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
+    setup_with(config, rootfs, &mut || Ok(()))
+}
+
+/// [`setup`], running `before_pivot` once the mounts are made, before pivot_root (in the
+/// container's mount namespace, the host's tree still visible).
+pub fn setup_with(
+    config: &Config,
+    rootfs: &Path,
+    before_pivot: &mut dyn FnMut() -> std::result::Result<(), String>,
+) -> Result<()> {
     if !rootfs.is_dir() {
         return Err(Error::NotADirectory(rootfs.to_owned()));
     }
@@ -234,6 +247,7 @@ pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
     for (i, m) in config.mounts.iter().enumerate() {
         bind_mount(root.as_fd(), m, &format!("mounts[{i}]"))?;
     }
+    before_pivot().map_err(Error::BeforePivot)?;
     enter_root(root.as_fd(), rootfs)?;
     mask_paths(&config.masked())?;
     readonly_paths(&config.readonly())?;
