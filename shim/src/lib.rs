@@ -20,6 +20,7 @@ pub mod nsinit;
 pub mod process;
 pub mod reaper;
 pub mod rootfs;
+pub mod runtime;
 pub mod seccomp;
 pub mod security;
 pub mod state;

@@ -22,6 +22,8 @@ use crate::seccomp;
 use crate::security;
 use crate::sys::{self};
 
+use execdriver_spec::oci::Status;
+
 use super::spec::{Launch, ProcessSpec, StartGate, Stdio};
 use super::sync::{recv, send, send_fd, ChildErrorCode, SyncMsg};
 
@@ -159,7 +161,7 @@ pub(super) fn init_child(
         Some(state) if !config.hooks.create_container.is_empty() => crate::hooks::run_all(
             "createContainer",
             &config.hooks.create_container,
-            &own_state(state),
+            &own_state(state, Status::Creating),
         )
         .map_err(|e| e.to_string()),
         _ => Ok(()),
@@ -179,9 +181,10 @@ pub(super) fn init_child(
 }
 
 /// The state JSON a container-side hook gets: `state` with the process's own pid.
-fn own_state(state: &execdriver_spec::oci::State) -> Vec<u8> {
+fn own_state(state: &execdriver_spec::oci::State, status: Status) -> Vec<u8> {
     let mut state = state.clone();
     state.pid = std::process::id() as i32;
+    state.status = status;
     serde_json::to_vec(&state).unwrap_or_default()
 }
 
@@ -328,15 +331,26 @@ fn finish_child(
     .map_err(|e| ChildError::internal("sync", e))?;
     drop(pty_master);
     if let StartGate::Fifo(fifo) = &launch.gate {
-        wait_fifo(fifo)?;
-        if let Some(state) = &launch.hook_state {
-            crate::hooks::run_all(
+        let mut opened = wait_fifo(fifo)?;
+        let hooks = match &launch.hook_state {
+            Some(state) => crate::hooks::run_all(
                 "startContainer",
                 &config.hooks.start_container,
-                &own_state(state),
+                &own_state(state, Status::Created),
             )
-            .map_err(|e| ChildError::precondition(e.to_string()))?;
-        }
+            .map_err(|e| ChildError::precondition(e.to_string())),
+            None => Ok(()),
+        };
+        // `start` reads "0" (go on) or why not, until EOF: the descriptor is close-on-exec,
+        // so `start` returns once the command is exec'd.
+        let said = match &hooks {
+            Ok(()) => "0".to_owned(),
+            Err(e) => e.message.clone(),
+        };
+        std::io::Write::write_all(&mut opened, said.as_bytes())
+            .map_err(|e| ChildError::internal("writing the exec fifo", e))?;
+        hooks?;
+        std::mem::forget(opened);
         return Ok(Some(exec));
     }
     match recv(sync) {
@@ -348,15 +362,13 @@ fn finish_child(
 }
 
 /// Blocks until `start` opens the exec fifo for reading (opening it for writing through
-/// /proc/self/fd: the descriptor is `O_PATH`), then tells it so with one byte.
-fn wait_fifo(fifo: &OwnedFd) -> Result<(), ChildError> {
+/// /proc/self/fd: the descriptor is `O_PATH`).
+fn wait_fifo(fifo: &OwnedFd) -> Result<std::fs::File, ChildError> {
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
-        .map_err(|e| ChildError::internal("opening the exec fifo", e))?;
-    std::io::Write::write_all(&mut f, b"0")
-        .map_err(|e| ChildError::internal("writing the exec fifo", e))
+        .map_err(|e| ChildError::internal("opening the exec fifo", e))
 }
 
 /// Makes three descriptors the process's 0, 1 and 2.
