@@ -210,7 +210,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("poststop hook /bin/sh: exited with status 3: oops"), "{e}");
+        assert!(
+            e.contains("poststop hook /bin/sh: exited with status 3: oops"),
+            "{e}"
+        );
         let e = run("prestart", &hook("/nonexistent", &[], None), b"")
             .unwrap_err()
             .to_string();

@@ -128,7 +128,14 @@ pub fn join(
     stdio: Stdio,
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
-    join_with(config, init_pid, spec, stdio, Launch::default(), parent_setup)
+    join_with(
+        config,
+        init_pid,
+        spec,
+        stdio,
+        Launch::default(),
+        parent_setup,
+    )
 }
 
 /// [`join`] with `launch`'s options (descriptors kept, a detached process).

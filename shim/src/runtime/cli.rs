@@ -202,6 +202,7 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct UpdateArgs {
     pub id: String,
     /// Path to a file with OCI LinuxResources JSON, or - for stdin.

@@ -350,8 +350,8 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
         } else {
             std::fs::read_to_string(src).map_err(|e| Error::io(format!("reading {src}"), e))?
         };
-        let patch: Value = serde_json::from_str(&data)
-            .map_err(|e| Error::msg(format!("--resources: {e}")))?;
+        let patch: Value =
+            serde_json::from_str(&data).map_err(|e| Error::msg(format!("--resources: {e}")))?;
         if patch.get("devices").is_some() {
             return Err(Error::msg(
                 "--resources: devices cannot be changed on a live container",
@@ -361,9 +361,7 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
     }
     let mut flags = serde_json::Map::new();
     let mut put = |path: [&str; 2], v: Value| {
-        let entry = flags
-            .entry(path[0].to_owned())
-            .or_insert_with(|| json!({}));
+        let entry = flags.entry(path[0].to_owned()).or_insert_with(|| json!({}));
         entry[path[1]] = v;
     };
     if let Some(m) = &a.memory {
@@ -388,9 +386,8 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
         put(["pids", "limit"], json!(v));
     }
     merge(&mut res, Value::Object(flags));
-    linux.resources = Some(
-        serde_json::from_value(res).map_err(|e| Error::msg(format!("resources: {e}")))?,
-    );
+    linux.resources =
+        Some(serde_json::from_value(res).map_err(|e| Error::msg(format!("resources: {e}")))?);
     spec.linux = Some(linux);
     let systemd = Path::new("/run/systemd/system").exists();
     let converted = oci::to_config(&spec, &a.id, &c.record.bundle, systemd)?;

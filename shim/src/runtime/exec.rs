@@ -23,7 +23,10 @@ fn set_env(env: &mut Vec<String>, entry: &str) {
 
 /// The process to run and the container's config as it applies to it (capabilities, groups,
 /// no_new_privs, terminal).
-fn process_of(config: &Config, a: &ExecArgs) -> Result<(ProcessSpec, Config, Option<(u16, u16)>), Error> {
+fn process_of(
+    config: &Config,
+    a: &ExecArgs,
+) -> Result<(ProcessSpec, Config, Option<(u16, u16)>), Error> {
     let mut config = config.clone();
     let mut spec = ProcessSpec {
         args: config.args.clone(),
@@ -36,7 +39,9 @@ fn process_of(config: &Config, a: &ExecArgs) -> Result<(ProcessSpec, Config, Opt
     match &a.process {
         Some(path) => {
             if !a.command.is_empty() {
-                return Err(Error::msg("exec: give either --process or a command, not both"));
+                return Err(Error::msg(
+                    "exec: give either --process or a command, not both",
+                ));
             }
             let data = std::fs::read(path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

@@ -114,7 +114,10 @@ fn make(root: &Path, a: &CreateArgs, log: &Logger) -> Result<Container, Error> {
         id: a.id.clone(),
         pid: 0,
         start_time: 0,
-        rootfs: config.rootfs.clone().unwrap_or_else(|| bundle.join("rootfs")),
+        rootfs: config
+            .rootfs
+            .clone()
+            .unwrap_or_else(|| bundle.join("rootfs")),
         bundle,
         created: execdriver_spec::logline::rfc3339_nanos(execdriver_spec::state::now_ns()),
         owner: "root".into(),
@@ -143,8 +146,9 @@ fn make_in(
     // Writable by the container's user, whoever that is (the umask took bits off).
     fs::set_permissions(&fifo_path, fs::Permissions::from_mode(0o622))
         .map_err(|e| Error::io("chmod of the exec fifo", e))?;
-    let fifo: OwnedFd = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io("opening the exec fifo", e.into()))?;
+    let fifo: OwnedFd =
+        nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("opening the exec fifo", e.into()))?;
 
     let config = &record.config;
     let cgroup: Option<Box<dyn Manager>> = match &config.cgroups {
@@ -260,7 +264,10 @@ pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("the current directory", e))?;
     let path: PathBuf = cwd.join(path);
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::msg(format!("--pid-file {}: not a file path", path.display())));
+        return Err(Error::msg(format!(
+            "--pid-file {}: not a file path",
+            path.display()
+        )));
     };
     execdriver_spec::state::write_atomic(
         parent,

@@ -88,8 +88,9 @@ impl Logger {
             None => full,
         };
         match self.format {
-            LogFormat::Json => serde_json::json!({"level": level, "msg": msg, "time": time})
-                .to_string(),
+            LogFormat::Json => {
+                serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+            }
             LogFormat::Text => format!("time={time:?} level={level} msg={msg:?}"),
         }
     }
