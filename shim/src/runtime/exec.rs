@@ -21,12 +21,15 @@ fn set_env(env: &mut Vec<String>, entry: &str) {
     env.push(entry.to_owned());
 }
 
-/// The process to run and the container's config as it applies to it (capabilities, groups,
-/// no_new_privs, terminal).
-fn process_of(
-    config: &Config,
-    a: &ExecArgs,
-) -> Result<(ProcessSpec, Config, Option<(u16, u16)>), Error> {
+/// The process to run, the container's config as it applies to it (capabilities, groups,
+/// no_new_privs, terminal), and its terminal's size.
+struct ExecProcess {
+    spec: ProcessSpec,
+    config: Config,
+    console_size: Option<(u16, u16)>,
+}
+
+fn process_of(config: &Config, a: &ExecArgs) -> Result<ExecProcess, Error> {
     let mut config = config.clone();
     let mut spec = ProcessSpec {
         args: config.args.clone(),
@@ -140,7 +143,11 @@ fn process_of(
             }
         }
     }
-    Ok((spec, config, console_size))
+    Ok(ExecProcess {
+        spec,
+        config,
+        console_size,
+    })
 }
 
 /// `exec ID`: returns the process's exit status (0 with `-d`).
@@ -151,7 +158,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Error> {
         Status::Paused => return Err(Error::msg("cannot exec in a paused container")),
         _ => return Err(Error::msg("cannot exec in a stopped container")),
     }
-    let (spec, config, console_size) = process_of(&c.record.config, a)?;
+    let ExecProcess {
+        spec,
+        config,
+        console_size,
+    } = process_of(&c.record.config, a)?;
     if config.tty && a.console_socket.is_none() {
         return Err(Error::msg(
             "cannot allocate tty without --console-socket (execdriver-runc does not relay a terminal)",
