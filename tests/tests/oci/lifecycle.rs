@@ -194,3 +194,45 @@ fn bad_config_and_flags_are_refused_naming_them() {
         assert!(err.contains("does not run systemd"), "{err}");
     }
 }
+
+#[test]
+fn preserve_fds_passes_descriptors_to_the_container() {
+    let oci = Oci::sh("if echo via-fd3 >&3; then echo wrote; else echo closed; fi 2>/dev/null");
+    let shared = oci.dir.path.join("fd3.txt");
+    // The shell opens descriptor 3 for execdriver-runc, as an engine would.
+    let run = |flags: &str, id: &str| {
+        let script = format!(
+            "exec 3>{}; exec {} --root {} run {flags} --bundle {} {id}",
+            shared.display(),
+            execdriver_tests::bin("execdriver-runc").display(),
+            oci.root.display(),
+            oci.bundle.display()
+        );
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(run("--preserve-fds 1", "pfd"), "wrote\n");
+    assert_eq!(
+        std::fs::read_to_string(&shared).expect("fd3 file"),
+        "via-fd3\n"
+    );
+    // Without the flag the container does not get it.
+    assert_eq!(run("", "nofd"), "closed\n");
+    assert_eq!(std::fs::read_to_string(&shared).expect("fd3 file"), "");
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    let oci = Oci::sh("sleep 60 & sleep 61 & echo up; wait");
+    oci.create_ok("all");
+    oci.ok(&["start", "all"]);
+    oci.wait_output("all", "up");
+    let pids: Vec<i64> = serde_json::from_str(&oci.ok(&["ps", "-f", "json", "all"])).expect("json");
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    oci.ok(&["kill", "--all", "all", "SIGKILL"]);
+    oci.wait_status("all", "stopped");
+}
