@@ -14,6 +14,10 @@
 //!                                        or Error (exec failed)
 //! ```
 //!
+//! With [`StartGate::Fifo`] (an OCI runtime's `create`, see `crate::runtime`) the init
+//! outlives its caller instead: after Ready it opens the exec fifo for writing, which blocks
+//! until `start` opens it for reading, writes "0" (or why not) and execs.
+//!
 //! `sync.rs` holds the channel and its messages, `spec.rs` what a process is given, and
 //! `child.rs` everything the child does; this file is the shim's side.
 
