@@ -4,6 +4,7 @@
 //! command line or `--process` changes; in the foreground this waits and exits with its status,
 //! with `-d` it is left running.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::config::{Config, User};
@@ -11,7 +12,7 @@ use crate::process::{self, Launch, ProcessSpec, Stdio};
 use execdriver_spec::oci::{self, Status};
 
 use super::cli::ExecArgs;
-use super::lifecycle::{send_console, wait_exit, write_pid_file};
+use super::lifecycle::{forwarding_signals, send_console, supervise, write_pid_file};
 use super::{store, Error};
 
 /// Sets `KEY=VALUE` in `env`, replacing an entry of the same key.
@@ -163,9 +164,9 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Error> {
         config,
         console_size,
     } = process_of(&c.record.config, a)?;
-    if config.tty && a.console_socket.is_none() {
+    if config.tty && a.console_socket.is_none() && a.detach {
         return Err(Error::msg(
-            "cannot allocate tty without --console-socket (execdriver-runc does not relay a terminal)",
+            "cannot allocate tty if runc will detach without setting console socket",
         ));
     }
     if !config.tty && a.console_socket.is_some() {
@@ -173,6 +174,13 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Error> {
             "cannot use console socket if runc will not detach or allocate tty",
         ));
     }
+    // A terminal relayed here starts at our terminal's size.
+    let console_size = console_size.or_else(|| {
+        a.console_socket
+            .is_none()
+            .then(|| crate::sys::get_winsize(std::io::stdin().as_fd()).ok())
+            .flatten()
+    });
     let stdio = if config.tty {
         let (rows, cols) = console_size.unwrap_or((0, 0));
         Stdio::Pty { rows, cols }
@@ -180,6 +188,12 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Error> {
         Stdio::Inherit
     };
     let cgroup = c.cgroup()?;
+    // Blocked before the process exists, so its SIGCHLD cannot be lost.
+    let signals = if a.detach {
+        None
+    } else {
+        Some(forwarding_signals()?)
+    };
     let launch = Launch {
         preserve_fds: a.preserve_fds,
         detached: a.detach,
@@ -206,9 +220,11 @@ pub fn exec(root: &Path, a: &ExecArgs) -> Result<i32, Error> {
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(e);
     }
+    let master = created.pty_master.take();
+    let master = master.filter(|_| a.console_socket.is_none());
     created.start()?;
-    if a.detach {
-        return Ok(0);
+    match signals {
+        None => Ok(0),
+        Some(signals) => supervise(pid, &signals, master),
     }
-    Ok(wait_exit(pid))
 }

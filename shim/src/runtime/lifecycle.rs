@@ -16,7 +16,7 @@ use std::time::Duration;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, DeviceMode, Layout, Manager};
@@ -30,41 +30,61 @@ use super::{control, Error, Logger};
 
 /// `create ID`: the container waits for `start`.
 pub fn create(root: &Path, a: &CreateArgs, log: &Logger) -> Result<(), Error> {
-    make(root, a, log).map(|_| ())
+    make(root, a, log, false).map(|_| ())
 }
 
-/// `run ID`: create, start, and (without `-d`) wait for the init, then delete unless `--keep`.
+/// `run ID`: create, start, and (without `-d`) stay with the init (signals forwarded, a
+/// terminal without `--console-socket` relayed to ours), then delete unless `--keep`.
 /// Returns the init's exit status (128 + its signal).
 pub fn run(root: &Path, a: &RunArgs, log: &Logger) -> Result<i32, Error> {
-    let c = make(root, &a.create, log)?;
+    // Blocked before the init exists, so its SIGCHLD cannot be lost.
+    let signals = if a.detach {
+        None
+    } else {
+        Some(forwarding_signals()?)
+    };
+    let (c, master) = make(root, &a.create, log, !a.detach)?;
     if let Err(e) = start(root, &a.create.id, log) {
         let _ = control::delete(root, &a.create.id, true, log);
         return Err(e);
     }
-    if a.detach {
+    let Some(signals) = signals else {
         return Ok(0);
-    }
-    // The init is this process's child: wait for it here.
-    let code = wait_exit(c.pid());
+    };
+    // The init is this process's child: stay with it here.
+    let code = supervise(c.pid(), &signals, master);
     if !a.keep {
         control::delete(root, &a.create.id, true, log)?;
     }
-    Ok(code)
+    code
 }
 
-/// Waits for a child; its exit status, or 128 + the signal that killed it.
-pub(super) fn wait_exit(pid: Pid) -> i32 {
-    loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return 255,
-        }
-    }
+/// The signalfd of the signals a foreground `run` or `exec` forwards.
+pub(super) fn forwarding_signals() -> Result<nix::sys::signalfd::SignalFd, Error> {
+    crate::nsinit::forwarding_signals().map_err(|e| Error::msg(e.to_string()))
 }
 
-fn make(root: &Path, a: &CreateArgs, log: &Logger) -> Result<Container, Error> {
+/// Stays with a child in the foreground: forwards signals, relays `master` (our terminal in
+/// raw mode meanwhile), reaps; its exit status, or 128 + the signal that killed it.
+pub(super) fn supervise(
+    pid: Pid,
+    signals: &nix::sys::signalfd::SignalFd,
+    master: Option<OwnedFd>,
+) -> Result<i32, Error> {
+    let _raw = master
+        .as_ref()
+        .and_then(|_| crate::nsinit::RawTerminal::enter());
+    crate::nsinit::supervise(pid, signals, master.as_ref()).map_err(|e| Error::msg(e.to_string()))
+}
+
+/// Makes the container; with `relay` (a foreground `run`) a terminal without
+/// `--console-socket` is kept here, its master returned.
+fn make(
+    root: &Path,
+    a: &CreateArgs,
+    log: &Logger,
+    relay: bool,
+) -> Result<(Container, Option<OwnedFd>), Error> {
     store::check_id(&a.id)?;
     if a.no_pivot {
         return Err(Error::msg(
@@ -82,7 +102,7 @@ fn make(root: &Path, a: &CreateArgs, log: &Logger) -> Result<Container, Error> {
     let systemd = Path::new("/run/systemd/system").exists();
     let converted = oci::to_config(&spec, &a.id, &bundle, systemd)?;
     let config = converted.config;
-    if config.tty && a.console_socket.is_none() {
+    if config.tty && a.console_socket.is_none() && !relay {
         return Err(Error::msg(
             "cannot allocate tty if runc will detach without setting console socket",
         ));
@@ -125,7 +145,12 @@ fn make(root: &Path, a: &CreateArgs, log: &Logger) -> Result<Container, Error> {
         config,
         spec,
     };
-    match make_in(&dir, record, a, converted.console_size) {
+    let console_size = match (converted.console_size, relay && record.config.tty) {
+        (Some(size), _) => Some(size),
+        (None, true) => crate::sys::get_winsize(std::io::stdin().as_fd()).ok(),
+        (None, false) => None,
+    };
+    match make_in(&dir, record, a, console_size) {
         Ok(c) => Ok(c),
         Err(e) => {
             let _ = fs::remove_dir_all(&dir);
@@ -139,7 +164,7 @@ fn make_in(
     mut record: Record,
     a: &CreateArgs,
     console_size: Option<(u16, u16)>,
-) -> Result<Container, Error> {
+) -> Result<(Container, Option<OwnedFd>), Error> {
     let fifo_path = dir.join(FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
         .map_err(|e| Error::io("creating the exec fifo", e.into()))?;
@@ -209,13 +234,18 @@ fn make_in(
         }
     };
     let pid = created.pid;
-    match finish(dir, &mut record, a, pid, created.pty_master.as_ref()) {
+    let mut created = created;
+    let master = created.pty_master.take();
+    match finish(dir, &mut record, a, pid, master.as_ref()) {
         Ok(()) => {
             created.release();
-            Ok(Container {
+            let container = Container {
                 dir: dir.to_owned(),
                 record,
-            })
+            };
+            // Sent to the console socket, or kept for the caller to relay.
+            let master = master.filter(|_| a.console_socket.is_none());
+            Ok((container, master))
         }
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);

@@ -236,3 +236,60 @@ fn kill_all_signals_every_process() {
     oci.ok(&["kill", "--all", "all", "SIGKILL"]);
     oci.wait_status("all", "stopped");
 }
+
+#[test]
+fn foreground_run_forwards_signals_and_relays_a_terminal() {
+    let oci = Oci::sh("trap 'echo got-term; exit 5' TERM; echo up; while :; do sleep 0.1; done");
+    let out_path = oci.out_path("fg");
+    let out = std::fs::File::create(&out_path).expect("out");
+    let mut child = oci
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(&oci.bundle)
+        .arg("fg")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .spawn()
+        .expect("run");
+    oci.wait_output("fg", "up");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(5), "{}", oci.output("fg"));
+    assert!(oci.output("fg").contains("got-term"));
+
+    // A terminal without --console-socket: relayed to run's stdout.
+    let tty = Oci::new(|c| {
+        c["process"]["terminal"] = serde_json::json!(true);
+        c["process"]["args"] = serde_json::json!(["sh", "-c", "tty; echo on-tty"]);
+    });
+    let out = tty
+        .cmd()
+        .args(["run", "--bundle"])
+        .arg(&tty.bundle)
+        .arg("tty")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("/dev/pts/0") && text.contains("on-tty"),
+        "{text:?}"
+    );
+    // exec -t in the foreground, relayed the same way.
+    let keep = Oci::new(|c| {
+        c["process"]["args"] = serde_json::json!(["sleep", "60"]);
+    });
+    keep.create_ok("k");
+    keep.ok(&["start", "k"]);
+    let out = keep.run(&["exec", "-t", "k", "sh", "-c", "tty; exit 2"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"),
+        "{out:?}"
+    );
+}
