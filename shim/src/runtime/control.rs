@@ -402,3 +402,41 @@ pub fn update(root: &Path, a: &UpdateArgs) -> Result<(), Error> {
     c.record.spec = spec;
     store::save(&c.dir, &c.record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_sizes_and_durations_parse_as_runc_takes_them() {
+        for s in ["KILL", "SIGKILL", "kill", "9"] {
+            assert_eq!(parse_signal(s).ok(), Some(Signal::SIGKILL), "{s}");
+        }
+        assert!(parse_signal("NOPE").is_err() && parse_signal("999").is_err());
+        assert_eq!(parse_size("64m").ok(), Some(64 << 20));
+        assert_eq!(parse_size("1G").ok(), Some(1 << 30));
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert_eq!(parse_size("-1").ok(), Some(-1));
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("5s").ok(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_duration("250ms").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_duration("2").ok(), Some(Duration::from_secs(2)));
+        assert!(parse_duration("0s").is_err() && parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn resources_merge_key_by_key() {
+        let mut base = json!({"memory": {"limit": 1, "swap": 2}, "pids": {"limit": 3}});
+        merge(
+            &mut base,
+            json!({"memory": {"limit": 9}, "cpu": {"shares": 4}}),
+        );
+        assert_eq!(
+            base,
+            json!({"memory": {"limit": 9, "swap": 2}, "pids": {"limit": 3}, "cpu": {"shares": 4}})
+        );
+    }
+}

@@ -136,3 +136,19 @@ pub fn spec(bundle: Option<&Path>, rootless: bool) -> Result<(), Error> {
     std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes())
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_specs_convert() {
+        for rootless in [false, true] {
+            let text = default_spec(rootless).to_string();
+            let spec = oci::Spec::parse(text.as_bytes()).expect("parse");
+            let c = oci::to_config(&spec, "x", Path::new("/b"), false).expect("convert");
+            assert!(c.config.tty);
+            assert_eq!(c.config.rootfs.as_deref(), Some(Path::new("/b/rootfs")));
+        }
+    }
+}
