@@ -225,7 +225,7 @@ mod tests {
         let t = Instant::now();
         let e = run(
             "createRuntime",
-            &hook("/bin/sh", &["sh", "-c", "sleep 30"], Some(1)),
+            &hook("/bin/sh", &["sh", "-c", "exec sleep 30"], Some(1)),
             b"",
         )
         .unwrap_err();

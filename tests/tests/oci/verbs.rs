@@ -160,6 +160,21 @@ fn update_changes_the_limits() {
     oci.ok(&["update", "--resources", res.to_str().expect("utf8"), "up"]);
     assert_eq!(read(&pids), "41");
     assert_eq!(read(&mem), (64u64 << 20).to_string());
+    // `--resources -`: from stdin, as containerd sends it.
+    let mut child = oci
+        .cmd()
+        .args(["update", "--resources", "-", "up"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("update");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("stdin"),
+        json!({"pids": {"limit": 43}}).to_string().as_bytes(),
+    )
+    .expect("write");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(read(&pids), "43");
     // Checked as config.json is.
     let err = oci.fails(&["update", "--memory", "-5", "up"]);
     assert!(err.contains("linux.resources.memory"), "{err}");
