@@ -69,6 +69,17 @@ pub fn cloexec_from(first: i32) -> nix::Result<()> {
     Ok(())
 }
 
+/// Clears close-on-exec on descriptors `first` to `first + count - 1` (passed on to an exec'd
+/// program, runc's --preserve-fds); a closed one is an error.
+pub fn keep_on_exec(first: i32, count: u32) -> nix::Result<()> {
+    for fd in first..first.saturating_add(count as i32) {
+        // SAFETY: F_SETFD on a descriptor number touches no memory; a closed one is EBADF.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        Errno::result(r)?;
+    }
+    Ok(())
+}
+
 /// Closes every descriptor from `first` up (`close_range(2)`), for a process that must not
 /// keep what it inherited.
 ///

@@ -21,10 +21,12 @@ use crate::seccomp;
 use crate::security;
 use crate::sys::{self};
 
+use execdriver_spec::oci::Status;
+
 use super::identity::Identity;
 use super::joined::Joined;
 use super::kernel;
-use super::spec::{ProcessSpec, Stdio};
+use super::spec::{Launch, ProcessSpec, StartGate, Stdio};
 use super::sync::{recv, send, send_fd, ChildErrorCode, SyncMsg};
 
 /// A failed setup step, carried back to the parent.
@@ -134,6 +136,7 @@ pub(super) fn init_child(
     stdio: Stdio,
     sync: &OwnedFd,
     joins: Joins<'_>,
+    launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
     // [proc] Namespaces joined by path, first (the user namespace before the others), so the
     // shim's setup (cgroups, veths) finds the init where it will stay.
@@ -175,9 +178,19 @@ pub(super) fn init_child(
     kernel::set_domainname(config).map_err(|e| ChildError::internal("domainname", e))?;
     kernel::write_sysctls(config, Path::new("/proc/sys"))
         .map_err(|e| ChildError::precondition(e.to_string()))?;
-    rootfs::setup(config, rootfs).map_err(|e| match e {
+    let mut create_container_hooks = || match &launch.hook_state {
+        Some(state) if !config.hooks.create_container.is_empty() => crate::hooks::run_all(
+            "createContainer",
+            &config.hooks.create_container,
+            &own_state(state, Status::Creating),
+        )
+        .map_err(|e| e.to_string()),
+        _ => Ok(()),
+    };
+    rootfs::setup_with(config, rootfs, &mut create_container_hooks).map_err(|e| match e {
         rootfs::Error::MissingSource { .. }
         | rootfs::Error::NotADirectory(_)
+        | rootfs::Error::BeforePivot(_)
         | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
         e => ChildError::internal("rootfs", e),
     })?;
@@ -185,7 +198,15 @@ pub(super) fn init_child(
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, true)?),
         None => None,
     };
-    finish_child(config, spec, pty, sync)
+    finish_child(config, spec, pty, sync, launch)
+}
+
+/// The state JSON a container-side hook gets: `state` with the process's own pid.
+fn own_state(state: &execdriver_spec::oci::State, status: Status) -> Vec<u8> {
+    let mut state = state.clone();
+    state.pid = std::process::id() as i32;
+    state.status = status;
+    serde_json::to_vec(&state).unwrap_or_default()
 }
 
 /// An exec'd process: enter the container's namespaces, then as the init.
@@ -195,6 +216,7 @@ pub(super) fn join_child(
     opened: &[(Namespace, std::fs::File)],
     stdio: Stdio,
     sync: &OwnedFd,
+    launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
     if !wait_configured(sync)? {
         return Ok(None);
@@ -206,7 +228,7 @@ pub(super) fn join_child(
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, false)?),
         None => None,
     };
-    finish_child(config, spec, pty, sync)
+    finish_child(config, spec, pty, sync, launch)
 }
 
 /// Installs pipe stdio now; returns the size of a terminal to open once in the container.
@@ -244,6 +266,7 @@ fn finish_child(
     spec: &ProcessSpec,
     pty_master: Option<OwnedFd>,
     sync: &OwnedFd,
+    launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
     // After pivot_root (or, for an exec, setns into the mount namespace) "/" is the
     // container's root: the cwd resolves inside it, symlinks included.
@@ -321,13 +344,18 @@ fn finish_child(
     // No descriptor of the shim's reaches the command (what was asked, 0 to 2, is dup'd there).
     sys::cloexec_from(3)
         .map_err(|e| ChildError::internal("marking descriptors close-on-exec", e))?;
+    sys::keep_on_exec(3, launch.preserve_fds)
+        .map_err(|e| ChildError::precondition(format!("preserved descriptors: {e}")))?;
     if let (true, Some(p)) = (nnp, &filter) {
         // Last: from here the process only reports Ready, waits for Start and execs.
         load(p)?;
     }
 
     identity.set_umask();
-
+    if launch.outlives_caller() {
+        // The caller exits after Ready (an OCI `create`, a detached exec).
+        nix::sys::prctl::set_pdeathsig(None).map_err(|e| ChildError::internal("pdeathsig", e))?;
+    }
     send_fd(
         sync,
         &SyncMsg::Ready,
@@ -335,12 +363,45 @@ fn finish_child(
     )
     .map_err(|e| ChildError::internal("sync", e))?;
     drop(pty_master);
+    if let StartGate::Fifo(fifo) = &launch.gate {
+        let mut opened = wait_fifo(fifo)?;
+        let hooks = match &launch.hook_state {
+            Some(state) => crate::hooks::run_all(
+                "startContainer",
+                &config.hooks.start_container,
+                &own_state(state, Status::Created),
+            )
+            .map_err(|e| ChildError::precondition(e.to_string())),
+            None => Ok(()),
+        };
+        // `start` reads "0" (go on) or why not, until EOF: the descriptor is close-on-exec,
+        // so `start` returns once the command is exec'd.
+        let said = match &hooks {
+            Ok(()) => "0".to_owned(),
+            Err(e) => e.message.clone(),
+        };
+        std::io::Write::write_all(&mut opened, said.as_bytes())
+            .map_err(|e| ChildError::internal("writing the exec fifo", e))?;
+        hooks?;
+        std::mem::forget(opened);
+        return Ok(Some(exec));
+    }
     match recv(sync) {
         Ok(Some(SyncMsg::Start)) => Ok(Some(exec)),
         Ok(None) => Ok(None),
         Ok(Some(other)) => Err(ChildError::internal("sync", format!("{other:?}"))),
         Err(e) => Err(ChildError::internal("sync", e)),
     }
+}
+
+/// Blocks until `start` opens the exec fifo for reading (opening it for writing through
+/// /proc/self/fd: the descriptor is `O_PATH`).
+fn wait_fifo(fifo: &OwnedFd) -> Result<std::fs::File, ChildError> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| ChildError::internal("opening the exec fifo", e))
 }
 
 /// Makes three descriptors the process's 0, 1 and 2.

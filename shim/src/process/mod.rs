@@ -14,6 +14,10 @@
 //!                                        or Error (exec failed)
 //! ```
 //!
+//! With [`StartGate::Fifo`] (an OCI runtime's `create`, see `crate::runtime`) the init
+//! outlives its caller instead: after Ready it opens the exec fifo for writing, which blocks
+//! until `start` opens it for reading, writes "0" (or why not) and execs.
+//!
 //! `sync.rs` holds the channel and its messages, `spec.rs` what a process is given, and
 //! `child.rs` everything the child does; this file is the shim's side.
 
@@ -41,7 +45,7 @@ use child::{child_end, close_inherited, init_child, join_child, ChildError};
 pub use child::{find_executable, process_env};
 pub use identity::{Identity, DEFAULT_UMASK};
 pub use kernel::sysctl_path;
-pub use spec::{OwnSettings, ProcessSpec, Stdio};
+pub use spec::{Launch, OwnSettings, ProcessSpec, StartGate, Stdio};
 use sync::{recv, recv_fd, send, sync_pair};
 pub use sync::{ChildErrorCode, Error, SyncMsg};
 
@@ -63,6 +67,18 @@ pub fn create(
     config: &Config,
     rootfs: &Path,
     stdio: Stdio,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    create_with(config, rootfs, stdio, Launch::default(), parent_setup)
+}
+
+/// [`create`] with `launch`'s options: how the init waits for its go, the descriptors it
+/// keeps, the hooks it runs.
+pub fn create_with(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    launch: Launch,
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
     let spec = ProcessSpec::from_config(config);
@@ -98,17 +114,19 @@ pub fn create(
             keep.push(child_sock.as_raw_fd());
             keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
             keep.extend(joined.raw_fds());
+            keep.extend(launch.raw_fds());
             let nets = child::Joins {
                 netns: join_net.as_ref(),
                 paths: &joined,
             };
             let r = close_inherited(&keep)
-                .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets));
+                .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets, &launch));
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
+            drop(launch);
             Created::configure(pid, parent_sock, config, true, parent_setup)
         }
     }
@@ -123,6 +141,25 @@ pub fn join(
     init_pid: Pid,
     spec: &ProcessSpec,
     stdio: Stdio,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    join_with(
+        config,
+        init_pid,
+        spec,
+        stdio,
+        Launch::default(),
+        parent_setup,
+    )
+}
+
+/// [`join`] with `launch`'s options (descriptors kept, a detached process).
+pub fn join_with(
+    config: &Config,
+    init_pid: Pid,
+    spec: &ProcessSpec,
+    stdio: Stdio,
+    launch: Launch,
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
     let joining: Vec<Namespace> = config
@@ -156,17 +193,19 @@ pub fn join(
             let mut keep = stdio.raw_fds();
             keep.push(child_sock.as_raw_fd());
             keep.extend(opened.iter().map(|(_, f)| f.as_raw_fd()));
+            keep.extend(launch.raw_fds());
             // Until it execs, this process is the shim's image inside the container: keep
             // other container processes out of its /proc/PID (exe, mem, fds), from the start.
             let r = nix::sys::prctl::set_dumpable(false)
                 .map_err(|e| ChildError::internal("dumpable", e))
                 .and_then(|_| close_inherited(&keep))
-                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock));
+                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock, &launch));
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
+            drop(launch);
             Created::configure(pid, parent_sock, config, false, parent_setup)
         }
     }
@@ -224,6 +263,12 @@ impl Created {
             Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
             Some(other) => Err(Error::Protocol(format!("{other:?}"))),
         }
+    }
+
+    /// Lets go of a process that waits on its exec fifo ([`StartGate::Fifo`]): it needs
+    /// nothing more from the caller, which may exit.
+    pub fn release(mut self) {
+        self.sync = None;
     }
 
     fn kill_and_reap(&mut self) {

@@ -44,6 +44,9 @@ pub enum Error {
     /// What container.json asks that this runtime or host cannot do (inside [`Error::Field`]).
     #[error("{0}")]
     Refused(String),
+    /// What the caller runs between the mounts and pivot_root (OCI createContainer hooks).
+    #[error("{0}")]
+    BeforePivot(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -44,6 +44,16 @@ use base::{do_mount, refused};
 /// inside the rootfs. After `pivot_root`, "/" is the rootfs, and the masked and read-only
 /// paths, the working directory and everything the process does resolve inside it.
 pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
+    setup_with(config, rootfs, &mut || Ok(()))
+}
+
+/// [`setup`], running `before_pivot` once the mounts are made, before pivot_root (in the
+/// container's mount namespace, the host's tree still visible).
+pub fn setup_with(
+    config: &Config,
+    rootfs: &Path,
+    before_pivot: &mut dyn FnMut() -> std::result::Result<(), String>,
+) -> Result<()> {
     if !rootfs.is_dir() {
         return Err(Error::NotADirectory(rootfs.to_owned()));
     }
@@ -104,6 +114,7 @@ pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
         Some(_) => mounts::mount_all(config, root.as_fd())?,
         None => builtin::mount_all(config, root.as_fd())?,
     }
+    before_pivot().map_err(Error::BeforePivot)?;
     enter_root(root.as_fd(), rootfs)?;
     mask_paths(&config.masked())?;
     readonly_paths(&config.readonly())?;
