@@ -142,7 +142,14 @@ pub fn try_output(
     });
     match rx.recv_timeout(timeout) {
         Ok(Ok(o)) => Ok(Out {
-            code: o.status.code().unwrap_or(-1),
+            // Killed by a signal: 128 + its number, as a shell reports it.
+            code: o
+                .status
+                .code()
+                .or_else(|| {
+                    std::os::unix::process::ExitStatusExt::signal(&o.status).map(|s| 128 + s)
+                })
+                .unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }),
@@ -193,10 +200,11 @@ impl Scratch {
         self.dir.path.join(name)
     }
 
-    /// The pids of processes whose command line names this directory (daemons, shims, conmons
-    /// this engine started; the directory's name is unique to this test).
+    /// The pids of processes whose command line names a path in this directory (daemons,
+    /// shims, conmons and clients of this engine; the directory's name is unique to this test,
+    /// and the `/` after it keeps `/tmp/x-1-2` from matching `/tmp/x-1-23/...`).
     pub fn processes(&self) -> Vec<i32> {
-        let needle = self.dir.path.display().to_string();
+        let needle = format!("{}/", self.dir.path.display());
         let me = std::process::id() as i32;
         std::fs::read_dir("/proc")
             .map(|r| {
@@ -212,9 +220,19 @@ impl Scratch {
             .unwrap_or_default()
     }
 
+    /// The mount points in the host's mount table at or under the directory.
+    pub fn mounts(&self) -> Vec<String> {
+        let dir = self.dir.path.display().to_string();
+        let under = format!("{dir}/");
+        crate::host_mounts_under(&self.dir.path)
+            .into_iter()
+            .filter(|m| *m == dir || m.starts_with(&under))
+            .collect()
+    }
+
     /// Unmounts everything mounted under the directory, deepest first.
     pub fn unmount_all(&self) {
-        let mut mounts = crate::host_mounts_under(&self.dir.path);
+        let mut mounts = self.mounts();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);

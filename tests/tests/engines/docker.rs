@@ -10,7 +10,7 @@ use execdriver_tests::engines::docker::IMAGE;
 use execdriver_tests::engines::{Docker, Runtime};
 use execdriver_tests::{unique, Terminal};
 
-use super::lines;
+use super::{lines, wait_for_size};
 
 variants!(
     run_exit_codes_and_streams,
@@ -203,13 +203,13 @@ fn interactive_tty(rt: &Runtime) {
         .spawn()
         .expect("docker run -it");
     term.send("echo $((6*7))\n");
-    let at = term.expect(0, "42");
+    term.expect(0, "42");
+    let at = wait_for_size(&mut term, 30, 100);
     // The marker is quoted so the terminal's echo of the line does not match it.
-    term.send("tty; stty size; echo 'do''ne'\n");
-    let at = term.expect(at, "done\n");
+    term.send("tty; echo 'do''ne'\n");
+    let end = term.expect(at, "done\n");
     let text = term.text();
-    assert!(text[..at].contains("/dev/pts/0"), "{text}");
-    assert!(text[..at].contains("30 100"), "{text}");
+    assert!(text[at..end].contains("/dev/pts/0"), "{text}");
     term.send("exit 3\n");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {

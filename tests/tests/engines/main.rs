@@ -33,6 +33,8 @@ macro_rules! variants {
 
 mod containerd;
 mod docker;
+mod docker_config;
+mod harness;
 mod podman;
 
 /// The lines of `text`, trimmed, without empty ones.
@@ -41,6 +43,26 @@ fn lines(text: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect()
+}
+
+/// Waits until the shell on `term` reports the terminal size `rows cols` (`stty size`, asked
+/// again every 200 ms: an engine sets the size of an exec'd terminal just after starting it, so
+/// the first answer may be the size before); returns the offset past it. Panics after 20 s.
+fn wait_for_size(term: &mut execdriver_tests::Terminal, rows: u16, cols: u16) -> usize {
+    let want = format!("{rows} {cols}\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        term.send("stty size\n");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let text = term.text();
+        if let Some(at) = text.find(&want) {
+            return at + want.len();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the terminal never had the size {rows}x{cols}:\n{text}"
+        );
+    }
 }
 
 /// Every runtime variant is well-formed: runc exists (the harness's reference), and the
