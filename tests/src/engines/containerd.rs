@@ -61,14 +61,18 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .expect("start containerd");
-        let c = Containerd {
+        let mut c = Containerd {
             child: Some(child),
             socket,
             ctr,
             runtime: runtime.clone(),
             scratch,
         };
-        wait_for_socket(&c.socket, Duration::from_secs(60), || c.log());
+        let log = c.scratch.path("containerd.log");
+        let child = c.child.as_mut().expect("containerd");
+        wait_for_socket(&c.socket, Duration::from_secs(60), child, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
         let archive = oci_archive(&c.scratch.dir.path, IMAGE);
         c.ctr(&["images", "import", &archive.display().to_string()])
             .ok();

@@ -62,9 +62,11 @@ impl Docker {
             Some(ns) => ns.command(&dockerd),
             None => Command::new(&dockerd),
         };
-        // No daemon.json: an empty config file of its own, so /etc/docker/daemon.json (if the
-        // host has one) is not read.
-        std::fs::write(scratch.path("daemon.json"), "{}").expect("daemon.json");
+        // A config file of its own, so /etc/docker/daemon.json (if the host has one) is not
+        // read; it puts dockerd's identity key (otherwise /etc/docker/key.json) in the scratch
+        // area.
+        let config = serde_json::json!({"deprecated-key-path": scratch.path("key.json")});
+        std::fs::write(scratch.path("daemon.json"), config.to_string()).expect("daemon.json");
         cmd.arg("--config-file")
             .arg(scratch.path("daemon.json"))
             .arg("--data-root")
@@ -97,7 +99,7 @@ impl Docker {
             .stderr(log)
             .spawn()
             .expect("start dockerd");
-        let d = Docker {
+        let mut d = Docker {
             child: Some(child),
             socket,
             runtime: runtime.clone(),
@@ -105,7 +107,11 @@ impl Docker {
             netns,
             scratch,
         };
-        wait_for_socket(&d.socket, Duration::from_secs(60), || d.log());
+        let log = d.scratch.path("dockerd.log");
+        let child = d.child.as_mut().expect("dockerd");
+        wait_for_socket(&d.socket, Duration::from_secs(60), child, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
         let tar = busybox_tar(&d.scratch.dir.path);
         d.docker(&["import", &tar.display().to_string(), IMAGE])
             .ok();

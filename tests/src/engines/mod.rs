@@ -164,10 +164,19 @@ pub fn try_output(
     }
 }
 
-/// Waits until a unix socket accepts connections; panics with `log` after `timeout`.
-pub fn wait_for_socket(socket: &Path, timeout: Duration, log: impl Fn() -> String) {
+/// Waits until a unix socket accepts connections; panics with `log` when the daemon `child`
+/// exits first or after `timeout`.
+pub fn wait_for_socket(
+    socket: &Path,
+    timeout: Duration,
+    child: &mut std::process::Child,
+    log: impl Fn() -> String,
+) {
     let deadline = Instant::now() + timeout;
     while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{} exited ({status}):\n{}", socket.display(), log());
+        }
         assert!(
             Instant::now() < deadline,
             "{} did not come up:\n{}",
