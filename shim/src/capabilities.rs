@@ -190,7 +190,14 @@ impl Plan {
         set(CapSet::Inheritable, "inheritable", &s.inheritable)?;
         set(CapSet::Permitted, "permitted", &s.permitted)?;
         set(CapSet::Effective, "effective", &s.effective)?;
-        for cap in &s.ambient {
+        // The kernel raises an ambient capability only if it is permitted and inheritable.
+        // One that is not is skipped, as runc does: `runc spec`'s own default lists ambient
+        // capabilities without an inheritable set, and every engine's configs run as that.
+        for cap in s
+            .ambient
+            .iter()
+            .filter(|c| s.permitted.contains(c) && s.inheritable.contains(c))
+        {
             caps::raise(None, CapSet::Ambient, *cap)
                 .map_err(|source| Error::Raise { cap: *cap, source })?;
         }

@@ -475,8 +475,15 @@ fn prepare_exec(config: &Config, spec: &ProcessSpec, tty: bool) -> Result<Exec, 
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
+    // Worded as runc and Go's exec say it: engines turn these words into exit code 127.
     let path = find_executable(cmd, path_env).ok_or_else(|| {
-        ChildError::precondition(format!("exec {cmd}: no such executable in the container"))
+        ChildError::precondition(if cmd.contains('/') && Path::new(cmd).exists() {
+            format!("exec: {cmd:?}: permission denied")
+        } else if cmd.contains('/') {
+            format!("exec: {cmd:?}: stat {cmd}: no such file or directory")
+        } else {
+            format!("exec: {cmd:?}: executable file not found in $PATH")
+        })
     })?;
     let cstr = |s: &[u8]| {
         CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()))

@@ -58,14 +58,19 @@ fn process_of(config: &Config, a: &ExecArgs) -> Result<ExecProcess, Error> {
                     path.display()
                 )))
             };
-            if !p.rlimits.is_empty() {
-                return refuse("rlimits");
-            }
+            // The exec'd process's own rlimits and OOM score, set from outside as the init's.
+            config.rlimits = p
+                .rlimits
+                .iter()
+                .map(|r| crate::security::Rlimit {
+                    kind: r.kind.clone(),
+                    hard: r.hard,
+                    soft: r.soft,
+                })
+                .collect();
+            config.oom_score_adj = p.oom_score_adj;
             if !p.selinux_label.is_empty() {
                 return refuse("selinuxLabel");
-            }
-            if p.oom_score_adj.is_some() {
-                return refuse("oomScoreAdj");
             }
             if let Some(io) = &p.io_priority {
                 config.io_priority = Some(crate::config::IoPriority {
