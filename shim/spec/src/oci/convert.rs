@@ -226,6 +226,21 @@ fn hooks(spec: &Spec) -> Hooks {
     }
 }
 
+/// Device rules allowed after the config's own (type, major, minor, access; -1 is any): mknod
+/// of any node; /dev/null, zero, full, random, urandom, tty; the pty devices.
+pub const DEFAULT_ALLOWED_DEVICES: [(&str, i64, i64, &str); 10] = [
+    ("c", -1, -1, "m"),
+    ("b", -1, -1, "m"),
+    ("c", 1, 3, "rwm"),
+    ("c", 1, 5, "rwm"),
+    ("c", 1, 7, "rwm"),
+    ("c", 1, 8, "rwm"),
+    ("c", 1, 9, "rwm"),
+    ("c", 5, 0, "rwm"),
+    ("c", 5, 2, "rwm"),
+    ("c", 136, -1, "rwm"),
+];
+
 /// `linux.cgroupsPath` and `linux.resources` as the `cgroups` section. An empty path is
 /// `/execdriver/<id>`; a relative one is taken from the cgroup root as well; the systemd form
 /// `slice:prefix:name` is `<slice>/<prefix>-<name>.scope` where systemd runs.
@@ -346,6 +361,18 @@ fn cgroups(linux: &Linux, id: &str, systemd: bool) -> Result<(Cgroups, Origins),
             deny: !rule.allow,
             uid: None,
             gid: None,
+        });
+    }
+    // What every OCI runtime allows after the config's rules (runc does the same): mknod of
+    // any node, and the standard devices and terminals a process needs.
+    for (kind, major, minor, access) in DEFAULT_ALLOWED_DEVICES {
+        origins.devices.push("linux.resources.devices".into());
+        cg.devices.push(Device {
+            kind: kind.into(),
+            major_number: major,
+            minor_number: minor,
+            cgroup_permissions: access.into(),
+            ..Default::default()
         });
     }
     // Device nodes are made, and allowed.

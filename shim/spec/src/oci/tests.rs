@@ -51,7 +51,10 @@ fn runcs_spec_converts_with_oci_meanings() {
     let cg = c.cgroups.as_ref().unwrap();
     assert_eq!((cg.parent.as_str(), cg.name.as_str()), ("execdriver", "c1"));
     assert!(cg.devices_exact);
-    assert!(cg.devices.is_empty(), "the leading deny-all is implied");
+    // The leading deny-all is implied; the standard devices are allowed after the config's
+    // rules, as every OCI runtime does.
+    assert_eq!(cg.devices.len(), convert::DEFAULT_ALLOWED_DEVICES.len());
+    assert!(cg.devices.iter().all(|d| !d.deny));
     assert_eq!(c.no_new_privileges, Some(true));
 }
 
@@ -143,9 +146,10 @@ fn resources_and_devices_convert() {
         (512, 50_000, 100_000)
     );
     assert_eq!(cg.pids_limit, 20);
-    assert_eq!(cg.devices.len(), 2);
+    let n = convert::DEFAULT_ALLOWED_DEVICES.len();
+    assert_eq!(cg.devices.len(), 2 + n);
     assert_eq!(cg.devices[0].major_number, 1);
-    assert_eq!(cg.devices[1].path, "/dev/fuse");
+    assert_eq!(cg.devices[1 + n].path, "/dev/fuse");
     assert_eq!(cg.hugepage_limits[0].limit, 1 << 30);
 }
 
