@@ -318,7 +318,10 @@ pub fn parse_size(s: &str) -> Result<i64, Error> {
         .ok_or_else(|| Error::msg(format!("invalid size {s:?}")))
 }
 
-/// Merges `patch` into `base`: objects key by key, anything else replaced.
+/// Merges `patch` into `base`: objects key by key, anything else replaced, except that a 0 or
+/// `null` number leaves the value as it was. That is how runc reads an update: engines send
+/// every field, 0 for those they do not change (Docker's `update --pids-limit` carries
+/// `"memory": {"limit": 0, "swap": 0}`).
 fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
@@ -326,6 +329,8 @@ fn merge(base: &mut Value, patch: Value) {
                 merge(b.entry(k).or_insert(Value::Null), v);
             }
         }
+        (_, Value::Null) => {}
+        (b, Value::Number(n)) if n.as_f64() == Some(0.0) && !b.is_null() => {}
         (b, p) => *b = p,
     }
 }
@@ -438,5 +443,12 @@ mod tests {
             base,
             json!({"memory": {"limit": 9, "swap": 2}, "pids": {"limit": 3}, "cpu": {"shares": 4}})
         );
+        // Zeros and nulls are "unchanged", as engines send them.
+        merge(
+            &mut base,
+            json!({"memory": {"limit": 0, "swap": null}, "pids": {"limit": 50}}),
+        );
+        assert_eq!(base["memory"], json!({"limit": 9, "swap": 2}));
+        assert_eq!(base["pids"], json!({"limit": 50}));
     }
 }
