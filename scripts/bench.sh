@@ -2,13 +2,15 @@
 # Runs the benchmarks side by side with runc, crun, containerd (ctr + containerd-shim-runc-v2)
 # and conmon, all from Debian packages, and prints the tables (also written to
 # bench-results.md) and the chart (docs/bench.svg). As root, best on an otherwise idle machine.
-# Usage: scripts/bench.sh [start|exec|many|memory|throughput...]   (default: all)
+# Usage: scripts/bench.sh [start|exec|many|memory|throughput|oci...]   (default: all)
 #        BENCH_ROUNDS=N scripts/bench.sh   (rounds per latency figure; default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
 apt_install busybox-static runc crun containerd conmon libc6-dev
+# The `oci` section's `docker run` (a private dockerd, started and stopped by the benchmark).
+apt_install_quiet_services docker.io
 cargo build --release --workspace --bins
 # The shim runs once per container: link it statically (no dynamic loading at each start, and
 # only the part of libc it uses in its memory).

@@ -20,6 +20,21 @@ apt_install() {
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
+# apt_install_quiet_services PKG...: as apt_install, without starting the packages' services
+# (docker.io and containerd enable theirs on install; a system dockerd would make docker0 and
+# iptables rules on the host). A policy-rc.d that refuses every start is in place during the
+# install, unless the machine already has one.
+apt_install_quiet_services() {
+  local policy=/usr/sbin/policy-rc.d made=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made=1
+  fi
+  local rc=0
+  apt_install "$@" || rc=$?
+  [ -n "$made" ] && rm -f "$policy"
+  return $rc
+}
+
 # make_rootfs DIR: a busybox root filesystem from Debian's busybox-static.
 make_rootfs() {
   local dir=$1

@@ -11,6 +11,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod hooks;
 pub mod log;
 pub mod logfile;
 pub mod namespaces;
@@ -19,6 +20,7 @@ pub mod nsinit;
 pub mod process;
 pub mod reaper;
 pub mod rootfs;
+pub mod runtime;
 pub mod seccomp;
 pub mod security;
 pub mod state;

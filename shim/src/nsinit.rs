@@ -123,18 +123,7 @@ pub fn run(args: Args) -> Result<i32, Error> {
     let rootfs = config.rootfs.clone().unwrap_or(cwd);
     let pid_file = args.root.join(state::PID);
 
-    // Signals come through a signalfd so they can be forwarded; block them first.
-    let mut mask = SigSet::empty();
-    for s in FORWARDED
-        .iter()
-        .chain([Signal::SIGCHLD, Signal::SIGWINCH].iter())
-    {
-        mask.add(*s);
-    }
-    mask.thread_block()
-        .map_err(|e| io_err("blocking signals")(e.into()))?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| io_err("signalfd")(e.into()))?;
+    let signals = forwarding_signals()?;
 
     if let Some(init) = live_container(&pid_file) {
         let spec = ProcessSpec {
@@ -143,6 +132,7 @@ pub fn run(args: Args) -> Result<i32, Error> {
             cwd: config.working_dir.clone(),
             user: config.user(),
             init: false,
+            own: Default::default(),
         };
         let stdio = stdio_for(&config);
         // The joining process goes in the container's cgroups too (they exist while it lives).
@@ -209,6 +199,22 @@ pub fn run(args: Args) -> Result<i32, Error> {
         let _ = m.destroy();
     }
     result
+}
+
+/// Blocks the signals [`supervise`] forwards (and SIGCHLD, SIGWINCH) and returns the signalfd
+/// they arrive on. Call it before the process is made, or its SIGCHLD may be lost.
+pub fn forwarding_signals() -> Result<SignalFd, Error> {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED
+        .iter()
+        .chain([Signal::SIGCHLD, Signal::SIGWINCH].iter())
+    {
+        mask.add(*s);
+    }
+    mask.thread_block()
+        .map_err(|e| io_err("blocking signals")(e.into()))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| io_err("signalfd")(e.into()))
 }
 
 /// The signals passed on to the container's process.
@@ -292,7 +298,10 @@ fn foreground(
     code
 }
 
-fn supervise(pid: Pid, signals: &SignalFd, master: Option<&OwnedFd>) -> Result<i32, Error> {
+/// Stays with a started process until it ends: forwards signals (those of
+/// [`forwarding_signals`]), relays a terminal's `master` to our stdio, reaps; returns its exit
+/// status (128 + a signal). Also `execdriver-runc`'s foreground `run` and `exec`.
+pub fn supervise(pid: Pid, signals: &SignalFd, master: Option<&OwnedFd>) -> Result<i32, Error> {
     let stdin = io::stdin();
     let mut stdin_open = master.is_some();
     let mut buf = vec![0u8; 32 * 1024];
@@ -386,12 +395,13 @@ fn drain(master: Option<&OwnedFd>, buf: &mut [u8]) {
 }
 
 /// Our terminal in raw mode while the container's terminal is relayed; restored on drop.
-struct RawTerminal {
+pub struct RawTerminal {
     saved: nix::sys::termios::Termios,
 }
 
 impl RawTerminal {
-    fn enter() -> Option<RawTerminal> {
+    /// None when stdin is no terminal.
+    pub fn enter() -> Option<RawTerminal> {
         use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
         let stdin = io::stdin();
         let saved = tcgetattr(&stdin).ok()?;

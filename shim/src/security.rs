@@ -6,12 +6,14 @@
 //!
 //! 1. shim, before the process goes on: uid/gid maps (init with NEWUSER), rlimits,
 //!    oom_score_adj — written from outside, where the shim has the privilege;
-//! 2. the process: (NEWUSER: become root of its namespace), mounts, masked and read-only
-//!    paths, pivot_root, hostname, cwd, command lookup, the AppArmor exec profile, the bounding
-//!    set, (no_new_privileges off: the seccomp filter, while CAP_SYS_ADMIN is still held),
-//!    groups, gid, uid, the effective, permitted, inheritable and ambient sets, no_new_privs,
-//!    every descriptor above 2 close-on-exec, the seccomp filter; then it reports Ready and
-//!    waits for Start, and execs.
+//! 2. the process: (namespaces joined by path, user first), (NEWUSER: become root of its
+//!    namespace), hostname, domain name, sysctls, mounts, masked and read-only paths,
+//!    pivot_root, cwd, command lookup, the AppArmor exec profile, the I/O priority and
+//!    personality, the bounding set (with capability sets: keep-caps on), (no_new_privileges
+//!    off: the seccomp filter, while CAP_SYS_ADMIN is still held), groups (gid and additional
+//!    gids), gid, uid, the effective, permitted, inheritable and ambient sets, no_new_privs,
+//!    every descriptor above 2 close-on-exec, the seccomp filter, the umask; then it reports
+//!    Ready and waits for Start, and execs.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -92,7 +94,10 @@ pub fn id_map_text(maps: &[IdMap]) -> String {
 /// under runc), then the rlimits and oom_score_adj (from outside, so raising a hard limit or
 /// lowering the score works even in a user namespace).
 pub fn parent_setup(config: &Config, pid: Pid, init: bool) -> Result<(), Error> {
-    if init && config.has_namespace(Namespace::User) {
+    // A joined user namespace (`namespace_paths`) has its maps already.
+    let new_userns = config.has_namespace(Namespace::User)
+        && !config.namespace_paths.contains_key(&Namespace::User);
+    if init && new_userns {
         write_proc(
             format!("/proc/{pid}/uid_map"),
             &id_map_text(&config.uid_mappings),

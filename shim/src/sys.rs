@@ -69,6 +69,17 @@ pub fn cloexec_from(first: i32) -> nix::Result<()> {
     Ok(())
 }
 
+/// Clears close-on-exec on descriptors `first` to `first + count - 1` (passed on to an exec'd
+/// program, runc's --preserve-fds); a closed one is an error.
+pub fn keep_on_exec(first: i32, count: u32) -> nix::Result<()> {
+    for fd in first..first.saturating_add(count as i32) {
+        // SAFETY: F_SETFD on a descriptor number touches no memory; a closed one is EBADF.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        Errno::result(r)?;
+    }
+    Ok(())
+}
+
 /// Closes every descriptor from `first` up (`close_range(2)`), for a process that must not
 /// keep what it inherited.
 ///
@@ -636,5 +647,32 @@ pub fn mount_setattr_readonly_recursive(tree: std::os::fd::BorrowedFd<'_>) -> ni
             std::mem::size_of::<MountAttr>(),
         )
     };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets the NIS domain name of this process's UTS namespace (`setdomainname(2)`).
+pub fn set_domainname(name: &str) -> nix::Result<()> {
+    let bytes = name.as_bytes();
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call; the
+    // kernel copies at most `len` bytes and needs no terminating NUL.
+    let ret = unsafe { libc::setdomainname(bytes.as_ptr().cast(), bytes.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets this process's execution domain (`personality(2)`), e.g. `PER_LINUX32`.
+pub fn set_personality(persona: libc::c_ulong) -> nix::Result<()> {
+    // SAFETY: personality takes an integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(persona) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets this process's I/O scheduling class and priority (`ioprio_set(2)` with
+/// `IOPRIO_WHO_PROCESS` and pid 0): `class` 1 (RT), 2 (BE) or 3 (IDLE), `level` 0 to 7.
+pub fn set_io_priority(class: i32, level: i32) -> nix::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_SHIFT: i32 = 13;
+    let prio = (class << IOPRIO_CLASS_SHIFT) | level;
+    // SAFETY: ioprio_set takes integers only.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) };
     Errno::result(ret).map(drop)
 }

@@ -17,6 +17,8 @@ use tonic::transport::Channel;
 
 pub type Client = ExecDriverClient<Channel>;
 
+pub mod engines;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this test process: `<prefix>-<pid>-<n>`.

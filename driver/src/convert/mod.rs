@@ -194,6 +194,7 @@ pub fn create_request(
         readonly_paths: sec.readonly_paths,
         uid_mappings: sec.uid_mappings,
         gid_mappings: sec.gid_mappings,
+        ..Default::default()
     };
     config.validate().map_err(names::request_field)?;
     let meta = Meta {

@@ -72,12 +72,25 @@ pub fn request_name(field: &Field) -> String {
             }
         ),
         Field::OomScoreAdj => "security.oom_score_adj".into(),
-        Field::Seccomp(path) => format!("security.seccomp{path}"),
+        Field::Seccomp(f) => format!("security.seccomp{}", f.path(false)),
         Field::MaskedPath(i) => format!("security.masked_paths[{i}]"),
         Field::ReadonlyPath(i) => format!("security.readonly_paths[{i}]"),
         Field::IdMaps(k) => format!("security.{}", k.name()),
         Field::IdMap(k, i, f) => format!("security.{}[{i}].{}", k.name(), id_map_field(*f)),
         Field::ApparmorProfile => "security.apparmor_profile".into(),
+        // What only an OCI config.json sets; a request cannot reach these, so a rule naming
+        // one is about what the driver wrote itself.
+        f @ (Field::Domainname
+        | Field::AdditionalGid(_)
+        | Field::Umask
+        | Field::CapabilitySet(..)
+        | Field::Filesystem(..)
+        | Field::NamespacePath(_)
+        | Field::Sysctl(_)
+        | Field::RootfsPropagation
+        | Field::Personality
+        | Field::Hook(..)
+        | Field::IoPriority) => format!("container.json {}", f.json_path()),
     }
 }
 
@@ -122,7 +135,7 @@ mod tests {
                 "security.rlimits[0].soft",
             ),
             (
-                Field::Seccomp(".syscalls[0].action".into()),
+                Field::Seccomp(execdriver_spec::seccomp::SeccompField::Action(0)),
                 "security.seccomp.syscalls[0].action",
             ),
             (Field::MaskedPath(0), "security.masked_paths[0]"),

@@ -122,6 +122,7 @@ fn device(i: usize, d: &execdriver_proto::DeviceRule) -> Result<config::Device> 
             minor_number: d.minor,
             cgroup_permissions: permissions,
             file_mode: 0,
+            ..Default::default()
         });
     }
     if d.path.is_empty() {
@@ -151,6 +152,7 @@ fn device(i: usize, d: &execdriver_proto::DeviceRule) -> Result<config::Device> 
         minor_number: nix::sys::stat::minor(rdev) as i64,
         cgroup_permissions: permissions,
         file_mode: md.mode() & 0o777,
+        ..Default::default()
     })
 }
 

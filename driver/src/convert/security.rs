@@ -254,9 +254,9 @@ fn seccomp_setting(s: Option<&pb::SeccompConfig>) -> Result<Seccomp> {
                     })
                     .collect(),
             };
-            profile
-                .validate()
-                .map_err(|(f, why)| Error::invalid(format!("security.seccomp{f}"), why))?;
+            profile.validate().map_err(|(f, why)| {
+                Error::invalid(format!("security.seccomp{}", f.path(false)), why)
+            })?;
             Seccomp::Profile(profile)
         }
         other => {

@@ -15,11 +15,13 @@
 
 pub mod capabilities;
 pub mod config;
+pub mod hooks;
 pub mod id;
 pub mod limits;
 pub mod logline;
 pub mod namespaces;
 pub mod network;
+pub mod oci;
 pub mod protocol;
 pub mod seccomp;
 pub mod security;

@@ -15,13 +15,18 @@
 //!   r5 = *(u32 *)(r1 + 8)                    minor
 //!   per rule (each test jumps to the next rule when it fails):
 //!     if r2 != TYPE goto next                (not for type a)
-//!     w1 = w3; w1 &= ACCESS; if r1 != r3 goto next   (requested must be within allowed;
-//!                                             not when the rule allows rwm)
+//!     w1 = w3; w1 &= ACCESS; if r1 != r3 goto next   (an allow rule: requested must be
+//!                                             within allowed; not when it allows rwm)
+//!     w1 = w3; w1 &= ACCESS; if r1 == 0 goto next    (a deny rule: requested must touch
+//!                                             what it denies; not when it denies rwm)
 //!     if r4 != MAJOR goto next               (not for a wildcard)
 //!     if r5 != MINOR goto next               (not for a wildcard)
-//!     r0 = 1; exit
+//!     r0 = 1 (allow) or 0 (deny); exit
 //!   r0 = 0; exit
 //! ```
+//!
+//! With allow rules only, the first match allows. With deny rules too (OCI's ordered list),
+//! the rules are tested last first, so the last rule that matches decides.
 
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -41,6 +46,7 @@ const BPF_AND: u8 = 0x50;
 const BPF_RSH: u8 = 0x70;
 const BPF_MOV: u8 = 0xb0;
 const BPF_JNE: u8 = 0x50;
+const BPF_JEQ: u8 = 0x10;
 const BPF_EXIT: u8 = 0x90;
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
@@ -171,6 +177,17 @@ pub fn jne_reg(dst: u8, src: u8, off: i16) -> Insn {
     }
 }
 
+/// `if rDST == imm goto +off`
+pub fn jeq_imm(dst: u8, imm: i32, off: i16) -> Insn {
+    Insn {
+        code: BPF_JMP | BPF_JEQ | BPF_K,
+        dst,
+        src: 0,
+        off,
+        imm,
+    }
+}
+
 pub fn exit() -> Insn {
     Insn {
         code: BPF_JMP | BPF_EXIT,
@@ -187,10 +204,18 @@ enum Test {
     Imm(u8, i32),
     /// `w1 = w3; w1 &= access; if r1 != r3 goto next`
     Access(i32),
+    /// `w1 = w3; w1 &= access; if r1 == 0 goto next`
+    Touches(i32),
 }
 
-/// Assembles the device filter for `rules` (first match allows; nothing matching denies).
+/// Assembles the device filter for `rules` (the last matching rule decides; with allow rules
+/// only that is the first match; nothing matching denies).
 pub fn program(rules: &[Rule]) -> Vec<Insn> {
+    let ordered: Vec<&Rule> = if rules.iter().all(|r| r.allow) {
+        rules.iter().collect()
+    } else {
+        rules.iter().rev().collect()
+    };
     let mut p = vec![
         ldx_w(2, 1, 0),
         and32_imm(2, 0xffff),
@@ -199,7 +224,7 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         ldx_w(4, 1, 4),
         ldx_w(5, 1, 8),
     ];
-    for rule in rules {
+    for rule in ordered {
         let mut tests = Vec::new();
         match rule.kind {
             Kind::All => {}
@@ -207,7 +232,12 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
             Kind::Char => tests.push(Test::Imm(2, DEVCG_DEV_CHAR)),
         }
         if rule.access & ACC_ALL != ACC_ALL {
-            tests.push(Test::Access(i32::from(rule.access)));
+            let access = i32::from(rule.access);
+            tests.push(if rule.allow {
+                Test::Access(access)
+            } else {
+                Test::Touches(access)
+            });
         }
         // Device numbers fit in 12 and 20 bits, so in a positive i32.
         if let Some(major) = rule.major {
@@ -221,7 +251,7 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
             .iter()
             .map(|t| match t {
                 Test::Imm(..) => 1,
-                Test::Access(_) => 3,
+                Test::Access(_) | Test::Touches(_) => 3,
             })
             .sum::<usize>()
             + 2;
@@ -237,15 +267,21 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
                     let skip = (len - block.len() - 1) as i16;
                     block.push(jne_reg(1, 3, skip));
                 }
+                Test::Touches(access) => {
+                    block.push(mov32_reg(1, 3));
+                    block.push(and32_imm(1, access));
+                    let skip = (len - block.len() - 1) as i16;
+                    block.push(jeq_imm(1, 0, skip));
+                }
             }
         }
-        block.push(mov64_imm(0, 1));
+        block.push(mov64_imm(0, i32::from(rule.allow)));
         block.push(exit());
         debug_assert_eq!(block.len(), len);
         let unconditional = block.len() == 2;
         p.extend(block);
         if unconditional {
-            // Everything is allowed: what would follow is unreachable, which the verifier
+            // Everything is decided: what would follow is unreachable, which the verifier
             // refuses.
             return p;
         }
@@ -334,6 +370,7 @@ mod tests {
                 major: Some(1),
                 minor: Some(3),
                 access: ACC_ALL,
+                allow: true,
             },
             // b *:* m: type and access only.
             Rule {
@@ -341,6 +378,7 @@ mod tests {
                 major: None,
                 minor: None,
                 access: ACC_MKNOD,
+                allow: true,
             },
             // c 136:* rw
             Rule {
@@ -348,6 +386,7 @@ mod tests {
                 major: Some(136),
                 minor: None,
                 access: ACC_READ | ACC_WRITE,
+                allow: true,
             },
         ];
         let p = program(&rules);
@@ -401,5 +440,57 @@ mod tests {
         load(&program(&rules)).unwrap();
         rules.push(devices::ALLOW_ALL);
         load(&program(&rules)).unwrap();
+        // An ordered list with deny rules, and a deny-all that ends it.
+        let deny = |access, major| Rule {
+            kind: Kind::Char,
+            major,
+            minor: None,
+            access,
+            allow: false,
+        };
+        let mut rules = devices::DEFAULT_RULES.to_vec();
+        rules.push(deny(ACC_WRITE, Some(1)));
+        load(&program(&rules)).unwrap();
+        rules.push(deny(ACC_ALL, None));
+        load(&program(&rules)).unwrap();
+    }
+
+    #[test]
+    fn deny_rules_are_tested_last_first() {
+        let allow = Rule {
+            kind: Kind::Char,
+            major: Some(1),
+            minor: Some(3),
+            access: ACC_ALL,
+            allow: true,
+        };
+        let deny_write = Rule {
+            access: ACC_WRITE,
+            allow: false,
+            ..allow
+        };
+        let p = program(&[allow, deny_write]);
+        assert_eq!(
+            &p[6..],
+            &[
+                // c 1:3 w, deny: touches w
+                jne_imm(2, 2, 7),
+                mov32_reg(1, 3),
+                and32_imm(1, 4),
+                jeq_imm(1, 0, 4),
+                jne_imm(4, 1, 3),
+                jne_imm(5, 3, 2),
+                mov64_imm(0, 0),
+                exit(),
+                // c 1:3 rwm, allow
+                jne_imm(2, 2, 4),
+                jne_imm(4, 1, 3),
+                jne_imm(5, 3, 2),
+                mov64_imm(0, 1),
+                exit(),
+                mov64_imm(0, 0),
+                exit(),
+            ]
+        );
     }
 }

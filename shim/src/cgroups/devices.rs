@@ -17,7 +17,7 @@ pub const ACC_READ: u8 = 2;
 pub const ACC_WRITE: u8 = 4;
 pub const ACC_ALL: u8 = ACC_MKNOD | ACC_READ | ACC_WRITE;
 
-/// One allow rule. `None` numbers match every number.
+/// One rule. `None` numbers match every number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub kind: Kind,
@@ -25,6 +25,8 @@ pub struct Rule {
     pub minor: Option<u32>,
     /// ACC_* bits.
     pub access: u8,
+    /// Allows (otherwise denies) what it matches.
+    pub allow: bool,
 }
 
 const fn char_dev(major: u32, minor: Option<u32>, access: u8) -> Rule {
@@ -33,6 +35,7 @@ const fn char_dev(major: u32, minor: Option<u32>, access: u8) -> Rule {
         major: Some(major),
         minor,
         access,
+        allow: true,
     }
 }
 
@@ -45,12 +48,14 @@ pub const DEFAULT_RULES: [Rule; 11] = [
         major: None,
         minor: None,
         access: ACC_MKNOD,
+        allow: true,
     },
     Rule {
         kind: Kind::Block,
         major: None,
         minor: None,
         access: ACC_MKNOD,
+        allow: true,
     },
     char_dev(1, Some(3), ACC_ALL), // null
     char_dev(1, Some(5), ACC_ALL), // zero
@@ -69,6 +74,7 @@ pub const ALLOW_ALL: Rule = Rule {
     major: None,
     minor: None,
     access: ACC_ALL,
+    allow: true,
 };
 
 impl Rule {
@@ -93,10 +99,12 @@ impl Rule {
             major: num(d.major_number),
             minor: num(d.minor_number),
             access,
+            allow: !d.deny,
         }
     }
 
-    /// The line v1's `devices.allow` takes: `c 1:3 rwm`, `b *:* m`, `a`.
+    /// The line v1's `devices.allow` (or, for a deny rule, `devices.deny`) takes: `c 1:3 rwm`,
+    /// `b *:* m`, `a`.
     pub fn v1_line(&self) -> String {
         let kind = match self.kind {
             Kind::All => return "a".into(),
@@ -114,10 +122,15 @@ impl Rule {
     }
 }
 
-/// The rules of a container: everything with `device_access`, else the defaults and its own.
+/// The rules of a container, in order, after an implicit "deny everything": everything with
+/// `device_access`; else with `devices_exact` its own alone (allow and deny rules, a later one
+/// deciding over an earlier one), otherwise the defaults and its own.
 pub fn rules_for(cg: &Cgroups) -> Vec<Rule> {
     if cg.device_access {
         return vec![ALLOW_ALL];
+    }
+    if cg.devices_exact {
+        return cg.devices.iter().map(Rule::from_config).collect();
     }
     let mut rules = DEFAULT_RULES.to_vec();
     rules.extend(cg.devices.iter().map(Rule::from_config));
@@ -171,5 +184,32 @@ mod tests {
             ..cg
         };
         assert_eq!(rules_for(&all), vec![ALLOW_ALL]);
+    }
+
+    #[test]
+    fn exact_rules_are_the_containers_alone_in_order() {
+        let dev = |kind: &str, major, perms: &str, deny| Device {
+            kind: kind.into(),
+            major_number: major,
+            minor_number: -1,
+            cgroup_permissions: perms.into(),
+            deny,
+            ..Default::default()
+        };
+        let cg = Cgroups {
+            name: "x".into(),
+            devices_exact: true,
+            devices: vec![dev("c", 1, "rwm", false), dev("c", 1, "w", true)],
+            ..Default::default()
+        };
+        let rules = rules_for(&cg);
+        let lines: Vec<(String, bool)> = rules.iter().map(|r| (r.v1_line(), r.allow)).collect();
+        assert_eq!(
+            lines,
+            [
+                ("c 1:* rwm".to_string(), true),
+                ("c 1:* w".to_string(), false)
+            ]
+        );
     }
 }

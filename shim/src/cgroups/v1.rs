@@ -236,7 +236,7 @@ impl Manager for V1 {
             };
             write(&self.need("pids", "pids_limit")?.join("pids.max"), &v)?;
         }
-        Ok(())
+        super::extras::set_v1(&self.cg, r)
     }
 
     fn set_devices(&self, r: &Cgroups) -> Result<()> {
@@ -260,7 +260,12 @@ impl Manager for V1 {
         }
         write(&dir.join("devices.deny"), "a")?;
         for rule in &rules {
-            write(&dir.join("devices.allow"), &rule.v1_line())?;
+            let file = if rule.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write(&dir.join(file), &rule.v1_line())?;
         }
         Ok(())
     }

@@ -188,7 +188,7 @@ impl Manager for V2 {
         if r.pids_limit != 0 {
             self.set_file("pids.max", &max_or(r.pids_limit), "pids_limit")?;
         }
-        Ok(())
+        super::extras::set_v2(&self.cg, &self.dir, r)
     }
 
     fn set_devices(&self, r: &Cgroups) -> Result<()> {

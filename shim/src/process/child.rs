@@ -14,7 +14,6 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
 
-use crate::capabilities;
 use crate::config::Config;
 use crate::namespaces::{self, Namespace};
 use crate::rootfs;
@@ -22,7 +21,12 @@ use crate::seccomp;
 use crate::security;
 use crate::sys::{self};
 
-use super::spec::{ProcessSpec, Stdio};
+use execdriver_spec::oci::Status;
+
+use super::identity::Identity;
+use super::joined::Joined;
+use super::kernel;
+use super::spec::{Launch, ProcessSpec, StartGate, Stdio};
 use super::sync::{recv, send, send_fd, ChildErrorCode, SyncMsg};
 
 /// A failed setup step, carried back to the parent.
@@ -116,6 +120,14 @@ fn wait_configured(sync: &OwnedFd) -> Result<bool, ChildError> {
     }
 }
 
+/// The namespaces an init joins rather than makes.
+pub(super) struct Joins<'a> {
+    /// A `netns` network strategy's file.
+    pub netns: Option<&'a std::fs::File>,
+    /// `namespace_paths`.
+    pub paths: &'a Joined,
+}
+
 /// The container's init: new namespaces are in place; make its world.
 pub(super) fn init_child(
     config: &Config,
@@ -123,8 +135,13 @@ pub(super) fn init_child(
     rootfs: &Path,
     stdio: Stdio,
     sync: &OwnedFd,
-    join_net: Option<&std::fs::File>,
+    joins: Joins<'_>,
+    launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
+    // [proc] Namespaces joined by path, first (the user namespace before the others), so the
+    // shim's setup (cgroups, veths) finds the init where it will stay.
+    joins.paths.enter().map_err(ChildError::precondition)?;
+    let join_net = joins.netns;
     if !wait_configured(sync)? {
         return Ok(None);
     }
@@ -139,7 +156,7 @@ pub(super) fn init_child(
         nix::unistd::setresuid(root_u, root_u, root_u)
             .map_err(|e| ChildError::internal("setuid in the user namespace", e))?;
     }
-    if config.has_namespace(Namespace::Cgroup) {
+    if config.has_namespace(Namespace::Cgroup) && !joins.paths.joins(Namespace::Cgroup) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(|e| ChildError::internal("unshare of the cgroup namespace", e))?;
     }
@@ -153,10 +170,27 @@ pub(super) fn init_child(
         nix::unistd::sethostname(&config.hostname)
             .map_err(|e| ChildError::internal("sethostname", e))?;
     }
-    crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
-    rootfs::setup(config, rootfs).map_err(|e| match e {
+    if !joins.paths.joins(Namespace::Net) {
+        crate::network::setup_container(config).map_err(|e| ChildError::internal("network", e))?;
+    }
+    // [proc] The domain name and sysctls, in the container's namespaces, through the /proc
+    // still mounted from the host (before the rootfs's own /proc and its read-only paths).
+    kernel::set_domainname(config).map_err(|e| ChildError::internal("domainname", e))?;
+    kernel::write_sysctls(config, Path::new("/proc/sys"))
+        .map_err(|e| ChildError::precondition(e.to_string()))?;
+    let mut create_container_hooks = || match &launch.hook_state {
+        Some(state) if !config.hooks.create_container.is_empty() => crate::hooks::run_all(
+            "createContainer",
+            &config.hooks.create_container,
+            &own_state(state, Status::Creating),
+        )
+        .map_err(|e| e.to_string()),
+        _ => Ok(()),
+    };
+    rootfs::setup_with(config, rootfs, &mut create_container_hooks).map_err(|e| match e {
         rootfs::Error::MissingSource { .. }
         | rootfs::Error::NotADirectory(_)
+        | rootfs::Error::BeforePivot(_)
         | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
         e => ChildError::internal("rootfs", e),
     })?;
@@ -164,7 +198,15 @@ pub(super) fn init_child(
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, true)?),
         None => None,
     };
-    finish_child(config, spec, pty, sync)
+    finish_child(config, spec, pty, sync, launch)
+}
+
+/// The state JSON a container-side hook gets: `state` with the process's own pid.
+fn own_state(state: &execdriver_spec::oci::State, status: Status) -> Vec<u8> {
+    let mut state = state.clone();
+    state.pid = std::process::id() as i32;
+    state.status = status;
+    serde_json::to_vec(&state).unwrap_or_default()
 }
 
 /// An exec'd process: enter the container's namespaces, then as the init.
@@ -174,6 +216,7 @@ pub(super) fn join_child(
     opened: &[(Namespace, std::fs::File)],
     stdio: Stdio,
     sync: &OwnedFd,
+    launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
     if !wait_configured(sync)? {
         return Ok(None);
@@ -185,7 +228,7 @@ pub(super) fn join_child(
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, false)?),
         None => None,
     };
-    finish_child(config, spec, pty, sync)
+    finish_child(config, spec, pty, sync, launch)
 }
 
 /// Installs pipe stdio now; returns the size of a terminal to open once in the container.
@@ -223,6 +266,7 @@ fn finish_child(
     spec: &ProcessSpec,
     pty_master: Option<OwnedFd>,
     sync: &OwnedFd,
+    launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
     // After pivot_root (or, for an exec, setns into the mount namespace) "/" is the
     // container's root: the cwd resolves inside it, symlinks included.
@@ -230,6 +274,8 @@ fn finish_child(
     nix::unistd::chdir(cwd)
         .map_err(|e| ChildError::precondition(format!("working directory {cwd}: {e}")))?;
     let exec = prepare_exec(config, spec, pty_master.is_some())?;
+    // [proc] Groups, umask, capability plan, I/O priority and personality.
+    let identity = Identity::new(config, spec);
 
     if let Some(profile) = config.apparmor_profile() {
         // The shim refused the container already when AppArmor is missing and not allowed to be.
@@ -242,10 +288,9 @@ fn finish_child(
             })?;
         }
     }
-    let keep = capabilities::kept(config);
     let filter = match config
         .seccomp
-        .resolve(&keep, crate::seccomp::kernel_version())
+        .resolve(identity.caps.bounding(), crate::seccomp::kernel_version())
     {
         None => None,
         Some(profile) => {
@@ -266,7 +311,13 @@ fn finish_child(
     };
     let nnp = config.no_new_privs();
 
-    capabilities::apply_bounding(&keep).map_err(|e| ChildError::internal("capabilities", e))?;
+    identity
+        .set_scheduling()
+        .map_err(|e| ChildError::internal("scheduling", e))?;
+    identity
+        .caps
+        .before_uid_change()
+        .map_err(|e| ChildError::internal("capabilities", e))?;
     if let (false, Some(p)) = (nnp, &filter) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN, which goes with the uid change:
         // load it now (what follows, setgroups to Ready, is allowed by the default profile).
@@ -274,26 +325,37 @@ fn finish_child(
     }
     let gid = Gid::from_raw(spec.user.gid);
     let uid = Uid::from_raw(spec.user.uid);
-    nix::unistd::setgroups(&[gid]).map_err(|e| ChildError::internal("setgroups", e))?;
+    identity
+        .set_groups()
+        .map_err(|e| ChildError::internal("setgroups", e))?;
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| ChildError::internal("setgid", e))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| ChildError::internal("setuid", e))?;
     // A change of uid or gid clears the parent-death signal: set it again, or a container
     // running as another user would outlive a dead shim.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| ChildError::internal("pdeathsig", e))?;
-    capabilities::apply_process(&keep, uid.is_root())
-        .map_err(|e| ChildError::internal("capabilities", e))?;
+    identity
+        .caps
+        .after_uid_change(uid.is_root())
+        .map_err(|e| ChildError::precondition(format!("capabilities: {e}")))?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| ChildError::internal("no_new_privs", e))?;
     }
     // No descriptor of the shim's reaches the command (what was asked, 0 to 2, is dup'd there).
     sys::cloexec_from(3)
         .map_err(|e| ChildError::internal("marking descriptors close-on-exec", e))?;
+    sys::keep_on_exec(3, launch.preserve_fds)
+        .map_err(|e| ChildError::precondition(format!("preserved descriptors: {e}")))?;
     if let (true, Some(p)) = (nnp, &filter) {
         // Last: from here the process only reports Ready, waits for Start and execs.
         load(p)?;
     }
 
+    identity.set_umask();
+    if launch.outlives_caller() {
+        // The caller exits after Ready (an OCI `create`, a detached exec).
+        nix::sys::prctl::set_pdeathsig(None).map_err(|e| ChildError::internal("pdeathsig", e))?;
+    }
     send_fd(
         sync,
         &SyncMsg::Ready,
@@ -301,12 +363,45 @@ fn finish_child(
     )
     .map_err(|e| ChildError::internal("sync", e))?;
     drop(pty_master);
+    if let StartGate::Fifo(fifo) = &launch.gate {
+        let mut opened = wait_fifo(fifo)?;
+        let hooks = match &launch.hook_state {
+            Some(state) => crate::hooks::run_all(
+                "startContainer",
+                &config.hooks.start_container,
+                &own_state(state, Status::Created),
+            )
+            .map_err(|e| ChildError::precondition(e.to_string())),
+            None => Ok(()),
+        };
+        // `start` reads "0" (go on) or why not, until EOF: the descriptor is close-on-exec,
+        // so `start` returns once the command is exec'd.
+        let said = match &hooks {
+            Ok(()) => "0".to_owned(),
+            Err(e) => e.message.clone(),
+        };
+        std::io::Write::write_all(&mut opened, said.as_bytes())
+            .map_err(|e| ChildError::internal("writing the exec fifo", e))?;
+        hooks?;
+        std::mem::forget(opened);
+        return Ok(Some(exec));
+    }
     match recv(sync) {
         Ok(Some(SyncMsg::Start)) => Ok(Some(exec)),
         Ok(None) => Ok(None),
         Ok(Some(other)) => Err(ChildError::internal("sync", format!("{other:?}"))),
         Err(e) => Err(ChildError::internal("sync", e)),
     }
+}
+
+/// Blocks until `start` opens the exec fifo for reading (opening it for writing through
+/// /proc/self/fd: the descriptor is `O_PATH`).
+fn wait_fifo(fifo: &OwnedFd) -> Result<std::fs::File, ChildError> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| ChildError::internal("opening the exec fifo", e))
 }
 
 /// Makes three descriptors the process's 0, 1 and 2.
@@ -380,8 +475,15 @@ fn prepare_exec(config: &Config, spec: &ProcessSpec, tty: bool) -> Result<Exec, 
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
+    // Worded as runc and Go's exec say it: engines turn these words into exit code 127.
     let path = find_executable(cmd, path_env).ok_or_else(|| {
-        ChildError::precondition(format!("exec {cmd}: no such executable in the container"))
+        ChildError::precondition(if cmd.contains('/') && Path::new(cmd).exists() {
+            format!("exec: {cmd:?}: permission denied")
+        } else if cmd.contains('/') {
+            format!("exec: {cmd:?}: stat {cmd}: no such file or directory")
+        } else {
+            format!("exec: {cmd:?}: executable file not found in $PATH")
+        })
     })?;
     let cstr = |s: &[u8]| {
         CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()))

@@ -14,10 +14,17 @@
 //!                                        or Error (exec failed)
 //! ```
 //!
+//! With [`StartGate::Fifo`] (an OCI runtime's `create`, see `crate::runtime`) the init
+//! outlives its caller instead: after Ready it opens the exec fifo for writing, which blocks
+//! until `start` opens it for reading, writes "0" (or why not) and execs.
+//!
 //! `sync.rs` holds the channel and its messages, `spec.rs` what a process is given, and
 //! `child.rs` everything the child does; this file is the shim's side.
 
 mod child;
+mod identity;
+mod joined;
+mod kernel;
 mod spec;
 mod sync;
 
@@ -36,7 +43,9 @@ use crate::sys::{self, Forked};
 
 use child::{child_end, close_inherited, init_child, join_child, ChildError};
 pub use child::{find_executable, process_env};
-pub use spec::{ProcessSpec, Stdio};
+pub use identity::{Identity, DEFAULT_UMASK};
+pub use kernel::sysctl_path;
+pub use spec::{Launch, OwnSettings, ProcessSpec, StartGate, Stdio};
 use sync::{recv, recv_fd, send, sync_pair};
 pub use sync::{ChildErrorCode, Error, SyncMsg};
 
@@ -60,12 +69,26 @@ pub fn create(
     stdio: Stdio,
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
+    create_with(config, rootfs, stdio, Launch::default(), parent_setup)
+}
+
+/// [`create`] with `launch`'s options: how the init waits for its go, the descriptors it
+/// keeps, the hooks it runs.
+pub fn create_with(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    launch: Launch,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
     let spec = ProcessSpec::from_config(config);
     let (parent_sock, child_sock) = sync_pair()?;
     // A `netns` network strategy replaces a new network namespace: its file is opened here,
     // the clone leaves out CLONE_NEWNET, and the init joins it.
     let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
-    let mut flags = namespaces::clone_flags(&config.namespaces);
+    // Namespaces joined by path (`namespace_paths`) likewise: opened and checked here.
+    let joined = joined::Joined::open(config)?;
+    let mut flags = joined.clone_flags(config);
     if join_net.is_some() {
         flags.remove(CloneFlags::CLONE_NEWNET);
     }
@@ -73,23 +96,37 @@ pub fn create(
     // it once it is in the container's cgroups (after Configured), so the container sees its
     // own cgroup as "/".
     flags.remove(CloneFlags::CLONE_NEWCGROUP);
-    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
-    #[allow(unsafe_code)]
-    let forked = unsafe { sys::clone_process(flags) }.map_err(Error::Clone)?;
-    match forked {
+    let forked = joined::in_pid_ns(
+        joined.pid(),
+        || {
+            // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
+            // thread).
+            #[allow(unsafe_code)]
+            let forked = unsafe { sys::clone_process(flags) };
+            forked
+        },
+        |f| matches!(f, Forked::Parent(_)),
+    )?;
+    match forked.map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
             let mut keep = stdio.raw_fds();
             keep.push(child_sock.as_raw_fd());
             keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
-            let r = close_inherited(&keep).and_then(|_| {
-                init_child(config, &spec, rootfs, stdio, &child_sock, join_net.as_ref())
-            });
+            keep.extend(joined.raw_fds());
+            keep.extend(launch.raw_fds());
+            let nets = child::Joins {
+                netns: join_net.as_ref(),
+                paths: &joined,
+            };
+            let r = close_inherited(&keep)
+                .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets, &launch));
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
+            drop(launch);
             Created::configure(pid, parent_sock, config, true, parent_setup)
         }
     }
@@ -106,6 +143,25 @@ pub fn join(
     stdio: Stdio,
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
+    join_with(
+        config,
+        init_pid,
+        spec,
+        stdio,
+        Launch::default(),
+        parent_setup,
+    )
+}
+
+/// [`join`] with `launch`'s options (descriptors kept, a detached process).
+pub fn join_with(
+    config: &Config,
+    init_pid: Pid,
+    spec: &ProcessSpec,
+    stdio: Stdio,
+    launch: Launch,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
     let joining: Vec<Namespace> = config
         .namespaces
         .iter()
@@ -116,38 +172,40 @@ pub fn join(
     let (parent_sock, child_sock) = sync_pair()?;
     // The PID namespace applies to children: enter it for the clone, then come back.
     let pid_ns = if config.has_namespace(Namespace::Pid) {
-        let theirs =
-            std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?;
-        let ours = std::fs::File::open("/proc/self/ns/pid").map_err(Error::Join)?;
-        nix::sched::setns(&theirs, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
-        Some(ours)
+        Some(std::fs::File::open(format!("/proc/{init_pid}/ns/pid")).map_err(Error::Join)?)
     } else {
         None
     };
-    // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a thread).
-    #[allow(unsafe_code)]
-    let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
-    if let (Some(ours), Ok(Forked::Parent(_)) | Err(_)) = (&pid_ns, &forked) {
-        // Only the parent goes back; failing to would put every later child in the container.
-        nix::sched::setns(ours, CloneFlags::CLONE_NEWPID).map_err(|e| Error::Join(e.into()))?;
-    }
+    let forked = joined::in_pid_ns(
+        pid_ns.as_ref(),
+        || {
+            // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
+            // thread).
+            #[allow(unsafe_code)]
+            let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
+            forked
+        },
+        |f| matches!(f, Forked::Parent(_)),
+    )?;
     match forked.map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
             let mut keep = stdio.raw_fds();
             keep.push(child_sock.as_raw_fd());
             keep.extend(opened.iter().map(|(_, f)| f.as_raw_fd()));
+            keep.extend(launch.raw_fds());
             // Until it execs, this process is the shim's image inside the container: keep
             // other container processes out of its /proc/PID (exe, mem, fds), from the start.
             let r = nix::sys::prctl::set_dumpable(false)
                 .map_err(|e| ChildError::internal("dumpable", e))
                 .and_then(|_| close_inherited(&keep))
-                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock));
+                .and_then(|_| join_child(config, spec, &opened, stdio, &child_sock, &launch));
             child_end(r, &child_sock)
         }
         Forked::Parent(pid) => {
             drop(child_sock);
             drop(stdio);
+            drop(launch);
             Created::configure(pid, parent_sock, config, false, parent_setup)
         }
     }
@@ -205,6 +263,12 @@ impl Created {
             Some(SyncMsg::Error { code, message }) => Err(Error::Child { code, message }),
             Some(other) => Err(Error::Protocol(format!("{other:?}"))),
         }
+    }
+
+    /// Lets go of a process that waits on its exec fifo ([`StartGate::Fifo`]): it needs
+    /// nothing more from the caller, which may exit.
+    pub fn release(mut self) {
+        self.sync = None;
     }
 
     fn kill_and_reap(&mut self) {

@@ -49,6 +49,20 @@ pub struct ProcessSpec {
     /// Run a minimal init as PID 1 that starts the command, forwards signals to it and reaps
     /// orphans (the container's init only).
     pub init: bool,
+    /// What an exec'd process may say for itself (an OCI process.json does); `None` for each
+    /// means the container's value from its config, as the init has it.
+    pub own: OwnSettings,
+}
+
+/// A process's own groups, umask, capability sets and I/O priority, where they differ from the
+/// container's config. All `None` (the default): the config's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnSettings {
+    /// Supplementary groups besides the gid.
+    pub additional_gids: Option<Vec<u32>>,
+    pub umask: Option<u32>,
+    pub capability_sets: Option<crate::config::CapabilitySets>,
+    pub io_priority: Option<crate::config::IoPriority>,
 }
 
 impl ProcessSpec {
@@ -60,6 +74,51 @@ impl ProcessSpec {
             cwd: config.working_dir.clone(),
             user: config.user(),
             init: config.init,
+            own: OwnSettings::default(),
         }
+    }
+}
+
+/// How a created process waits for its go.
+#[derive(Debug, Default)]
+pub enum StartGate {
+    /// The caller sends Start over the sync socket ([`super::Created::start`]); the process
+    /// dies with the caller until it execs (the shim, nsinit, the default).
+    #[default]
+    Socket,
+    /// The process outlives its caller (an OCI runtime's `create` exits): after Ready it
+    /// opens this `O_PATH` descriptor of the exec fifo for writing (`/proc/self/fd/N`), which
+    /// blocks until `start` opens the fifo for reading, writes one byte, runs the
+    /// startContainer hooks, and execs.
+    Fifo(OwnedFd),
+}
+
+/// Options of a process's creation beyond its config ([`super::create_with`],
+/// [`super::join_with`]); the default is what the shim does.
+#[derive(Debug, Default)]
+pub struct Launch {
+    pub gate: StartGate,
+    /// The caller's descriptors 3 to 3+N-1 stay open in the process (runc's --preserve-fds).
+    pub preserve_fds: u32,
+    /// The process outlives its caller after Ready (no parent-death signal): a detached exec.
+    /// Implied by [`StartGate::Fifo`].
+    pub detached: bool,
+    /// The state JSON the container-side hooks (createContainer, startContainer) get on their
+    /// stdin; its `pid` is set to the process's own.
+    pub hook_state: Option<execdriver_spec::oci::State>,
+}
+
+impl Launch {
+    pub(super) fn outlives_caller(&self) -> bool {
+        self.detached || matches!(self.gate, StartGate::Fifo(_))
+    }
+
+    /// The descriptors the child keeps through its setup.
+    pub(super) fn raw_fds(&self) -> Vec<RawFd> {
+        let mut fds: Vec<RawFd> = (3..3 + self.preserve_fds as RawFd).collect();
+        if let StartGate::Fifo(f) = &self.gate {
+            fds.push(f.as_raw_fd());
+        }
+        fds
     }
 }

@@ -57,6 +57,9 @@ pub enum Error {
     Protocol(String),
     #[error("{0}")]
     Network(#[source] crate::network::Error),
+    /// A namespace to join (`namespace_paths`) that cannot be: the field, and why.
+    #[error("{field}: {reason}")]
+    Namespace { field: String, reason: String },
 }
 
 impl Error {
@@ -67,6 +70,7 @@ impl Error {
                 ..
             } => ErrorCode::FailedPrecondition,
             Error::Network(e) => e.code(),
+            Error::Namespace { .. } => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
         }
     }

@@ -461,7 +461,7 @@ fn validation_names_the_field() {
     for (mutate, field) in cases {
         let mut p = base();
         mutate(&mut p);
-        assert_eq!(p.validate().unwrap_err().0, field);
+        assert_eq!(p.validate().unwrap_err().0.path(false), field);
     }
 }
 

@@ -282,6 +282,7 @@ impl Shim {
             cwd: spec.cwd,
             user,
             init: false,
+            own: Default::default(),
         };
         match self.make_exec(
             &spec.exec_id,

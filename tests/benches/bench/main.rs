@@ -3,7 +3,7 @@
 //!
 //! `scripts/bench.sh` installs the peers (Debian packages), builds everything in release mode
 //! and runs this: `cargo bench -p execdriver-tests --bench bench -- [NAME...]` with NAME among
-//! start, exec, many, memory, throughput (default: all). Every peer is measured in the same
+//! start, exec, many, memory, throughput, oci (default: all). Every peer is measured in the same
 //! run, alternating round by round, on the same busybox rootfs and the same namespaces. The
 //! tables go to stdout and `bench-results.md`, the chart to `docs/bench.svg`.
 //!
@@ -19,7 +19,8 @@
 //! round, and Run/Wait/Delete through the API, timed. The rest: `report` (rows, tables, the
 //! chart), `crun` (the crun helper), `peers` (the peers' set-up: bundles, a private
 //! containerd, the shared environment), and one module per section: `start`, `exec`,
-//! `many`, `memory`, `throughput`.
+//! `many`, `memory`, `throughput`, `oci` (execdriver-runc beside runc and crun, and under
+//! `docker run`).
 
 use std::path::Path;
 use std::process::Command;
@@ -31,6 +32,7 @@ mod crun;
 mod exec;
 mod many;
 mod memory;
+mod oci;
 mod peers;
 mod report;
 mod start;
@@ -40,6 +42,7 @@ use crun::crun_runner;
 use exec::exec_latency;
 use many::many;
 use memory::memory;
+use oci::oci;
 use peers::Env;
 use report::{svg, Report};
 use start::{migration_cost, start_latency};
@@ -152,6 +155,9 @@ fn main() {
     }
     if want("throughput") {
         rt.block_on(throughput(&mut env, 5, &mut report));
+    }
+    if want("oci") {
+        oci(&mut env, rounds, &mut report);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     std::fs::write(root.join("bench-results.md"), &report.text).unwrap();

@@ -67,6 +67,55 @@ pub struct Cgroups {
     /// `FROZEN` starts the container paused (frozen right after Start); `THAWED` or empty: not.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub freezer: String,
+
+    // What an OCI config.json can say beyond the above (all optional).
+    /// The device rules are `devices` alone, in order, with nothing allowed before them (OCI
+    /// `linux.resources.devices`); otherwise the default list comes first.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub devices_exact: bool,
+    /// Memory swappiness, 0 to 100 (v1 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<u64>,
+    /// Real-time CPU time per period and the period, microseconds (v1 `cpu.rt_*`).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_rt_runtime: i64,
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub cpu_rt_period: i64,
+    /// Per-device block I/O weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_weight_devices: Vec<BlkioDevice>,
+    /// Per-device block I/O limits: bytes and operations per second, read and write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_read_bps: Vec<BlkioDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_write_bps: Vec<BlkioDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_read_iops: Vec<BlkioDevice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_write_iops: Vec<BlkioDevice>,
+    /// Huge page limits, bytes per page size (`2MB`, `1GB`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hugepage_limits: Vec<HugepageLimit>,
+    /// cgroup v2 files written as they are, after the fields above (`"memory.high": "1G"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unified: std::collections::BTreeMap<String, String>,
+}
+
+/// A block device and a value for it: a weight (10 to 1000) or a rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub value: u64,
+}
+
+/// A huge page size (`2MB`, `1GB`, `64KB`) and its limit in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HugepageLimit {
+    pub page_size: String,
+    pub limit: u64,
 }
 
 fn is_zero_i64(v: &i64) -> bool {
@@ -90,9 +139,17 @@ pub struct Device {
     /// Any of `r`, `w`, `m` (mknod).
     pub cgroup_permissions: String,
     /// Permission bits of the node made at `path`; 0 means 0666.
-
     #[serde(default, skip_serializing_if = "is_zero")]
     pub file_mode: u32,
+    /// A rule that refuses rather than allows (with `Cgroups::devices_exact`, rules apply in
+    /// order).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deny: bool,
+    /// Owner of the node made at `path`; absent: root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }
 
 /// Smallest memory limit accepted: below it a container cannot even be set up.

@@ -34,15 +34,41 @@ pub enum Field {
     Network(usize, NetworkField),
     Rlimit(usize, RlimitField),
     OomScoreAdj,
-    /// A field of the seccomp profile, as a path within the profile's OCI JSON shape
-    /// (`""`, `.defaultAction`, `.syscalls[2].names[0]`): the same in every vocabulary.
-    Seccomp(String),
+    /// A field of the seccomp profile (named within the profile by each vocabulary).
+    Seccomp(crate::seccomp::SeccompField),
     MaskedPath(usize),
     ReadonlyPath(usize),
     /// `uid_mappings` or `gid_mappings` as a whole.
     IdMaps(IdKind),
     IdMap(IdKind, usize, IdMapField),
     ApparmorProfile,
+    Domainname,
+    AdditionalGid(usize),
+    Umask,
+    /// A capability of a set (`bounding`, `effective`, `inheritable`, `permitted`, `ambient`).
+    CapabilitySet(&'static str, usize),
+    Filesystem(usize, FilesystemField),
+    NamespacePath(crate::namespaces::Namespace),
+    Sysctl(String),
+    RootfsPropagation,
+    Personality,
+    /// A hook: its point (`prestart`, `create_runtime`, ...), its index, which field.
+    Hook(&'static str, usize, HookField),
+    IoPriority,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilesystemField {
+    Destination,
+    Type,
+    Source,
+    Options,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookField {
+    Path,
+    Timeout,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +95,13 @@ pub enum CgroupField {
     /// The device list as a whole.
     Devices,
     Freezer,
+    MemorySwappiness,
+    CpuRtRuntime,
+    CpuRtPeriod,
+    BlkioWeightDevices,
+    BlkioThrottle,
+    HugepageLimits,
+    Unified,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +162,13 @@ impl CgroupField {
             CgroupField::PidsLimit => "pids_limit",
             CgroupField::Devices => "devices",
             CgroupField::Freezer => "freezer",
+            CgroupField::MemorySwappiness => "memory_swappiness",
+            CgroupField::CpuRtRuntime => "cpu_rt_runtime",
+            CgroupField::CpuRtPeriod => "cpu_rt_period",
+            CgroupField::BlkioWeightDevices => "blkio_weight_devices",
+            CgroupField::BlkioThrottle => "blkio_read_bps",
+            CgroupField::HugepageLimits => "hugepage_limits",
+            CgroupField::Unified => "unified",
         }
     }
 }
@@ -197,12 +237,37 @@ impl Field {
                 }
             ),
             Field::OomScoreAdj => "oom_score_adj".into(),
-            Field::Seccomp(p) => format!("seccomp{p}"),
+            Field::Seccomp(f) => format!("seccomp{}", f.path(true)),
             Field::MaskedPath(i) => format!("masked_paths[{i}]"),
             Field::ReadonlyPath(i) => format!("readonly_paths[{i}]"),
             Field::IdMaps(k) => k.name().into(),
             Field::IdMap(k, i, f) => format!("{}[{i}].{}", k.name(), f.name()),
             Field::ApparmorProfile => "context.apparmor_profile".into(),
+            Field::Domainname => "domainname".into(),
+            Field::AdditionalGid(i) => format!("additional_gids[{i}]"),
+            Field::Umask => "umask".into(),
+            Field::CapabilitySet(set, i) => format!("capability_sets.{set}[{i}]"),
+            Field::Filesystem(i, f) => format!(
+                "filesystems[{i}].{}",
+                match f {
+                    FilesystemField::Destination => "destination",
+                    FilesystemField::Type => "type",
+                    FilesystemField::Source => "source",
+                    FilesystemField::Options => "options",
+                }
+            ),
+            Field::NamespacePath(ns) => format!("namespace_paths.{}", ns.name()),
+            Field::Sysctl(key) => format!("sysctl.{key}"),
+            Field::RootfsPropagation => "rootfs_propagation".into(),
+            Field::Personality => "personality".into(),
+            Field::IoPriority => "io_priority".into(),
+            Field::Hook(point, i, f) => format!(
+                "hooks.{point}[{i}].{}",
+                match f {
+                    HookField::Path => "path",
+                    HookField::Timeout => "timeout",
+                }
+            ),
         }
     }
 }

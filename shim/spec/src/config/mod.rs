@@ -12,14 +12,20 @@
 
 mod cgroups;
 mod error;
+mod extended;
 mod security;
 mod validate;
 
-pub use cgroups::{parse_cpu_list, Cgroups, Device, MAX_MAJOR, MAX_MINOR, MAX_PIDS, MIN_MEMORY};
-pub use error::{
-    CgroupField, ConfigError, DeviceField, Field, IdKind, IdMapField, LoadError, MountField,
-    NetworkField, RlimitField,
+pub use crate::hooks::{Hook, Hooks};
+pub use cgroups::{
+    parse_cpu_list, BlkioDevice, Cgroups, Device, HugepageLimit, MAX_MAJOR, MAX_MINOR, MAX_PIDS,
+    MIN_MEMORY,
 };
+pub use error::{
+    CgroupField, ConfigError, DeviceField, Field, FilesystemField, HookField, IdKind, IdMapField,
+    LoadError, MountField, NetworkField, RlimitField,
+};
+pub use extended::{hugepage_size, sysctl_namespace, PROPAGATIONS};
 pub use validate::{check, MAX_ARG_BYTES, MAX_HOSTNAME};
 
 use std::collections::BTreeMap;
@@ -104,6 +110,89 @@ pub struct Config {
     /// With NEWUSER: its gids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gid_mappings: Vec<crate::security::IdMap>,
+
+    // What an OCI config.json can say beyond the above (all optional; see `crate::oci`).
+    /// The NIS domain name (`setdomainname`); needs NEWUTS.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub domainname: String,
+    /// Supplementary groups of the process besides its gid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_gids: Vec<u32>,
+    /// The process's umask; absent: 0022.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umask: Option<u32>,
+    /// The five capability sets, named as `capabilities`. When present they replace
+    /// `capabilities` and `capabilities_mask` (and ambient capabilities are raised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability_sets: Option<CapabilitySets>,
+    /// The container's filesystems, mounted in order with OCI semantics. When present they
+    /// replace the built-in set (/proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue) and
+    /// `mounts`; the container's /dev then holds only the standard devices, `cgroups.devices`
+    /// nodes and what these mounts put there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystems: Option<Vec<Filesystem>>,
+    /// Namespaces joined rather than made, by their file: `{"NEWNET": "/proc/7/ns/net"}`. Each
+    /// must also be listed in `namespaces`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespace_paths: BTreeMap<Namespace, PathBuf>,
+    /// Kernel parameters written under /proc/sys in the container (`net.ipv4.ip_forward`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctl: BTreeMap<String, String>,
+    /// The propagation of the container's root mount: `private`, `rprivate` (the default),
+    /// `slave`, `rslave`, `shared`, `rshared`, `unbindable`, `runbindable`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rootfs_propagation: String,
+    /// The execution domain (`personality(2)`): `LINUX` or `LINUX32`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub personality: String,
+    /// Programs run at points of the container's life (OCI hooks).
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+    /// The process's I/O scheduling (`ioprio_set(2)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<IoPriority>,
+}
+
+/// An I/O scheduling class (`IOPRIO_CLASS_RT`, `IOPRIO_CLASS_BE`, `IOPRIO_CLASS_IDLE`) and a
+/// priority within it, 0 (highest) to 7.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoPriority {
+    pub class: String,
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// The capability sets of a process, each a list of names as `capabilities` takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitySets {
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
+}
+
+/// A filesystem of the container: `kind` is the filesystem type (`proc`, `tmpfs`, `sysfs`,
+/// `devpts`, `mqueue`, `cgroup`, `cgroup2`, ...) or `bind`; `options` are mount(8)'s (`ro`,
+/// `nosuid`, `rbind`, `rprivate`, `mode=755`, ...): flags are applied as flags, the rest passed
+/// to the filesystem as data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    pub destination: PathBuf,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -400,6 +400,7 @@ fn cgroup_resources_are_checked_and_errors_name_the_field() {
             minor_number: 229,
             cgroup_permissions: "rwm".into(),
             file_mode: 0o600,
+            ..Default::default()
         }];
     })
     .validate()

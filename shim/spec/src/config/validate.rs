@@ -175,7 +175,8 @@ impl Config {
             return Err(ConfigError::new(Field::Arg(0), "empty command"));
         }
         self.check_networks()?;
-        super::security::validate(self)
+        super::security::validate(self)?;
+        super::extended::validate(self)
     }
 
     /// The `networks` strategies: known types, with the fields each needs, well-formed.

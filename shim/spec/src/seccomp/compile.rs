@@ -225,7 +225,7 @@ type Block = Vec<(Vec<Cond>, Action)>;
 pub fn compile(profile: &Profile, arch: Arch) -> Result<Program, String> {
     profile
         .validate()
-        .map_err(|(f, why)| format!("{f}: {why}"))?;
+        .map_err(|(f, why)| format!("{}: {why}", f.path(true)))?;
     let default = Action::parse(&profile.default_action, profile.default_errno_ret)?;
     // Number -> its rules in profile order (BTreeMap: sorted for the search tree).
     let mut by_nr: BTreeMap<u32, Block> = BTreeMap::new();

@@ -97,8 +97,8 @@ impl Seccomp {
         }
     }
 
-    /// Checks the setting; errors are (the sub-field, e.g. `.syscalls[3].names[0]`, and why).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks the setting; an error is the field and why.
+    pub fn validate(&self) -> Result<(), (SeccompField, String)> {
         match self {
             Seccomp::Profile(p) => p.validate(),
             _ => Ok(()),
@@ -263,20 +263,57 @@ pub const FLAGS: [(&str, u32); 3] = [
 const MAX_RULES: usize = 4096;
 const MAX_NAMES: usize = 4096;
 
+/// A field of a profile that a check refused. Its path within the profile depends on the
+/// vocabulary: [`SeccompField::path`] with `camel` for the OCI JSON shape (container.json,
+/// config.json), without for the gRPC request (`default_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeccompField {
+    DefaultAction,
+    Architecture(usize),
+    Flag(usize),
+    Syscalls,
+    Names(usize),
+    Name(usize, usize),
+    Action(usize),
+    Args(usize),
+    ArgIndex(usize, usize),
+    ArgOp(usize, usize),
+}
+
+impl SeccompField {
+    /// The path within the profile: `.defaultAction` (`camel`) or `.default_action`,
+    /// `.syscalls[3].names[0]`.
+    pub fn path(self, camel: bool) -> String {
+        match self {
+            SeccompField::DefaultAction if camel => ".defaultAction".into(),
+            SeccompField::DefaultAction => ".default_action".into(),
+            SeccompField::Architecture(i) => format!(".architectures[{i}]"),
+            SeccompField::Flag(i) => format!(".flags[{i}]"),
+            SeccompField::Syscalls => ".syscalls".into(),
+            SeccompField::Names(i) => format!(".syscalls[{i}].names"),
+            SeccompField::Name(i, j) => format!(".syscalls[{i}].names[{j}]"),
+            SeccompField::Action(i) => format!(".syscalls[{i}].action"),
+            SeccompField::Args(i) => format!(".syscalls[{i}].args"),
+            SeccompField::ArgIndex(i, j) => format!(".syscalls[{i}].args[{j}].index"),
+            SeccompField::ArgOp(i, j) => format!(".syscalls[{i}].args[{j}].op"),
+        }
+    }
+}
+
 impl Profile {
-    /// Checks the profile; errors are (the sub-field, e.g. `.syscalls[3].names[0]`, and why).
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |f: String, why: String| Err((f, why));
+    /// Checks the profile; an error is the field and why.
+    pub fn validate(&self) -> Result<(), (SeccompField, String)> {
+        let err = |f: SeccompField, why: String| Err((f, why));
         if self.default_action.is_empty() {
-            return err(".default_action".into(), "missing".into());
+            return err(SeccompField::DefaultAction, "missing".into());
         }
         if let Err(why) = Action::parse(&self.default_action, self.default_errno_ret) {
-            return err(".default_action".into(), why);
+            return err(SeccompField::DefaultAction, why);
         }
         for (i, a) in self.architectures.iter().enumerate() {
             if !KNOWN_ARCHES.contains(&a.as_str()) {
                 return err(
-                    format!(".architectures[{i}]"),
+                    SeccompField::Architecture(i),
                     format!("unknown architecture {a:?}"),
                 );
             }
@@ -284,7 +321,7 @@ impl Profile {
         for (i, f) in self.flags.iter().enumerate() {
             if !FLAGS.iter().any(|(n, _)| n == f) {
                 return err(
-                    format!(".flags[{i}]"),
+                    SeccompField::Flag(i),
                     format!(
                         "{f:?} is not one of SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW"
                     ),
@@ -293,18 +330,17 @@ impl Profile {
         }
         if self.syscalls.len() > MAX_RULES {
             return err(
-                ".syscalls".into(),
+                SeccompField::Syscalls,
                 format!("{} rules; at most {MAX_RULES}", self.syscalls.len()),
             );
         }
         for (i, s) in self.syscalls.iter().enumerate() {
-            let f = |sub: &str| format!(".syscalls[{i}]{sub}");
             if s.names.is_empty() {
-                return err(f(".names"), "empty".into());
+                return err(SeccompField::Names(i), "empty".into());
             }
             if s.names.len() > MAX_NAMES {
                 return err(
-                    f(".names"),
+                    SeccompField::Names(i),
                     format!("{} names; at most {MAX_NAMES}", s.names.len()),
                 );
             }
@@ -316,27 +352,27 @@ impl Profile {
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                 {
                     return err(
-                        f(&format!(".names[{j}]")),
+                        SeccompField::Name(i, j),
                         format!("{n:?} is not a syscall name"),
                     );
                 }
             }
             if let Err(why) = Action::parse(&s.action, s.errno_ret) {
-                return err(f(".action"), why);
+                return err(SeccompField::Action(i), why);
             }
             if s.args.len() > 6 {
-                return err(f(".args"), "at most 6 conditions".into());
+                return err(SeccompField::Args(i), "at most 6 conditions".into());
             }
             for (j, a) in s.args.iter().enumerate() {
                 if a.index > 5 {
                     return err(
-                        f(&format!(".args[{j}].index")),
+                        SeccompField::ArgIndex(i, j),
                         format!("{} is not an argument index (0 to 5)", a.index),
                     );
                 }
                 if Op::parse(&a.op).is_none() {
                     return err(
-                        f(&format!(".args[{j}].op")),
+                        SeccompField::ArgOp(i, j),
                         format!("unknown comparison {:?}", a.op),
                     );
                 }

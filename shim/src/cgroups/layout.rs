@@ -1,0 +1,159 @@
+//! The cgroup hierarchies the host has mounted, read from /proc/self/mountinfo: v1
+//! hierarchies with their controllers, and the unified (v2) one.
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::{Error, Result};
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mountpoint: PathBuf,
+    /// v1 controllers bound to it (`cpu`, `memory`, `name=systemd`, ...); empty for v2.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+}
+
+/// The hierarchies the host has mounted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub hierarchies: Vec<Hierarchy>,
+}
+
+impl Layout {
+    /// Reads /proc/self/mountinfo.
+    pub fn detect() -> Result<Layout> {
+        let text = fs::read_to_string("/proc/self/mountinfo").map_err(Error::Mounts)?;
+        Ok(Layout::parse(&text))
+    }
+
+    /// Parses mountinfo text: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE SRC SUPEROPTS`.
+    pub fn parse(mountinfo: &str) -> Layout {
+        let mut hierarchies: Vec<Hierarchy> = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fields: Vec<&str> = left.split(' ').collect();
+            let rfields: Vec<&str> = right.split(' ').collect();
+            if fields.len() < 5 || rfields.len() < 3 {
+                continue;
+            }
+            let mountpoint = PathBuf::from(unescape(fields[4]));
+            let h = match rfields[0] {
+                "cgroup2" => Hierarchy {
+                    mountpoint,
+                    controllers: Vec::new(),
+                    v2: true,
+                },
+                "cgroup" => {
+                    let controllers: Vec<String> = rfields[2]
+                        .split(',')
+                        .filter(|o| {
+                            !matches!(
+                                *o,
+                                "rw" | "ro"
+                                    | "relatime"
+                                    | "noatime"
+                                    | "nosuid"
+                                    | "nodev"
+                                    | "noexec"
+                            ) && !o.starts_with("release_agent=")
+                                && *o != "clone_children"
+                                && *o != "xattr"
+                        })
+                        .map(str::to_owned)
+                        .collect();
+                    Hierarchy {
+                        mountpoint,
+                        controllers,
+                        v2: false,
+                    }
+                }
+                _ => continue,
+            };
+            // A hierarchy mounted twice (bind mounts) counts once.
+            if !hierarchies
+                .iter()
+                .any(|x| x.v2 == h.v2 && x.controllers == h.controllers)
+            {
+                hierarchies.push(h);
+            }
+        }
+        Layout { hierarchies }
+    }
+
+    /// "v1", "v2" or "hybrid".
+    pub fn mode(&self) -> &'static str {
+        let v1 = self.hierarchies.iter().any(|h| !h.v2);
+        let v2 = self.hierarchies.iter().any(|h| h.v2);
+        match (v1, v2) {
+            (true, true) => "hybrid",
+            (false, true) => "v2",
+            (true, false) => "v1",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How v2 files (and v1 pids.max) spell "no limit".
+#[cfg(test)]
+mod tests {
+    use super::super::Cgroup;
+    use super::*;
+    use std::path::Path;
+
+    const HYBRID: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+30 29 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+31 29 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+32 29 0:28 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+33 29 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+34 29 0:27 / /mnt/again rw,relatime - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn parses_hybrid_layout() {
+        let l = Layout::parse(HYBRID);
+        assert_eq!(l.mode(), "hybrid");
+        assert_eq!(l.hierarchies.len(), 4);
+        assert_eq!(l.hierarchies[0].controllers, vec!["cpu"]);
+        assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd"]);
+        assert!(l.hierarchies[3].v2);
+        let cg = Cgroup::new(&l, "execdriver", "abc").unwrap();
+        assert_eq!(
+            cg.dir_for("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/execdriver/abc")
+        );
+        assert_eq!(
+            cg.dir_for("pids").unwrap(),
+            Path::new("/sys/fs/cgroup/unified/execdriver/abc")
+        );
+    }
+
+    #[test]
+    fn unescapes_mountpoints() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+}

@@ -1,0 +1,208 @@
+//! The container's filesystem: propagation, bind mounts, /proc, /sys, /dev, and `pivot_root`.
+//!
+//! `setup` makes the root a mount, mounts either the built-in set ([`builtin`]) or the OCI list
+//! `filesystems` ([`mounts`], [`cgroupfs`]; options split by [`options`]), with the device
+//! nodes of [`dev`] and the bind mounts of [`binds`], all resolved inside the rootfs by
+//! [`paths`]; then `pivot_root`, the root's propagation, masked and read-only paths.
+//!
+//! Runs in the container's init, inside its new mount namespace, before it execs. Nothing done
+//! here is visible on the host: the first step makes every mount a slave of the host's, so
+//! mounts made inside never propagate out, and they all vanish with the namespace.
+
+mod base;
+mod binds;
+mod builtin;
+mod cgroupfs;
+mod dev;
+mod mounts;
+pub mod options;
+mod paths;
+
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, pivot_root};
+
+pub use base::{remount_readonly, Error, Result};
+pub use paths::{open_in_root, Create};
+
+use crate::config::Config;
+use base::{do_mount, refused};
+
+/// Sets up the container's filesystem under `rootfs` and makes it `/`. The caller is the init,
+/// in its new mount namespace.
+///
+/// Every mount point inside the rootfs is resolved with [`open_in_root`] and mounted on
+/// through its descriptor (`/proc/self/fd/N`), so a symlink in the rootfs (say /etc ->
+/// /host/etc) leads to a place inside the rootfs, never onto the host. Bind mounts are made
+/// with open_tree + move_mount where the kernel has them (5.2), so their read-only remount and
+/// propagation apply to the very mount made; elsewhere the destination is resolved again,
+/// inside the rootfs. After `pivot_root`, "/" is the rootfs, and the masked and read-only
+/// paths, the working directory and everything the process does resolve inside it.
+pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
+    setup_with(config, rootfs, &mut || Ok(()))
+}
+
+/// [`setup`], running `before_pivot` once the mounts are made, before pivot_root (in the
+/// container's mount namespace, the host's tree still visible).
+pub fn setup_with(
+    config: &Config,
+    rootfs: &Path,
+    before_pivot: &mut dyn FnMut() -> std::result::Result<(), String>,
+) -> Result<()> {
+    if !rootfs.is_dir() {
+        return Err(Error::NotADirectory(rootfs.to_owned()));
+    }
+    // No mount event made here may reach the host. Slave first, not private: a bind mount
+    // with `private: false` stays a slave of its source below, so what the host mounts there
+    // later still appears inside (Docker's rslave); everything else is made private.
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None,
+        "slave propagation",
+    )?;
+    // pivot_root needs the new root to be a mount point.
+    do_mount(
+        Some(rootfs),
+        rootfs,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        "rootfs bind",
+    )?;
+    // The container's tree is private (`rootfs_propagation` absent or not a slave kind):
+    // nothing the host mounts under the rootfs reaches it, and nothing it mounts reaches
+    // anyone. With `slave`/`rslave` it stays a slave of the host's.
+    let root_propagation = match config.rootfs_propagation.as_str() {
+        "" => None,
+        name => Some(options::propagation(name).ok_or_else(|| {
+            refused(
+                "rootfs_propagation",
+                format!("{name:?} is not a propagation"),
+            )
+        })?),
+    };
+    if !root_propagation.is_some_and(|p| p.contains(MsFlags::MS_SLAVE)) {
+        do_mount(
+            None,
+            rootfs,
+            None,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None,
+            "private propagation",
+        )?;
+    }
+    // The rootfs bind mount just made (the driver gave a canonical host path).
+    let root: OwnedFd = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|source| Error::Create {
+        path: rootfs.to_owned(),
+        source: source.into(),
+    })?;
+
+    match &config.filesystems {
+        Some(_) => mounts::mount_all(config, root.as_fd())?,
+        None => builtin::mount_all(config, root.as_fd())?,
+    }
+    before_pivot().map_err(Error::BeforePivot)?;
+    enter_root(root.as_fd(), rootfs)?;
+    mask_paths(&config.masked())?;
+    readonly_paths(&config.readonly())?;
+    if config.readonly_fs {
+        remount_readonly(Path::new("/"))?;
+    }
+    // Last: an unbindable root would refuse the read-only paths' binds.
+    if let Some(p) = root_propagation {
+        // On the container's root, now "/" (the host's mounts are out of reach: its tree was
+        // made a slave of theirs first).
+        do_mount(None, Path::new("/"), None, p, None, "rootfs_propagation")
+            .map_err(|e| base::in_field("rootfs_propagation", e))?;
+    }
+    Ok(())
+}
+
+/// Hides each path that exists: /dev/null bound over a file, an empty read-only tmpfs over a
+/// directory (after pivot_root: the paths are the container's).
+fn mask_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let path = Path::new(p);
+        let md = match fs::symlink_metadata(path) {
+            Ok(md) => md,
+            Err(_) => continue, // this kernel does not have it
+        };
+        if md.is_dir() {
+            do_mount(
+                Some(Path::new("tmpfs")),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=555"),
+                "masked path",
+            )?;
+        } else {
+            do_mount(
+                Some(Path::new("/dev/null")),
+                path,
+                None,
+                MsFlags::MS_BIND,
+                None,
+                "masked path",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes each path that exists read-only: bound onto itself, remounted read-only.
+fn readonly_paths(paths: &[String]) -> Result<()> {
+    for p in paths {
+        let path = Path::new(p);
+        if fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        do_mount(
+            Some(path),
+            path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            "read-only path",
+        )?;
+        remount_readonly(path)?;
+    }
+    Ok(())
+}
+
+/// Makes the rootfs (`root`, the descriptor of its bind mount) the root: `pivot_root(".", ".")`
+/// then detach the old root from under it.
+fn enter_root(root: BorrowedFd<'_>, rootfs: &Path) -> Result<()> {
+    let pivot = |source| Error::Pivot {
+        rootfs: rootfs.to_owned(),
+        source,
+    };
+    nix::unistd::fchdir(root).map_err(pivot)?;
+    pivot_root(".", ".").map_err(pivot)?;
+    // The old root is now stacked on "."; make it private so the detach does not propagate to
+    // the host through a shared peer, then detach it.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(pivot)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(pivot)?;
+    chdir("/").map_err(pivot)?;
+    Ok(())
+}
