@@ -189,13 +189,15 @@ pub(super) fn init_child(
         .map_err(|e| e.to_string()),
         _ => Ok(()),
     };
-    rootfs::setup_with(config, rootfs, joins.idmapped, &mut create_container_hooks).map_err(|e| match e {
-        rootfs::Error::MissingSource { .. }
-        | rootfs::Error::NotADirectory(_)
-        | rootfs::Error::BeforePivot(_)
-        | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
-        e => ChildError::internal("rootfs", e),
-    })?;
+    rootfs::setup_with(config, rootfs, joins.idmapped, &mut create_container_hooks).map_err(
+        |e| match e {
+            rootfs::Error::MissingSource { .. }
+            | rootfs::Error::NotADirectory(_)
+            | rootfs::Error::BeforePivot(_)
+            | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
+            e => ChildError::internal("rootfs", e),
+        },
+    )?;
     let pty = match pty_size {
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, true)?),
         None => None,

@@ -70,8 +70,12 @@ fn tree(config: &Config, fs: &Filesystem, field: &str) -> Result<OwnedFd> {
             path: source.to_owned(),
         });
     }
-    let userns = user_namespace(uids, gids)
-        .map_err(|e| refused(field, format!("making the user namespace of its mappings: {e}")))?;
+    let userns = user_namespace(uids, gids).map_err(|e| {
+        refused(
+            field,
+            format!("making the user namespace of its mappings: {e}"),
+        )
+    })?;
     let tree = sys::open_tree_clone(source, has("rbind") || has("ridmap"))
         .map_err(|e| refused(field, format!("open_tree of {}: {e}", fs.source)))?;
     match sys::mount_setattr_idmap(tree.as_fd(), userns.as_fd(), has("ridmap")) {

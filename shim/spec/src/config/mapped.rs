@@ -125,12 +125,12 @@ mod tests {
             kind: "bind".into(),
             source: "/srv".into(),
             options: vec!["rbind".into()],
-            uid_mappings: vec![map.clone()],
+            uid_mappings: vec![map],
             gid_mappings: vec![],
         }]);
         let e = validate(&c).unwrap_err();
         assert_eq!(e.field.json_path(), "filesystems[0].gid_mappings");
-        c.filesystems.as_mut().unwrap()[0].gid_mappings = vec![map.clone()];
+        c.filesystems.as_mut().unwrap()[0].gid_mappings = vec![map];
         validate(&c).unwrap();
         let fs = &mut c.filesystems.as_mut().unwrap()[0];
         fs.kind = "tmpfs".into();

@@ -148,42 +148,41 @@ pub(super) fn check_ranges(
     whole: Field,
     at: impl Fn(usize, IdMapField) -> Field,
 ) -> Result<(), ConfigError> {
-        if maps.len() > MAX_ID_MAPS {
+    if maps.len() > MAX_ID_MAPS {
+        return Err(ConfigError::new(
+            whole,
+            format!("{} ranges; at most {MAX_ID_MAPS}", maps.len()),
+        ));
+    }
+    for (i, m) in maps.iter().enumerate() {
+        let f = |sub: IdMapField| at(i, sub);
+        if m.size == 0 {
+            return Err(ConfigError::new(f(IdMapField::Size), "must be at least 1"));
+        }
+        let end = |start: u32| start as u64 + m.size as u64;
+        if end(m.container_id) > u32::MAX as u64 || end(m.host_id) > u32::MAX as u64 {
             return Err(ConfigError::new(
-                whole,
-                format!("{} ranges; at most {MAX_ID_MAPS}", maps.len()),
+                f(IdMapField::Size),
+                "the range runs past the largest id (4294967294)",
             ));
         }
-        for (i, m) in maps.iter().enumerate() {
-            let f = |sub: IdMapField| at(i, sub);
-            if m.size == 0 {
-                return Err(ConfigError::new(f(IdMapField::Size), "must be at least 1"));
-            }
-            let end = |start: u32| start as u64 + m.size as u64;
-            if end(m.container_id) > u32::MAX as u64 || end(m.host_id) > u32::MAX as u64 {
+        for (j, other) in maps[..i].iter().enumerate() {
+            let overlaps =
+                |a: u32, b: u32| (a as u64) < b as u64 + other.size as u64 && (b as u64) < end(a);
+            if overlaps(m.container_id, other.container_id) {
                 return Err(ConfigError::new(
-                    f(IdMapField::Size),
-                    "the range runs past the largest id (4294967294)",
+                    f(IdMapField::ContainerId),
+                    format!("overlaps {}[{j}]", kind.name()),
                 ));
             }
-            for (j, other) in maps[..i].iter().enumerate() {
-                let overlaps = |a: u32, b: u32| {
-                    (a as u64) < b as u64 + other.size as u64 && (b as u64) < end(a)
-                };
-                if overlaps(m.container_id, other.container_id) {
-                    return Err(ConfigError::new(
-                        f(IdMapField::ContainerId),
-                        format!("overlaps {}[{j}]", kind.name()),
-                    ));
-                }
-                if overlaps(m.host_id, other.host_id) {
-                    return Err(ConfigError::new(
-                        f(IdMapField::HostId),
-                        format!("overlaps {}[{j}]", kind.name()),
-                    ));
-                }
+            if overlaps(m.host_id, other.host_id) {
+                return Err(ConfigError::new(
+                    f(IdMapField::HostId),
+                    format!("overlaps {}[{j}]", kind.name()),
+                ));
             }
         }
+    }
     Ok(())
 }
 
@@ -354,4 +353,3 @@ mod tests {
         }
     }
 }
-
