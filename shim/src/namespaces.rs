@@ -18,6 +18,9 @@ pub fn clone_flag(ns: Namespace) -> CloneFlags {
         Namespace::Net => CloneFlags::CLONE_NEWNET,
         Namespace::User => CloneFlags::CLONE_NEWUSER,
         Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        // Never passed to clone(2) (its bit is in the exit signal's there): for setns and
+        // unshare only.
+        Namespace::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
     }
 }
 

@@ -90,7 +90,8 @@ pub fn request_name(field: &Field) -> String {
         | Field::RootfsPropagation
         | Field::Personality
         | Field::Hook(..)
-        | Field::IoPriority) => format!("container.json {}", f.json_path()),
+        | Field::IoPriority
+        | Field::TimeOffset(_)) => format!("container.json {}", f.json_path()),
     }
 }
 

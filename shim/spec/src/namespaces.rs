@@ -21,16 +21,21 @@ pub enum Namespace {
     User,
     #[serde(rename = "NEWCGROUP")]
     Cgroup,
+    /// The boot-time and monotonic clocks' offsets (Linux 5.6). Made by the process that
+    /// creates the container (`unshare`, then its offsets, then the clone), never by clone(2).
+    #[serde(rename = "NEWTIME")]
+    Time,
 }
 
 /// Every namespace, in the order a joining process must enter them (user first, mount last).
-pub const ALL: [Namespace; 7] = [
+pub const ALL: [Namespace; 8] = [
     Namespace::User,
     Namespace::Ipc,
     Namespace::Uts,
     Namespace::Net,
     Namespace::Pid,
     Namespace::Cgroup,
+    Namespace::Time,
     Namespace::Mount,
 ];
 
@@ -45,6 +50,7 @@ impl Namespace {
             Namespace::Net => "NEWNET",
             Namespace::User => "NEWUSER",
             Namespace::Cgroup => "NEWCGROUP",
+            Namespace::Time => "NEWTIME",
         }
     }
 
@@ -63,6 +69,7 @@ impl Namespace {
             Namespace::Net => "net",
             Namespace::User => "user",
             Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
         }
     }
 }

@@ -126,6 +126,8 @@ pub(super) struct Joins<'a> {
     pub netns: Option<&'a std::fs::File>,
     /// `namespace_paths`.
     pub paths: &'a Joined,
+    /// The idmapped mounts made by the shim, to attach.
+    pub idmapped: &'a rootfs::Idmapped,
 }
 
 /// The container's init: new namespaces are in place; make its world.
@@ -187,13 +189,15 @@ pub(super) fn init_child(
         .map_err(|e| e.to_string()),
         _ => Ok(()),
     };
-    rootfs::setup_with(config, rootfs, &mut create_container_hooks).map_err(|e| match e {
-        rootfs::Error::MissingSource { .. }
-        | rootfs::Error::NotADirectory(_)
-        | rootfs::Error::BeforePivot(_)
-        | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
-        e => ChildError::internal("rootfs", e),
-    })?;
+    rootfs::setup_with(config, rootfs, joins.idmapped, &mut create_container_hooks).map_err(
+        |e| match e {
+            rootfs::Error::MissingSource { .. }
+            | rootfs::Error::NotADirectory(_)
+            | rootfs::Error::BeforePivot(_)
+            | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
+            e => ChildError::internal("rootfs", e),
+        },
+    )?;
     let pty = match pty_size {
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, true)?),
         None => None,

@@ -113,7 +113,9 @@ impl Joined {
             joined.unshare = namespaces::clone_flags(&config.namespaces)
                 - namespaces::clone_flags(&paths.keys().copied().collect::<Vec<_>>())
                 - CloneFlags::CLONE_NEWCGROUP
-                - CloneFlags::CLONE_NEWPID;
+                - CloneFlags::CLONE_NEWPID
+                // Made by the creating process around the clone (`timens`).
+                - namespaces::clone_flag(Namespace::Time);
         }
         Ok(joined)
     }

@@ -27,6 +27,7 @@ mod joined;
 mod kernel;
 mod spec;
 mod sync;
+mod timens;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -88,6 +89,9 @@ pub fn create_with(
     let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
     // Namespaces joined by path (`namespace_paths`) likewise: opened and checked here.
     let joined = joined::Joined::open(config)?;
+    // Idmapped mounts are made here, outside the container's user namespace, for the init to
+    // attach.
+    let idmapped = crate::rootfs::Idmapped::prepare(config).map_err(Error::Idmap)?;
     let mut flags = joined.clone_flags(config);
     if join_net.is_some() {
         flags.remove(CloneFlags::CLONE_NEWNET);
@@ -96,14 +100,22 @@ pub fn create_with(
     // it once it is in the container's cgroups (after Configured), so the container sees its
     // own cgroup as "/".
     flags.remove(CloneFlags::CLONE_NEWCGROUP);
-    let forked = joined::in_pid_ns(
-        joined.pid(),
+    // A new time namespace is made around the clone (see `timens`), never by it.
+    let flags = timens::strip(flags);
+    let forked = timens::around_clone(
+        config,
         || {
-            // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
-            // thread).
-            #[allow(unsafe_code)]
-            let forked = unsafe { sys::clone_process(flags) };
-            forked
+            joined::in_pid_ns(
+                joined.pid(),
+                || {
+                    // SAFETY: the shim and nsinit are single-threaded (no code of theirs
+                    // starts a thread).
+                    #[allow(unsafe_code)]
+                    let forked = unsafe { sys::clone_process(flags) };
+                    forked
+                },
+                |f| matches!(f, Forked::Parent(_)),
+            )
         },
         |f| matches!(f, Forked::Parent(_)),
     )?;
@@ -114,10 +126,12 @@ pub fn create_with(
             keep.push(child_sock.as_raw_fd());
             keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
             keep.extend(joined.raw_fds());
+            keep.extend(idmapped.raw_fds());
             keep.extend(launch.raw_fds());
             let nets = child::Joins {
                 netns: join_net.as_ref(),
                 paths: &joined,
+                idmapped: &idmapped,
             };
             let r = close_inherited(&keep)
                 .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets, &launch));

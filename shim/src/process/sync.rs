@@ -60,6 +60,9 @@ pub enum Error {
     /// A namespace to join (`namespace_paths`) that cannot be: the field, and why.
     #[error("{field}: {reason}")]
     Namespace { field: String, reason: String },
+    /// An idmapped mount that cannot be made (it names its field).
+    #[error("{0}")]
+    Idmap(#[source] crate::rootfs::Error),
 }
 
 impl Error {
@@ -70,7 +73,7 @@ impl Error {
                 ..
             } => ErrorCode::FailedPrecondition,
             Error::Network(e) => e.code(),
-            Error::Namespace { .. } => ErrorCode::FailedPrecondition,
+            Error::Namespace { .. } | Error::Idmap(_) => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
         }
     }

@@ -25,6 +25,8 @@ pub struct Bind<'a> {
     pub clear: MsFlags,
     /// Propagation changes applied in order, each a full flag set (`MS_SLAVE | MS_REC`).
     pub propagation: &'a [MsFlags],
+    /// A detached copy of `source` made already (an idmapped one), attached instead.
+    pub prepared: Option<BorrowedFd<'a>>,
 }
 
 /// Binds `b.source` on `dest` (a descriptor from [`open_in_root`] for `dest_path`), then
@@ -42,7 +44,13 @@ pub fn bind_at(
         source,
     };
     // The new mount, as a descriptor (open_tree) or, on old kernels, found again by path.
-    let top: OwnedFd = match crate::sys::open_tree_clone(b.source, b.recursive) {
+    let opened = match b.prepared {
+        Some(tree) => tree
+            .try_clone_to_owned()
+            .map_err(|e| e.raw_os_error().map_or(Errno::EBADF, Errno::from_raw)),
+        None => crate::sys::open_tree_clone(b.source, b.recursive),
+    };
+    let top: OwnedFd = match opened {
         Ok(tree) => {
             if b.readonly && b.recursive {
                 // Every mount of the tree read-only, not only its top (5.12+; before, the

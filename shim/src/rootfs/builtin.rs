@@ -154,6 +154,7 @@ fn bind_mount(root: BorrowedFd<'_>, m: &Mount, field: &str) -> Result<()> {
         flags: MsFlags::empty(),
         clear: MsFlags::empty(),
         propagation: &[propagation | MsFlags::MS_REC],
+        prepared: None,
     };
     bind_at(root, &bind, &dest, &m.destination, &format!("{field} bind"))
 }
@@ -174,6 +175,7 @@ pub fn sysfs_bind(
         flags: MsFlags::empty(),
         clear: MsFlags::empty(),
         propagation: &[MsFlags::MS_SLAVE | MsFlags::MS_REC],
+        prepared: None,
     };
     bind_at(root, &bind, dest, dest_path, "sysfs bind")
 }

@@ -76,6 +76,7 @@ fn bind_own(
         flags: opts.remount_flags(),
         clear: opts.clear,
         propagation: &[],
+        prepared: None,
     };
     bind_at(root, &bind, dest, dest_path, "cgroup bind")
 }

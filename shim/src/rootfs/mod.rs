@@ -14,6 +14,7 @@ mod binds;
 mod builtin;
 mod cgroupfs;
 mod dev;
+mod idmap;
 mod mounts;
 pub mod options;
 mod paths;
@@ -28,6 +29,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{chdir, pivot_root};
 
 pub use base::{remount_readonly, Error, Result};
+pub use idmap::Idmapped;
 pub use paths::{open_in_root, Create};
 
 use crate::config::Config;
@@ -44,14 +46,16 @@ use base::{do_mount, refused};
 /// inside the rootfs. After `pivot_root`, "/" is the rootfs, and the masked and read-only
 /// paths, the working directory and everything the process does resolve inside it.
 pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
-    setup_with(config, rootfs, &mut || Ok(()))
+    setup_with(config, rootfs, &Idmapped::default(), &mut || Ok(()))
 }
 
-/// [`setup`], running `before_pivot` once the mounts are made, before pivot_root (in the
-/// container's mount namespace, the host's tree still visible).
+/// [`setup`], with the idmapped mounts made outside ([`Idmapped::prepare`]), running
+/// `before_pivot` once the mounts are made, before pivot_root (in the container's mount
+/// namespace, the host's tree still visible).
 pub fn setup_with(
     config: &Config,
     rootfs: &Path,
+    idmapped: &Idmapped,
     before_pivot: &mut dyn FnMut() -> std::result::Result<(), String>,
 ) -> Result<()> {
     if !rootfs.is_dir() {
@@ -111,7 +115,7 @@ pub fn setup_with(
     })?;
 
     match &config.filesystems {
-        Some(_) => mounts::mount_all(config, root.as_fd())?,
+        Some(_) => mounts::mount_all(config, root.as_fd(), idmapped)?,
         None => builtin::mount_all(config, root.as_fd())?,
     }
     before_pivot().map_err(Error::BeforePivot)?;

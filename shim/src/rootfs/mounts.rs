@@ -2,7 +2,8 @@
 //! order with OCI semantics in place of the built-in set, then the standard devices and the
 //! /dev symlinks unless /dev is a bind mount of the host's.
 //!
-//! A bind mount (type `bind`, or options `bind`/`rbind`) binds its host source (a file
+//! A bind mount (type `bind`, or options `bind`/`rbind`) binds its host source (an idmapped
+//! one attaches the copy prepared outside, see [`super::idmap`]) (a file
 //! destination for a file source, a directory otherwise), remounted with its flags (`ro`,
 //! recursively for `rbind`; `nosuid`, `nodev`, `noexec`, ...), then its propagation options
 //! in order. Any other type is mounted with its flags and its other options as data (`mode=755`,
@@ -17,6 +18,7 @@ use super::binds::{bind_at, set_propagation, Bind};
 use super::builtin::sysfs_bind;
 use super::cgroupfs;
 use super::dev::{make_links, make_requested_devices, make_standard_devices};
+use super::idmap::Idmapped;
 use super::options::{self, Options};
 use super::paths::{fd_path, open_in_root, Create};
 use crate::config::{Config, Filesystem};
@@ -24,7 +26,7 @@ use crate::namespaces::Namespace;
 use nix::errno::Errno;
 
 /// Mounts `config.filesystems` under `root`, then fills /dev.
-pub fn mount_all(config: &Config, root: BorrowedFd<'_>) -> Result<()> {
+pub fn mount_all(config: &Config, root: BorrowedFd<'_>, idmapped: &Idmapped) -> Result<()> {
     let list = config.filesystems.as_deref().unwrap_or_default();
     let mut dev_is_host_bind = false;
     for (i, fs) in list.iter().enumerate() {
@@ -35,7 +37,12 @@ pub fn mount_all(config: &Config, root: BorrowedFd<'_>) -> Result<()> {
         if fs.destination == Path::new("/dev") {
             dev_is_host_bind = bind;
         }
-        mount_one(config, root, fs, &opts, bind, &field).map_err(|e| in_field(&field, e))?;
+        let prepared = idmapped.tree(i);
+        if fs.idmapped() && prepared.is_none() {
+            return Err(refused(&field, "an idmapped mount was not prepared"));
+        }
+        mount_one(config, root, fs, &opts, bind, prepared, &field)
+            .map_err(|e| in_field(&field, e))?;
     }
     if dev_is_host_bind {
         return Ok(());
@@ -57,10 +64,11 @@ fn mount_one(
     fs: &Filesystem,
     opts: &Options,
     bind: bool,
+    prepared: Option<BorrowedFd<'_>>,
     field: &str,
 ) -> Result<()> {
     if bind {
-        return bind_mount(root, fs, opts, field);
+        return bind_mount(root, fs, opts, prepared, field);
     }
     if opts.recursive_readonly {
         return Err(refused(
@@ -105,7 +113,13 @@ fn mount_one(
 
 /// A bind mount. Data options mean nothing to a bind (the kernel ignores them with MS_BIND,
 /// and runc does too): engines send some (`mode=`, SELinux labels), so they are not refused.
-fn bind_mount(root: BorrowedFd<'_>, fs: &Filesystem, opts: &Options, field: &str) -> Result<()> {
+fn bind_mount(
+    root: BorrowedFd<'_>,
+    fs: &Filesystem,
+    opts: &Options,
+    prepared: Option<BorrowedFd<'_>>,
+    field: &str,
+) -> Result<()> {
     let source = Path::new(&fs.source);
     if !source.is_absolute() {
         return Err(refused(
@@ -131,6 +145,7 @@ fn bind_mount(root: BorrowedFd<'_>, fs: &Filesystem, opts: &Options, field: &str
         flags: opts.remount_flags(),
         clear: opts.clear,
         propagation: &opts.propagation,
+        prepared,
     };
     bind_at(root, &bind, &dest, &fs.destination, "bind")
 }

@@ -106,7 +106,7 @@ pub fn propagation(name: &str) -> Option<MsFlags> {
 }
 
 /// Options runc and crun know that this runtime refuses rather than ignore.
-const REFUSED: [&str; 5] = ["tmpcopyup", "idmap", "ridmap", "copy-symlink", "remount"];
+const REFUSED: [&str; 3] = ["tmpcopyup", "copy-symlink", "remount"];
 
 /// Splits `options` into flags, propagation and data; an option this runtime cannot honour is
 /// an error saying why.
@@ -125,6 +125,9 @@ pub fn parse(options: &[String]) -> Result<Options, String> {
                 o.flags -= *flag;
                 o.clear |= *flag;
             }
+        } else if opt == "idmap" || opt == "ridmap" {
+            // The mount is idmapped (`Filesystem::idmapped`), prepared outside (`idmap.rs`).
+            continue;
         } else if opt == "rbind" {
             o.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
         } else if opt == "rro" {
@@ -225,7 +228,7 @@ mod tests {
     #[test]
     fn unsupported_options_are_refused() {
         assert!(opts(&["tmpcopyup"]).unwrap_err().contains("tmpcopyup"));
-        assert!(opts(&["idmap"]).is_err());
+        assert!(opts(&["idmap"]).is_ok());
         assert!(opts(&["rnosuid"]).unwrap_err().contains("recursive"));
         assert!(opts(&[""]).is_err());
         // Unknown words are the filesystem's to judge.

@@ -22,7 +22,10 @@ pub fn features() -> Result<(), Error> {
         .map(|c| c.to_string())
         .collect();
     caps.sort();
-    let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+    let mut namespaces = vec!["cgroup", "ipc", "mount", "network", "pid", "user", "uts"];
+    if crate::namespaces::available(crate::namespaces::Namespace::Time) {
+        namespaces.push("time");
+    }
     let f = oci::features(
         &namespaces,
         &caps,

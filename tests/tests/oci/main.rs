@@ -17,6 +17,7 @@ use serde_json::Value;
 
 mod exec;
 mod hooks;
+mod kernel;
 mod lifecycle;
 mod verbs;
 

@@ -189,7 +189,8 @@ fn features_spec_and_refusals() {
     assert!(f["hooks"].as_array().is_some_and(|h| h.len() == 6), "{f}");
     assert!(f["linux"]["namespaces"]
         .as_array()
-        .is_some_and(|n| n.contains(&json!("pid"))));
+        .is_some_and(|n| n.contains(&json!("pid")) && n.contains(&json!("time"))));
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
 
     let dir = execdriver_tests::TempDir::new("oci-spec");
     let d = dir.path.to_str().expect("utf8");

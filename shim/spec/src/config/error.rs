@@ -55,6 +55,8 @@ pub enum Field {
     /// A hook: its point (`prestart`, `create_runtime`, ...), its index, which field.
     Hook(&'static str, usize, HookField),
     IoPriority,
+    /// A clock of `time_offsets`.
+    TimeOffset(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,8 @@ pub enum FilesystemField {
     Type,
     Source,
     Options,
+    /// `uid_mappings` or `gid_mappings` of an idmapped mount.
+    IdMaps(IdKind),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +258,7 @@ impl Field {
                     FilesystemField::Type => "type",
                     FilesystemField::Source => "source",
                     FilesystemField::Options => "options",
+                    FilesystemField::IdMaps(k) => k.name(),
                 }
             ),
             Field::NamespacePath(ns) => format!("namespace_paths.{}", ns.name()),
@@ -261,6 +266,7 @@ impl Field {
             Field::RootfsPropagation => "rootfs_propagation".into(),
             Field::Personality => "personality".into(),
             Field::IoPriority => "io_priority".into(),
+            Field::TimeOffset(clock) => format!("time_offsets.{clock}"),
             Field::Hook(point, i, f) => format!(
                 "hooks.{point}[{i}].{}",
                 match f {

@@ -13,6 +13,7 @@
 mod cgroups;
 mod error;
 mod extended;
+mod mapped;
 mod security;
 mod validate;
 
@@ -151,6 +152,10 @@ pub struct Config {
     /// The process's I/O scheduling (`ioprio_set(2)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_priority: Option<IoPriority>,
+    /// With NEWTIME: the offsets of the `monotonic` and `boottime` clocks in the new time
+    /// namespace (`{"boottime": {"secs": 86400, "nanos": 0}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub time_offsets: BTreeMap<String, TimeOffset>,
 }
 
 /// An I/O scheduling class (`IOPRIO_CLASS_RT`, `IOPRIO_CLASS_BE`, `IOPRIO_CLASS_IDLE`) and a
@@ -193,7 +198,38 @@ pub struct Filesystem {
     pub source: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// An idmapped bind mount (Linux 5.12): the file owners of the source as seen through the
+    /// mount. A range maps source ids `container_id..` to the ids shown, `host_id..` (the
+    /// kernel's user namespace map, `mount_setattr(2)` `MOUNT_ATTR_IDMAP`). With the `idmap`
+    /// or `ridmap` option and no ranges, the container's own `uid_mappings`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<crate::security::IdMap>,
+    /// The group ranges of an idmapped mount; given together with `uid_mappings`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<crate::security::IdMap>,
 }
+
+impl Filesystem {
+    /// Whether the mount is idmapped: ranges given, or the `idmap`/`ridmap` option.
+    pub fn idmapped(&self) -> bool {
+        !self.uid_mappings.is_empty()
+            || !self.gid_mappings.is_empty()
+            || self.options.iter().any(|o| o == "idmap" || o == "ridmap")
+    }
+}
+
+/// An offset of a clock in a time namespace: seconds and nanoseconds (below 1e9) added to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOffset {
+    #[serde(default)]
+    pub secs: i64,
+    #[serde(default)]
+    pub nanos: u32,
+}
+
+/// The clocks a time namespace offsets, as /proc/PID/timens_offsets names them.
+pub const TIME_CLOCKS: [&str; 2] = ["monotonic", "boottime"];
 
 fn is_false(b: &bool) -> bool {
     !*b

@@ -108,42 +108,7 @@ fn validate_id_maps(c: &Config) -> Result<(), ConfigError> {
                 "NEWUSER needs a mapping (e.g. container_id 0, host_id 100000, size 65536)",
             ));
         }
-        if maps.len() > MAX_ID_MAPS {
-            return Err(ConfigError::new(
-                field,
-                format!("{} ranges; at most {MAX_ID_MAPS}", maps.len()),
-            ));
-        }
-        for (i, m) in maps.iter().enumerate() {
-            let f = |sub: IdMapField| Field::IdMap(kind, i, sub);
-            if m.size == 0 {
-                return Err(ConfigError::new(f(IdMapField::Size), "must be at least 1"));
-            }
-            let end = |start: u32| start as u64 + m.size as u64;
-            if end(m.container_id) > u32::MAX as u64 || end(m.host_id) > u32::MAX as u64 {
-                return Err(ConfigError::new(
-                    f(IdMapField::Size),
-                    "the range runs past the largest id (4294967294)",
-                ));
-            }
-            for (j, other) in maps[..i].iter().enumerate() {
-                let overlaps = |a: u32, b: u32| {
-                    (a as u64) < b as u64 + other.size as u64 && (b as u64) < end(a)
-                };
-                if overlaps(m.container_id, other.container_id) {
-                    return Err(ConfigError::new(
-                        f(IdMapField::ContainerId),
-                        format!("overlaps {}[{j}]", kind.name()),
-                    ));
-                }
-                if overlaps(m.host_id, other.host_id) {
-                    return Err(ConfigError::new(
-                        f(IdMapField::HostId),
-                        format!("overlaps {}[{j}]", kind.name()),
-                    ));
-                }
-            }
-        }
+        check_ranges(kind, maps, field, |i, sub| Field::IdMap(kind, i, sub))?;
     }
     if userns {
         let user = c.user();
@@ -170,6 +135,52 @@ fn validate_id_maps(c: &Config) -> Result<(), ConfigError> {
                 Field::IdMaps(IdKind::Uid),
                 "container id 0 must be mapped (the container's root sets it up)",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks id ranges: how many, each non-empty and within the ids, none overlapping another;
+/// `whole` names the list, `at` a field of its `i`th range.
+pub(super) fn check_ranges(
+    kind: IdKind,
+    maps: &[IdMap],
+    whole: Field,
+    at: impl Fn(usize, IdMapField) -> Field,
+) -> Result<(), ConfigError> {
+    if maps.len() > MAX_ID_MAPS {
+        return Err(ConfigError::new(
+            whole,
+            format!("{} ranges; at most {MAX_ID_MAPS}", maps.len()),
+        ));
+    }
+    for (i, m) in maps.iter().enumerate() {
+        let f = |sub: IdMapField| at(i, sub);
+        if m.size == 0 {
+            return Err(ConfigError::new(f(IdMapField::Size), "must be at least 1"));
+        }
+        let end = |start: u32| start as u64 + m.size as u64;
+        if end(m.container_id) > u32::MAX as u64 || end(m.host_id) > u32::MAX as u64 {
+            return Err(ConfigError::new(
+                f(IdMapField::Size),
+                "the range runs past the largest id (4294967294)",
+            ));
+        }
+        for (j, other) in maps[..i].iter().enumerate() {
+            let overlaps =
+                |a: u32, b: u32| (a as u64) < b as u64 + other.size as u64 && (b as u64) < end(a);
+            if overlaps(m.container_id, other.container_id) {
+                return Err(ConfigError::new(
+                    f(IdMapField::ContainerId),
+                    format!("overlaps {}[{j}]", kind.name()),
+                ));
+            }
+            if overlaps(m.host_id, other.host_id) {
+                return Err(ConfigError::new(
+                    f(IdMapField::HostId),
+                    format!("overlaps {}[{j}]", kind.name()),
+                ));
+            }
         }
     }
     Ok(())

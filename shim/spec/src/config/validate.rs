@@ -176,6 +176,7 @@ impl Config {
         }
         self.check_networks()?;
         super::security::validate(self)?;
+        super::mapped::validate(self)?;
         super::extended::validate(self)
     }
 

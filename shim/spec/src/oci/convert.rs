@@ -9,7 +9,7 @@ use super::validate::{from_model, validate, OciError, Origins};
 use super::{Linux, Spec};
 use crate::config::{
     BlkioDevice, CapabilitySets, Cgroups, Config, Device, Filesystem, Hook, Hooks, HugepageLimit,
-    IoPriority,
+    IoPriority, TimeOffset,
 };
 use crate::namespaces::Namespace;
 use crate::seccomp::{Arg, Profile, Seccomp, Syscall};
@@ -35,6 +35,7 @@ pub fn namespace(kind: &str) -> Option<Namespace> {
         "uts" => Namespace::Uts,
         "user" => Namespace::User,
         "cgroup" => Namespace::Cgroup,
+        "time" => Namespace::Time,
         _ => return None,
     })
 }
@@ -49,6 +50,7 @@ pub fn oci_namespace_name(ns: Namespace) -> &'static str {
         Namespace::Uts => "uts",
         Namespace::User => "user",
         Namespace::Cgroup => "cgroup",
+        Namespace::Time => "time",
     }
 }
 
@@ -160,6 +162,8 @@ pub fn to_config(
                             m.source.clone()
                         },
                         options: m.options.clone(),
+                        uid_mappings: id_maps(&m.uid_mappings),
+                        gid_mappings: id_maps(&m.gid_mappings),
                     }
                 })
                 .collect(),
@@ -177,6 +181,17 @@ pub fn to_config(
             class: p.class.clone(),
             priority: p.priority,
         }),
+        time_offsets: linux
+            .time_offsets
+            .iter()
+            .map(|(clock, o)| {
+                let offset = TimeOffset {
+                    secs: o.secs,
+                    nanos: o.nanosecs,
+                };
+                (clock.clone(), offset)
+            })
+            .collect(),
     };
     config
         .validate()

@@ -70,7 +70,7 @@ pub struct Features {
 
 /// The mount options this runtime understands (flags and propagation; the rest is passed to
 /// the filesystem as data).
-pub const MOUNT_OPTIONS: [&str; 42] = [
+pub const MOUNT_OPTIONS: [&str; 44] = [
     "async",
     "atime",
     "bind",
@@ -79,6 +79,7 @@ pub const MOUNT_OPTIONS: [&str; 42] = [
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -98,6 +99,7 @@ pub const MOUNT_OPTIONS: [&str; 42] = [
     "rbind",
     "relatime",
     "remount",
+    "ridmap",
     "ro",
     "rprivate",
     "rshared",
@@ -151,7 +153,7 @@ pub fn features(
         "apparmor": { "enabled": apparmor },
         "selinux": { "enabled": false },
         "intelRdt": { "enabled": false },
-        "mountExtensions": { "idmap": { "enabled": false } },
+        "mountExtensions": { "idmap": { "enabled": true } },
     });
     Features {
         oci_version_min: "1.0.0".into(),

@@ -194,11 +194,34 @@ fn errors_name_the_json_path() {
         (
             Box::new(|s| {
                 s.linux.as_mut().unwrap().namespaces.push(LinuxNamespace {
-                    kind: "time".into(),
+                    kind: "clock".into(),
                     path: String::new(),
                 })
             }),
             "linux.namespaces[6].type",
+        ),
+        (
+            Box::new(|s| {
+                let linux = s.linux.as_mut().unwrap();
+                linux.namespaces.push(LinuxNamespace {
+                    kind: "time".into(),
+                    path: String::new(),
+                });
+                linux
+                    .time_offsets
+                    .insert("realtime".into(), Default::default());
+            }),
+            "linux.timeOffsets.realtime",
+        ),
+        (
+            Box::new(|s| {
+                s.mounts[0].uid_mappings = vec![IdMapping {
+                    container_id: 0,
+                    host_id: 1000,
+                    size: 1,
+                }]
+            }),
+            "mounts[0].options",
         ),
         (
             Box::new(|s| s.linux.as_mut().unwrap().namespaces[1].path = "net".into()),

@@ -92,12 +92,10 @@ pub fn validate(spec: &Spec) -> Result<(), OciError> {
     let mut seen = Vec::new();
     for (i, ns) in linux.namespaces.iter().enumerate() {
         if super::convert::namespace(&ns.kind).is_none() {
-            let why = if ns.kind == "time" {
-                "the time namespace is not supported by this runtime".to_owned()
-            } else {
-                format!("unknown namespace type {:?}", ns.kind)
-            };
-            return Err(OciError::new(format!("linux.namespaces[{i}].type"), why));
+            return Err(OciError::new(
+                format!("linux.namespaces[{i}].type"),
+                format!("unknown namespace type {:?}", ns.kind),
+            ));
         }
         if seen.contains(&ns.kind) {
             return Err(OciError::new(
@@ -113,12 +111,6 @@ pub fn validate(spec: &Spec) -> Result<(), OciError> {
             ));
         }
     }
-    if !linux.time_offsets.is_empty() {
-        return Err(OciError::new(
-            "linux.timeOffsets",
-            "time namespaces are not supported by this runtime",
-        ));
-    }
     if !linux.mount_label.is_empty() {
         return Err(OciError::new(
             "linux.mountLabel",
@@ -130,20 +122,6 @@ pub fn validate(spec: &Spec) -> Result<(), OciError> {
             return Err(OciError::new(
                 "linux.personality.flags",
                 "no personality flags are defined",
-            ));
-        }
-    }
-    for (i, m) in spec.mounts.iter().enumerate() {
-        if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
-            return Err(OciError::new(
-                format!("mounts[{i}].uidMappings"),
-                "idmapped mounts are not supported by this runtime",
-            ));
-        }
-        if m.options.iter().any(|o| o == "idmap" || o == "ridmap") {
-            return Err(OciError::new(
-                format!("mounts[{i}].options"),
-                "idmapped mounts are not supported by this runtime",
             ));
         }
     }
@@ -193,6 +171,7 @@ pub fn json_path(field: &Field, spec: &Spec, origins: &Origins) -> String {
         Field::OomScoreAdj => "process.oomScoreAdj".into(),
         Field::ApparmorProfile => "process.apparmorProfile".into(),
         Field::IoPriority => "process.ioPriority".into(),
+        Field::TimeOffset(clock) => format!("linux.timeOffsets.{clock}"),
         Field::Rootfs => "root.path".into(),
         Field::Mount(i, f) => format!(
             "mounts[{i}].{}",
@@ -208,6 +187,7 @@ pub fn json_path(field: &Field, spec: &Spec, origins: &Origins) -> String {
                 FilesystemField::Type => "type",
                 FilesystemField::Source => "source",
                 FilesystemField::Options => "options",
+                FilesystemField::IdMaps(k) => id_maps(*k),
             }
         ),
         Field::Cgroups(f) => cgroup_path(*f).into(),
