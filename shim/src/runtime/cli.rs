@@ -8,10 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/execdriver-runc";
 
+/// `--version` as runc prints it: the runtime's version, then the runtime-spec version.
+const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "execdriver-runc",
-    version,
+    version = VERSION,
     about = "execdriver as an OCI runtime, with runc's command line"
 )]
 pub struct Cli {
