@@ -76,6 +76,16 @@ pub(super) fn security(req: &CreateRequest, defaults: &Defaults) -> Result<Secur
                 format!("{} is above the hard limit {}", r.soft, r.hard),
             ));
         }
+        if name == "RLIMIT_NOFILE" {
+            // The kernel refuses open files above fs.nr_open (EPERM), unlimited included.
+            let nr_open = nr_open();
+            if r.hard > nr_open {
+                return Err(Error::invalid(
+                    f("hard"),
+                    format!("{} is above this kernel's fs.nr_open ({nr_open})", r.hard),
+                ));
+            }
+        }
         out.rlimits.push(Rlimit {
             kind: name,
             hard: r.hard,
@@ -267,4 +277,13 @@ fn seccomp_setting(s: Option<&pb::SeccompConfig>) -> Result<Seccomp> {
         }
     };
     Ok(setting)
+}
+
+/// The most open files a process may have on this host (`fs.nr_open`; the kernel's default
+/// when it cannot be read).
+fn nr_open() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20)
 }

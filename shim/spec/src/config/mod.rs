@@ -27,7 +27,10 @@ pub use error::{
     LoadError, MountField, NetworkField, RlimitField,
 };
 pub use extended::{hugepage_size, sysctl_namespace, PROPAGATIONS};
-pub use validate::{check, MAX_ARG_BYTES, MAX_HOSTNAME};
+pub use validate::{
+    check, MAX_ARG_BYTES, MAX_EXEC_BYTES, MAX_EXEC_STRING, MAX_HOSTNAME, PROC_FILES_ALLOWED,
+    RESERVED_DESTINATIONS,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -296,6 +299,10 @@ impl User {
                 .map_err(|_| format!("{s:?} is not uid[:gid] (numeric ids)"))?,
             None => uid,
         };
+        if uid == u32::MAX || gid == u32::MAX {
+            // (uid_t)-1 means "leave unchanged" to setresuid and setgroups.
+            return Err(format!("{s:?}: 4294967295 is not a user or group id"));
+        }
         Ok(User { uid, gid })
     }
 }

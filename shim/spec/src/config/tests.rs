@@ -441,3 +441,70 @@ fn cpu_lists() {
         assert!(parse_cpu_list(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn what_the_kernel_would_refuse_is_refused_up_front() {
+    type Mutation = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        // 200 variables of 60 KB: execve's E2BIG.
+        (
+            Box::new(|c| c.environment = vec![format!("A={}", "x".repeat(60_000)); 200]),
+            "environment[17]",
+        ),
+        (
+            Box::new(|c| c.environment = vec![format!("A={}", "x".repeat(200_000))]),
+            "environment[0]",
+        ),
+        (
+            Box::new(|c| c.args = vec!["/bin/echo".into(), "x".repeat(131_072)]),
+            "args[1]",
+        ),
+        (Box::new(|c| c.user = "4294967295".into()), "user"),
+        (Box::new(|c| c.user = "0:4294967295".into()), "user"),
+        (
+            Box::new(|c| {
+                c.mounts = vec![Mount {
+                    source: "/tmp".into(),
+                    destination: "/dev".into(),
+                    ..Default::default()
+                }]
+            }),
+            "mounts[0].destination",
+        ),
+        (
+            Box::new(|c| {
+                c.mounts = vec![Mount {
+                    source: "/proc".into(),
+                    destination: "/proc/".into(),
+                    ..Default::default()
+                }]
+            }),
+            "mounts[0].destination",
+        ),
+        (
+            Box::new(|c| {
+                c.mounts = vec![Mount {
+                    source: "/proc/1".into(),
+                    destination: "/proc/1".into(),
+                    ..Default::default()
+                }]
+            }),
+            "mounts[0].destination",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut c = valid();
+        mutate(&mut c);
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field.json_path(), field, "{err}");
+    }
+    // What lxcfs provides may be bound below /proc; a big but possible environment passes.
+    let mut c = valid();
+    c.mounts = vec![Mount {
+        source: "/proc/meminfo".into(),
+        destination: "/proc/meminfo".into(),
+        ..Default::default()
+    }];
+    c.environment = vec![format!("A={}", "x".repeat(60_000)); 10];
+    c.validate().unwrap();
+}

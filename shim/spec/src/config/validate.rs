@@ -14,6 +14,26 @@ use crate::network::{self as net, Cidr};
 /// Maximum lengths for strings that end up in kernel calls.
 pub const MAX_HOSTNAME: usize = 64;
 pub const MAX_ARG_BYTES: usize = 128 * 1024;
+/// The longest single argument or environment string execve(2) takes (MAX_ARG_STRLEN).
+pub const MAX_EXEC_STRING: usize = 128 * 1024;
+/// The most bytes of arguments and environment (strings, their NULs and pointers) a container
+/// may ask for: half of what execve takes under the usual 8 MiB stack limit, so the command,
+/// PATH/HOME/TERM added by the shim and the kernel's own auxv fit too.
+pub const MAX_EXEC_BYTES: usize = 1 << 20;
+
+/// Bind-mount destinations the container's own filesystems are at; and what may be bound
+/// below /proc (the files lxcfs provides, as runc allows).
+pub const RESERVED_DESTINATIONS: [&str; 3] = ["/dev", "/proc", "/sys"];
+pub const PROC_FILES_ALLOWED: [&str; 8] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/loadavg",
+    "/proc/meminfo",
+    "/proc/slabinfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+];
 
 /// Value checks shared by every front end: `Err` is the reason, the caller names the field.
 pub mod check {
@@ -143,6 +163,23 @@ impl Config {
             if m.destination == Path::new("/") {
                 return Err(ConfigError::new(destination, "cannot mount over /"));
             }
+            let dest = m.destination.to_string_lossy();
+            let dest = dest.trim_end_matches('/');
+            if RESERVED_DESTINATIONS.contains(&dest) {
+                return Err(ConfigError::new(
+                    destination,
+                    format!("cannot mount over {dest}: the container has its own"),
+                ));
+            }
+            if dest.starts_with("/proc/") && !PROC_FILES_ALLOWED.contains(&dest) {
+                return Err(ConfigError::new(
+                    destination,
+                    format!(
+                        "{dest}: below /proc only {} may be bound (the container's /proc is its own)",
+                        PROC_FILES_ALLOWED.join(", ")
+                    ),
+                ));
+            }
         }
         if let Some(cg) = &self.cgroups {
             check::cgroup_component(&cg.name, false)
@@ -163,7 +200,36 @@ impl Config {
         let mut arg_bytes = 0;
         for (i, a) in self.args.iter().enumerate() {
             check::no_nul(a).map_err(at(Field::Arg(i)))?;
+            if a.len() >= MAX_EXEC_STRING {
+                return Err(ConfigError::new(
+                    Field::Arg(i),
+                    format!(
+                        "longer than {MAX_EXEC_STRING} bytes (the kernel's limit for one string)"
+                    ),
+                ));
+            }
             arg_bytes += a.len() + 1;
+        }
+        // Arguments and environment together, as execve counts them (string, NUL, pointer).
+        let mut exec_bytes = self.args.iter().map(|a| a.len() + 9).sum::<usize>();
+        for (i, e) in self.environment.iter().enumerate() {
+            if e.len() >= MAX_EXEC_STRING {
+                return Err(ConfigError::new(
+                    Field::Environment(i),
+                    format!(
+                        "longer than {MAX_EXEC_STRING} bytes (the kernel's limit for one string)"
+                    ),
+                ));
+            }
+            exec_bytes += e.len() + 9;
+            if exec_bytes > MAX_EXEC_BYTES {
+                return Err(ConfigError::new(
+                    Field::Environment(i),
+                    format!(
+                        "the arguments and environment reach {exec_bytes} bytes here; at most {MAX_EXEC_BYTES} in all (execve would refuse them)"
+                    ),
+                ));
+            }
         }
         if arg_bytes > MAX_ARG_BYTES {
             return Err(ConfigError::new(
