@@ -45,7 +45,9 @@ impl Driver {
 
     /// Runs a process to its end (or its timeout) and returns what it wrote.
     pub async fn exec_sync(&self, req: &pb::ExecSyncRequest) -> Result<pb::ExecSyncResponse> {
-        const LIMIT: usize = 16 << 20;
+        // Both streams together, so the reply stays within the message limit with room for
+        // the rest of it.
+        const LIMIT: usize = crate::server::MAX_MESSAGE - (64 << 10);
         let timeout = convert::timeout_seconds("timeout_seconds", req.timeout_seconds, 60, 3600)?;
         let mut process = req.process.clone();
         if let Some(p) = process.as_mut() {
@@ -109,12 +111,12 @@ impl Driver {
                 Some(protocol::Response {
                     kind: Some(response::Kind::Output(o)),
                 }) => {
+                    let room = LIMIT.saturating_sub(out.stdout.len() + out.stderr.len());
                     let buf = if o.stream == protocol::Stream::Stderr as i32 {
                         &mut out.stderr
                     } else {
                         &mut out.stdout
                     };
-                    let room = LIMIT.saturating_sub(buf.len());
                     if o.data.len() > room {
                         out.truncated = true;
                     }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use execdriver_tests::{attach_collect, attach_collect_exec, pb, run, unique, Daemon};
+use execdriver_tests::{attach_collect, attach_collect_exec, bin, pb, run, unique, Daemon};
 use tonic::Code;
 
 use super::{exec_collect, exec_req, state};
@@ -364,4 +364,70 @@ async fn an_exec_terminal_has_its_size_and_resizes() {
     c.delete(pb::DeleteRequest { id, force: true })
         .await
         .unwrap();
+}
+
+/// ExecSync's output is cut to fit its reply, never an OUT_OF_RANGE error: stdout and stderr
+/// together up to 16 MiB less 64 KiB, `truncated` set; and the CLI takes replies that big.
+#[tokio::test]
+async fn exec_sync_output_is_truncated_to_fit_the_reply() {
+    let d = Daemon::start();
+    let req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    let channel = execdriver_driver::server::connect(&d.socket).await.unwrap();
+    let limit = execdriver_driver::server::MAX_MESSAGE;
+    let mut c =
+        pb::exec_driver_client::ExecDriverClient::new(channel).max_decoding_message_size(limit);
+    c.run(req).await.unwrap();
+    let sync = |script: &str| pb::ExecSyncRequest {
+        id: id.clone(),
+        process: Some(pb::Process {
+            args: vec!["sh".into(), "-c".into(), script.into()],
+            ..Default::default()
+        }),
+        timeout_seconds: 60,
+    };
+    let kept = limit - (64 << 10);
+    for script in [
+        "head -c 17000000 /dev/zero",
+        "head -c 9000000 /dev/zero; head -c 9000000 /dev/zero >&2",
+    ] {
+        let r = c.exec_sync(sync(script)).await.unwrap().into_inner();
+        assert!(r.truncated, "{script}");
+        assert_eq!(r.stdout.len() + r.stderr.len(), kept, "{script}");
+        assert_eq!(r.exit.unwrap().exit_code, Some(0), "{script}");
+    }
+    let r = c
+        .exec_sync(sync("head -c 1000 /dev/zero"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.truncated);
+    assert_eq!(r.stdout.len(), 1000);
+
+    // The CLI receives what the daemon sends (its default limit was 4 MiB).
+    let out = std::process::Command::new(bin("execdriverctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args([
+            "exec-sync",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "head -c 6000000 /dev/zero",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), 6_000_000);
+    let _ = c
+        .delete(pb::DeleteRequest {
+            id: id.clone(),
+            force: true,
+        })
+        .await;
 }

@@ -42,7 +42,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     let channel = connect(&cli.socket)
         .await
         .map_err(|e| format!("connecting to {}: {}", cli.socket.display(), causes(&e)))?;
-    let mut client = ExecDriverClient::new(channel);
+    // Up to what the daemon sends (ExecSync's output, big Info/List replies).
+    let mut client = ExecDriverClient::new(channel)
+        .max_decoding_message_size(execdriver_driver::server::MAX_MESSAGE)
+        .max_encoding_message_size(execdriver_driver::server::MAX_MESSAGE);
     commands::run(&mut client, cli.cmd, cli.json).await
 }
 
