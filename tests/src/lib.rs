@@ -129,6 +129,9 @@ pub struct Daemon {
     extra_args: Vec<String>,
     /// The test's own network namespace, when the daemon runs inside one.
     netns: Option<Netns>,
+    /// Pass `--cgroup-parent` (otherwise the daemon picks its default, which `cgroup_parent`
+    /// then holds).
+    pass_cgroup_parent: bool,
     env: Vec<(String, String)>,
 }
 
@@ -154,6 +157,31 @@ impl Daemon {
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             netns: None,
             env: Vec::new(),
+            pass_cgroup_parent: true,
+        };
+        d.spawn();
+        d
+    }
+
+    /// A daemon started without `--cgroup-parent`: its default for its root.
+    pub fn start_with_default_cgroup_parent() -> Daemon {
+        let dir = TempDir::new("edt");
+        let root = dir.path.join("root");
+        let socket = dir.path.join("d.sock");
+        let rootfs = dir.path.join("rootfs");
+        make_rootfs(&rootfs);
+        let cgroup_parent = execdriver_driver::convert::default_cgroup_parent(&root);
+        let mut d = Daemon {
+            dir,
+            root,
+            socket,
+            rootfs,
+            cgroup_parent,
+            child: None,
+            extra_args: Vec::new(),
+            netns: None,
+            env: Vec::new(),
+            pass_cgroup_parent: false,
         };
         d.spawn();
         d
@@ -181,6 +209,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            pass_cgroup_parent: true,
         };
         d.spawn();
         d
@@ -210,8 +239,11 @@ impl Daemon {
             .arg(&self.root)
             .arg("--socket")
             .arg(&self.socket)
-            .arg("--cgroup-parent")
-            .arg(&self.cgroup_parent)
+            .args(if self.pass_cgroup_parent {
+                vec!["--cgroup-parent", self.cgroup_parent.as_str()]
+            } else {
+                vec![]
+            })
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -35,9 +35,10 @@ struct Args {
     /// The shim binary (default: execdriver-shim beside this binary).
     #[arg(long)]
     shim: Option<PathBuf>,
-    /// Cgroup parent of every container.
-    #[arg(long, default_value = "execdriver")]
-    cgroup_parent: String,
+    /// Cgroup parent of every container (default: `execdriver` for the default --root, else
+    /// `execdriver-` and a hash of the root, so daemons on different roots never share cgroups).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
     /// Device access enforcement: auto (v1 devices cgroup where mounted, else eBPF) or bpf
     /// (the eBPF filter on the v2 cgroup, also on a hybrid host).
     #[arg(long, default_value = "auto", value_parser = ["auto", "bpf"])]
@@ -145,7 +146,7 @@ fn apply_config_file(
     take!(root, "root");
     take!(socket, "socket");
     take!(opt shim, "shim");
-    take!(cgroup_parent, "cgroup_parent");
+    take!(opt cgroup_parent, "cgroup_parent");
     take!(cgroup_devices, "cgroup_devices");
     take!(opt bridge, "bridge");
     take!(opt subnet, "subnet");
@@ -251,11 +252,15 @@ fn main() -> ExitCode {
         }
         _ => None,
     };
+    let cgroup_parent = args
+        .cgroup_parent
+        .clone()
+        .unwrap_or_else(|| execdriver_driver::convert::default_cgroup_parent(&root));
     let driver_cfg = DriverConfig {
         root,
         shim_path: args.shim.clone().unwrap_or_else(default_shim_path),
         defaults: Defaults {
-            cgroup_parent: args.cgroup_parent.clone(),
+            cgroup_parent,
             cgroup_devices: execdriver_shim::cgroups::DeviceMode::parse(&args.cgroup_devices)
                 .unwrap_or_default(),
             network,

@@ -79,6 +79,11 @@ pub enum Error {
     Unsupported(String),
     #[error("freezing the container: {0}")]
     Freeze(String),
+    #[error(
+        "the cgroup {0} exists already (another daemon's container, or a leftover): it is not \
+         adopted; remove it, or give this daemon a --cgroup-parent of its own"
+    )]
+    Exists(PathBuf),
     #[error("the eBPF device filter: {0}")]
     Bpf(String),
     #[error("watching for OOM kills: {0}")]
@@ -86,6 +91,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the system is not in the state the request needs (FAILED_PRECONDITION).
+    pub fn is_precondition(&self) -> bool {
+        matches!(self, Error::Exists(_))
+    }
+
     /// Whether the request is at fault (INVALID_ARGUMENT) rather than the system.
     pub fn is_invalid(&self) -> bool {
         match self {
@@ -147,6 +157,10 @@ impl Cgroup {
                 cur.push(part);
                 match fs::create_dir(&cur) {
                     Ok(()) => {}
+                    // The container's own directory must be new: never adopt one.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur == *dir => {
+                        return Err(Error::Exists(cur));
+                    }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(source) => {
                         return Err(Error::Create {

@@ -108,6 +108,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::NoRootfs => ErrorCode::InvalidArgument,
             Error::Cgroup(e) if e.is_invalid() => ErrorCode::InvalidArgument,
+            Error::Cgroup(e) if e.is_precondition() => ErrorCode::FailedPrecondition,
             Error::Process(p) => p.code(),
             Error::Network(n) => n.code(),
             Error::Precondition(_) => ErrorCode::FailedPrecondition,

@@ -19,6 +19,7 @@ mod cleanup;
 mod load;
 mod restart;
 mod shim_death;
+mod two_daemons;
 mod up_front;
 
 fn bridge_daemon(subnet: &str) -> Daemon {

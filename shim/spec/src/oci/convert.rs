@@ -257,12 +257,12 @@ pub const DEFAULT_ALLOWED_DEVICES: [(&str, i64, i64, &str); 10] = [
 ];
 
 /// `linux.cgroupsPath` and `linux.resources` as the `cgroups` section. An empty path is
-/// `/execdriver/<id>`; a relative one is taken from the cgroup root as well; the systemd form
+/// `/execdriver-runc/<id>`; a relative one is taken from the cgroup root as well; the systemd form
 /// `slice:prefix:name` is `<slice>/<prefix>-<name>.scope` where systemd runs.
 fn cgroups(linux: &Linux, id: &str, systemd: bool) -> Result<(Cgroups, Origins), OciError> {
     let path = linux.cgroups_path.as_str();
     let (parent, name) = if path.is_empty() {
-        ("execdriver".to_owned(), id.to_owned())
+        ("execdriver-runc".to_owned(), id.to_owned())
     } else if !path.starts_with('/') && path.matches(':').count() == 2 {
         if !systemd {
             return Err(OciError::new(

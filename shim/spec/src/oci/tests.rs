@@ -49,7 +49,10 @@ fn runcs_spec_converts_with_oci_meanings() {
         ["nosuid", "strictatime", "mode=755", "size=65536k"]
     );
     let cg = c.cgroups.as_ref().unwrap();
-    assert_eq!((cg.parent.as_str(), cg.name.as_str()), ("execdriver", "c1"));
+    assert_eq!(
+        (cg.parent.as_str(), cg.name.as_str()),
+        ("execdriver-runc", "c1")
+    );
     assert!(cg.devices_exact);
     // The leading deny-all is implied; the standard devices are allowed after the config's
     // rules, as every OCI runtime does.
