@@ -286,7 +286,13 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
             .map_err(Error::io("chmod socket"))?;
     }
-    if let Some(mode) = cfg.socket_mode {
+    // `--allow-uid` alone: the filesystem must let those users connect (no group to give the
+    // socket to), so it is 0666 and the credential check on every call keeps everyone else
+    // out (PERMISSION_DENIED).
+    let mode = cfg
+        .socket_mode
+        .or_else(|| (!cfg.allow_uids.is_empty() && cfg.allow_gid.is_none()).then_some(0o666));
+    if let Some(mode) = mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(Error::io("chmod socket"))?;
     }

@@ -57,14 +57,18 @@ struct Args {
     /// (default: the bridge's MTU).
     #[arg(long, requires = "bridge", default_value_t = 0)]
     mtu: u32,
-    /// Also admit this uid on the socket (root and the daemon's uid always are).
+    /// Also admit this uid on the socket (root and the daemon's uid always are). Without
+    /// --allow-gid or --socket-mode the socket becomes 0666 so that user can connect; every
+    /// call's uid is checked. An admitted user can run privileged containers and mount any
+    /// host path: root-equivalent, as Docker's docker group is.
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
     /// Admit members of this group (primary or supplementary), and make the socket 0660 owned
     /// by it.
     #[arg(long = "allow-gid")]
     allow_gid: Option<u32>,
-    /// The socket's mode in octal (default 600, or 660 with --allow-gid), e.g. 666 to let
+    /// The socket's mode in octal (default 600, 660 with --allow-gid, 666 with --allow-uid
+    /// alone), e.g. 666 to let
     /// every local user connect; who may use the daemon is still checked on every call.
     #[arg(long = "socket-mode", value_parser = parse_mode)]
     socket_mode: Option<u32>,

@@ -113,6 +113,14 @@ async fn the_socket_admits_only_permitted_users() {
     let (ok, err) = ctl_as(&d, 1001, 1001, &[]);
     assert!(!ok && err.contains("may not use"), "{err}");
     drop(d);
+    // --allow-uid alone: the socket lets the user connect (0666), the check refuses others.
+    let d = Daemon::start_with(&["--allow-uid", "1000"]);
+    assert_eq!(std::fs::metadata(&d.socket).unwrap().mode() & 0o777, 0o666);
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[]);
+    assert!(ok, "{err}");
+    let (ok, err) = ctl_as(&d, 1001, 1001, &[]);
+    assert!(!ok && err.contains("may not use"), "{err}");
+    drop(d);
 
     // A group: the socket is 0660 and that group's; members (also supplementary) get in.
     let group = 4242 + std::process::id() % 1000;
