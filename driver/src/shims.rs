@@ -253,17 +253,69 @@ fn describe_shim(dir: &Path) -> String {
 /// is not a zombie and whose working directory is `dir` (every shim works in its state
 /// directory, so a reused pid is not taken for it).
 pub fn shim_alive(dir: &Path) -> Option<i32> {
-    use std::os::unix::fs::MetadataExt;
-    let pid = state::read_pid(&dir.join(state::SHIM_PID)).ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state is the field after the command, which is in parentheses and may hold spaces.
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
-    if state == "Z" || state == "X" {
-        return None;
+    match shim_status(dir) {
+        Liveness::Alive(pid) => Some(pid),
+        // The daemon could not look (out of descriptors, memory): the shim is not declared
+        // gone on an error of the daemon's own; 0 stands for a pid not read.
+        Liveness::Unknown { pid, .. } => Some(pid.unwrap_or(0)),
+        Liveness::Gone => None,
     }
-    let theirs = std::fs::metadata(format!("/proc/{pid}/cwd")).ok()?;
-    let ours = std::fs::metadata(dir).ok()?;
-    (theirs.dev() == ours.dev() && theirs.ino() == ours.ino()).then_some(pid)
+}
+
+/// What the daemon knows of a shim.
+#[derive(Debug)]
+pub enum Liveness {
+    Alive(i32),
+    /// Proven gone: no pid file, no such process, a zombie, or a reused pid.
+    Gone,
+    /// Not known: reading /proc or the state directory failed for another reason.
+    Unknown {
+        pid: Option<i32>,
+        error: std::io::Error,
+    },
+}
+
+/// Whether the shim of the container in `dir` runs, and what proves it gone.
+pub fn shim_status(dir: &Path) -> Liveness {
+    use std::io::ErrorKind::{InvalidData, NotFound};
+    use std::os::unix::fs::MetadataExt;
+    let unknown = |pid: Option<i32>, error: std::io::Error| Liveness::Unknown { pid, error };
+    let pid = match state::read_pid(&dir.join(state::SHIM_PID)) {
+        Ok(pid) => pid,
+        Err(e) if matches!(e.kind(), NotFound | InvalidData) => return Liveness::Gone,
+        Err(e) => return unknown(None, e),
+    };
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            return Liveness::Gone
+        }
+        Err(e) => return unknown(Some(pid), e),
+    };
+    // The state is the field after the command, which is in parentheses and may hold spaces.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z") | Some("X")) {
+        return Liveness::Gone;
+    }
+    let theirs = match std::fs::metadata(format!("/proc/{pid}/cwd")) {
+        Ok(m) => m,
+        Err(e) if e.kind() == NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            return Liveness::Gone
+        }
+        Err(e) => return unknown(Some(pid), e),
+    };
+    let ours = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == NotFound => return Liveness::Gone,
+        Err(e) => return unknown(Some(pid), e),
+    };
+    if theirs.dev() == ours.dev() && theirs.ino() == ours.ino() {
+        Liveness::Alive(pid)
+    } else {
+        Liveness::Gone
+    }
 }
 
 /// The shim binary the driver starts shims from: a sealed in-memory copy of `--shim`, so no

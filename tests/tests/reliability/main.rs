@@ -16,6 +16,7 @@ use tokio_stream::StreamExt;
 
 mod bad_input;
 mod cleanup;
+mod fd_pressure;
 mod load;
 mod restart;
 mod shim_death;
