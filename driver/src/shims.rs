@@ -268,29 +268,39 @@ pub enum Liveness {
     Alive(i32),
     /// Proven gone: no pid file, no such process, a zombie, or a reused pid.
     Gone,
-    /// Not known: reading /proc or the state directory failed for another reason.
+    /// Not known: the daemon ran out of descriptors or memory looking.
     Unknown {
         pid: Option<i32>,
         error: std::io::Error,
     },
 }
 
-/// Whether the shim of the container in `dir` runs, and what proves it gone.
+/// Whether the daemon's own resources failed a look (descriptors, memory, an interrupted
+/// call): that says nothing of the shim.
+fn own_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::EAGAIN | libc::EINTR
+        )
+    )
+}
+
+/// Whether the shim of the container in `dir` runs. Anything but the daemon's own failure to
+/// look is proof: no pid file, no such process, a zombie, a process the daemon may not
+/// inspect or working elsewhere (a reused pid) is not this container's shim.
 pub fn shim_status(dir: &Path) -> Liveness {
-    use std::io::ErrorKind::{InvalidData, NotFound};
     use std::os::unix::fs::MetadataExt;
     let unknown = |pid: Option<i32>, error: std::io::Error| Liveness::Unknown { pid, error };
     let pid = match state::read_pid(&dir.join(state::SHIM_PID)) {
         Ok(pid) => pid,
-        Err(e) if matches!(e.kind(), NotFound | InvalidData) => return Liveness::Gone,
-        Err(e) => return unknown(None, e),
+        Err(e) if own_error(&e) => return unknown(None, e),
+        Err(_) => return Liveness::Gone,
     };
     let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => s,
-        Err(e) if e.kind() == NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            return Liveness::Gone
-        }
-        Err(e) => return unknown(Some(pid), e),
+        Err(e) if own_error(&e) => return unknown(Some(pid), e),
+        Err(_) => return Liveness::Gone,
     };
     // The state is the field after the command, which is in parentheses and may hold spaces.
     let state = stat
@@ -301,15 +311,13 @@ pub fn shim_status(dir: &Path) -> Liveness {
     }
     let theirs = match std::fs::metadata(format!("/proc/{pid}/cwd")) {
         Ok(m) => m,
-        Err(e) if e.kind() == NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            return Liveness::Gone
-        }
-        Err(e) => return unknown(Some(pid), e),
+        Err(e) if own_error(&e) => return unknown(Some(pid), e),
+        Err(_) => return Liveness::Gone,
     };
     let ours = match std::fs::metadata(dir) {
         Ok(m) => m,
-        Err(e) if e.kind() == NotFound => return Liveness::Gone,
-        Err(e) => return unknown(Some(pid), e),
+        Err(e) if own_error(&e) => return unknown(Some(pid), e),
+        Err(_) => return Liveness::Gone,
     };
     if theirs.dev() == ours.dev() && theirs.ino() == ours.ino() {
         Liveness::Alive(pid)
@@ -363,4 +371,44 @@ pub fn default_shim_path() -> PathBuf {
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("execdriver-shim")))
         .unwrap_or_else(|| PathBuf::from("execdriver-shim"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shim_is_gone_only_on_proof() {
+        let dir =
+            std::env::temp_dir().join(format!("execdriver-shimstatus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // No pid file; a pid that is no process; a process working elsewhere (this one).
+        assert!(matches!(shim_status(&dir), Liveness::Gone));
+        std::fs::write(dir.join(state::SHIM_PID), "999999999").unwrap();
+        assert!(matches!(shim_status(&dir), Liveness::Gone));
+        std::fs::write(dir.join(state::SHIM_PID), std::process::id().to_string()).unwrap();
+        assert!(matches!(shim_status(&dir), Liveness::Gone));
+        // A process working in the directory is its shim.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+        std::fs::write(dir.join(state::SHIM_PID), child.id().to_string()).unwrap();
+        assert!(matches!(shim_status(&dir), Liveness::Alive(p) if p == child.id() as i32));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(matches!(shim_status(&dir), Liveness::Gone));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_daemons_own_failures_say_nothing_of_the_shim() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM] {
+            assert!(own_error(&std::io::Error::from_raw_os_error(errno)));
+        }
+        for errno in [libc::ENOENT, libc::EACCES, libc::ESRCH] {
+            assert!(!own_error(&std::io::Error::from_raw_os_error(errno)));
+        }
+    }
 }
