@@ -823,3 +823,14 @@ impl Terminal {
             .unwrap();
     }
 }
+
+/// An open-files limit (soft, hard) for a container to ask for: hard 2048, or this process's
+/// own hard limit if lower (raising a hard limit needs CAP_SYS_RESOURCE, which the container's
+/// setup does not have where the host's bounding set lacks it), soft half of it.
+pub fn nofile_limits() -> (u64, u64) {
+    let own = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(2048);
+    let hard = own.min(2048);
+    (hard / 2, hard)
+}

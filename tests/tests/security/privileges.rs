@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 
 use execdriver_spec::capabilities;
-use execdriver_tests::{parse_status, pb, run};
+use execdriver_tests::{nofile_limits, parse_status, pb, run};
 
 use super::{
     cap_sets, daemon, exec_sync, force_delete, mask, privileged, seccomp, security, sh, start,
@@ -84,13 +84,15 @@ async fn no_new_privs_seccomp_rlimits_and_oom_score_adj_for_init_and_exec() {
     let out = run(&mut c, sh(&d, script)).await;
     check(&out.stdout(), "1", "2");
 
+    let (soft, hard) = nofile_limits();
+    let nofile = format!("{soft} {hard}");
     let mut req = d.request(&["sleep", "100"]);
     let s = security(&mut req);
     s.rlimits = vec![
         pb::Rlimit {
             r#type: "RLIMIT_NOFILE".into(),
-            soft: 1024,
-            hard: 2048,
+            soft,
+            hard,
         },
         pb::Rlimit {
             r#type: "nproc".into(),
@@ -121,7 +123,7 @@ async fn no_new_privs_seccomp_rlimits_and_oom_score_adj_for_init_and_exec() {
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_default()
     };
-    assert!(line("Max open files").contains("1024 2048"), "{limits}");
+    assert!(line("Max open files").contains(&nofile), "{limits}");
     assert!(line("Max processes").contains("500 600"), "{limits}");
     let adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
     assert_eq!(adj.trim(), "500");
@@ -133,7 +135,7 @@ async fn no_new_privs_seccomp_rlimits_and_oom_score_adj_for_init_and_exec() {
             && l.split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ")
-                .contains("1024 2048")),
+                .contains(&nofile)),
         "{text}"
     );
     assert_eq!(text.lines().last(), Some("500"), "{text}");

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 
 use execdriver_spec::capabilities;
-use execdriver_tests::{bin, parse_status, pb, run, unique, Output, TempDir};
+use execdriver_tests::{bin, nofile_limits, parse_status, pb, run, unique, Output, TempDir};
 use tonic::Code;
 
 use super::{assert_nothing_left, cap_sets, daemon, daemon_with, mask, seccomp, security, sh};
@@ -139,13 +139,15 @@ async fn cli_security_flags() {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let (soft, hard) = nofile_limits();
+    let ulimit = format!("nofile={soft}:{hard}");
     let text = ctl(&[
         "--cap-add",
         "SYS_PTRACE",
         "--cap-drop",
         "NET_RAW",
         "--ulimit",
-        "nofile=1024:2048",
+        &ulimit,
         "--oom-score-adj",
         "300",
         "--security-opt",
@@ -165,7 +167,7 @@ async fn cli_security_flags() {
             && l.split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ")
-                .contains("1024 2048")),
+                .contains(&format!("{soft} {hard}"))),
         "{text}"
     );
     assert_eq!(text.lines().last(), Some("300"));
