@@ -44,6 +44,8 @@ pub struct Released {
     pub mounts: Vec<PathBuf>,
     /// Temp files of interrupted writes removed.
     pub temp_files: Vec<PathBuf>,
+    /// What could not be removed (a cgroup directory, a veth, a mount), each with why.
+    pub left: Vec<String>,
 }
 
 impl Released {
@@ -75,6 +77,9 @@ impl fmt::Display for Released {
         if !self.temp_files.is_empty() {
             parts.push(format!("removed {} temp files", self.temp_files.len()));
         }
+        if !self.left.is_empty() {
+            parts.push(format!("could not remove: {}", self.left.join("; ")));
+        }
         if parts.is_empty() {
             parts.push("nothing was left".into());
         }
@@ -102,44 +107,63 @@ fn cgroups_of(dir: &Path, id: &str, fallback_parent: &str) -> Option<Cgroups> {
 /// it. The state directory itself stays. Idempotent; blocking (cgroup removal waits for the
 /// killed processes to leave).
 pub fn release(dir: &Path, fallback_parent: &str) -> Released {
-    let mut out = Released::default();
     let id = dir
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_owned();
-    if let Some(cg) = cgroups_of(dir, &id, fallback_parent) {
-        if let Ok(manager) = Layout::detect().and_then(|l| cgroups::open(&l, &cg, DeviceMode::Auto))
-        {
-            let existing: Vec<PathBuf> = manager
-                .cgroup()
-                .dirs
-                .iter()
-                .map(|(_, d)| d.clone())
-                .filter(|d| d.exists())
-                .collect();
-            if !existing.is_empty() {
-                out.killed = manager.pids().iter().map(|p| p.as_raw()).collect();
-                if let Err(e) = manager.destroy() {
-                    tracing::warn!(dir = %dir.display(), error = %e, "removing cgroups");
+    release_as(dir, &id, fallback_parent)
+}
+
+/// As [`release`], for the container `id` whose directory (parked) has another name.
+pub fn release_as(dir: &Path, id: &str, fallback_parent: &str) -> Released {
+    let mut out = Released::default();
+    if let Some(cg) = cgroups_of(dir, id, fallback_parent) {
+        match Layout::detect().and_then(|l| cgroups::open(&l, &cg, DeviceMode::Auto)) {
+            Err(e) => out
+                .left
+                .push(format!("cgroups {}/{}: {e}", cg.parent, cg.name)),
+            Ok(manager) => {
+                let existing: Vec<PathBuf> = manager
+                    .cgroup()
+                    .dirs
+                    .iter()
+                    .map(|(_, d)| d.clone())
+                    .filter(|d| d.exists())
+                    .collect();
+                if !existing.is_empty() {
+                    out.killed = manager.pids().iter().map(|p| p.as_raw()).collect();
+                    if let Err(e) = manager.destroy() {
+                        tracing::warn!(dir = %dir.display(), error = %e, "removing cgroups");
+                        out.left.push(e.to_string());
+                    }
+                    out.cgroups = existing.into_iter().filter(|d| !d.exists()).collect();
                 }
-                out.cgroups = existing.into_iter().filter(|d| !d.exists()).collect();
             }
         }
     }
     let links = shim_net::load_host_links(dir);
     if !links.is_empty() {
-        if let Ok(mut nl) = shim_net::Netlink::open() {
-            for l in &links {
-                if let Ok(Some(link)) = nl.link_by_index(l.index) {
-                    if link.name == l.name && nl.delete_link(l.index).is_ok() {
-                        out.veths.push(l.name.clone());
+        match shim_net::Netlink::open() {
+            Ok(mut nl) => {
+                for l in &links {
+                    match nl.link_by_index(l.index) {
+                        Ok(Some(link)) if link.name == l.name => match nl.delete_link(l.index) {
+                            Ok(()) => out.veths.push(l.name.clone()),
+                            Err(e) => out.left.push(format!("veth {}: {e}", l.name)),
+                        },
+                        Ok(_) => {}
+                        Err(e) => out.left.push(format!("veth {}: {e}", l.name)),
                     }
                 }
             }
+            Err(e) => out.left.push(format!("veths: {e}")),
         }
     }
     out.mounts = execdriver_shim::state::unmount_under(dir);
+    for m in execdriver_shim::state::mounts_under(dir) {
+        out.left.push(format!("mount {}", m.display()));
+    }
     out.temp_files = remove_temp_files(dir);
     out
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod gc;
 pub mod info;
 pub mod ipam;
+pub mod leftovers;
 pub mod logs;
 mod render;
 pub mod server;

@@ -262,11 +262,10 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
-        let exit = detached(&self.driver, req.into_inner(), |d, r| async move {
+        ok(detached(&self.driver, req.into_inner(), |d, r| async move {
             d.delete(&r.id, r.force).await
         })
-        .await?;
-        ok(pb::DeleteResponse { exit })
+        .await?)
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]

@@ -223,21 +223,119 @@ pub async fn call_within(
 }
 
 /// Connects to the shim in `dir`: `Ok(None)` when it is gone (nothing listens and no shim
-/// process runs there); UNAVAILABLE when its process runs but cannot be reached.
+/// process runs there); UNAVAILABLE when its process runs but cannot be reached. A shim that
+/// runs but whose socket is missing (removed by hand, by a tool, or by an old daemon) is asked
+/// to bind it again (SIGHUP) and the connect is retried.
 pub async fn connect_live(dir: &Path) -> Result<Option<ShimConn>> {
     match tokio::time::timeout(CALL_TIMEOUT, ShimConn::connect(dir)).await {
         Ok(Ok(c)) => Ok(Some(c)),
-        Ok(Err(e)) => match shim_alive(dir) {
-            None => Ok(None),
-            Some(pid) => Err(Error::Unavailable(format!(
-                "the shim of {} (pid {pid}) runs but its socket refuses connections: {e}",
-                dir.display()
+        Ok(Err(e)) => match shim_status(dir) {
+            Liveness::Gone => Ok(None),
+            Liveness::Unknown { pid, error } => Err(Error::Unavailable(format!(
+                "cannot tell whether the shim of {} (pid {}) runs: {error}; its socket: {e}",
+                dir.display(),
+                pid.unwrap_or(0)
             ))),
+            Liveness::Alive(pid) => match rebind(dir, pid).await {
+                Some(c) => Ok(Some(c)),
+                None => Err(Error::Unavailable(format!(
+                    "the shim of {} (pid {pid}) runs but its socket refuses connections: {e}",
+                    dir.display()
+                ))),
+            },
         },
         Err(_) => Err(Error::DeadlineExceeded(format!(
             "connecting to the shim of {} ({}) took longer than {CALL_TIMEOUT:?}",
             dir.display(),
             describe_shim(dir)
+        ))),
+    }
+}
+
+/// Asks the live shim `pid` of `dir` to bind its socket again and connects once it has
+/// (within a second).
+async fn rebind(dir: &Path, pid: i32) -> Option<ShimConn> {
+    let d = dir.to_owned();
+    let signalled =
+        tokio::task::spawn_blocking(move || signal_shim(&d, pid, rustix::process::Signal::HUP))
+            .await
+            .ok()?;
+    if let Err(e) = signalled {
+        tracing::warn!(dir = %dir.display(), pid, error = %e, "asking the shim to rebind its socket");
+        return None;
+    }
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(c) = ShimConn::connect(dir).await {
+            tracing::info!(dir = %dir.display(), pid, "the shim bound its missing socket again");
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Sends `sig` to the shim `pid` of `dir` through a pidfd opened first and checked to be that
+/// shim's after, so a process that reused the pid is never signalled.
+fn signal_shim(dir: &Path, pid: i32, sig: rustix::process::Signal) -> std::io::Result<()> {
+    let raw = rustix::process::Pid::from_raw(pid).ok_or(std::io::ErrorKind::InvalidInput)?;
+    let fd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty())?;
+    match shim_status(dir) {
+        Liveness::Alive(p) if p == pid => {}
+        _ => return Err(std::io::ErrorKind::NotFound.into()),
+    }
+    rustix::process::pidfd_send_signal(&fd, sig)?;
+    Ok(())
+}
+
+/// Kills the shim of the container in `dir` and waits (up to 10 s) until it has ended. Done
+/// when no shim runs; an error when the daemon cannot tell (its own descriptors or memory ran
+/// out) or the shim outlives SIGKILL.
+pub fn kill_shim(dir: &Path) -> Result<()> {
+    let pid = match shim_status(dir) {
+        Liveness::Gone => return Ok(()),
+        Liveness::Alive(pid) => pid,
+        Liveness::Unknown { pid, error } => {
+            return Err(Error::Unavailable(format!(
+                "cannot tell whether the shim of {} (pid {}) runs: {error}",
+                dir.display(),
+                pid.unwrap_or(0)
+            )))
+        }
+    };
+    let raw = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| Error::Internal(format!("shim pid {pid}")))?;
+    let fd = match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(()),
+        Err(e) => return Err(Error::io(format!("pidfd_open({pid})"))(e.into())),
+    };
+    match shim_status(dir) {
+        Liveness::Alive(p) if p == pid => {}
+        Liveness::Unknown { error, .. } => {
+            return Err(Error::Unavailable(format!(
+                "cannot tell whether the shim of {} runs: {error}",
+                dir.display()
+            )))
+        }
+        _ => return Ok(()),
+    }
+    tracing::warn!(dir = %dir.display(), pid, "killing the shim");
+    rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL)
+        .map_err(|e| Error::io(format!("killing shim {pid}"))(e.into()))?;
+    // The pidfd is readable once the process has ended.
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let timeout = rustix::event::Timespec {
+        tv_sec: 10,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err(Error::Internal(format!(
+            "the shim {pid} of {} did not end within 10s of SIGKILL",
+            dir.display()
         ))),
     }
 }

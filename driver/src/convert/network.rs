@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 
 use execdriver_proto::{NetworkConfig, NetworkMode};
 use execdriver_spec::config::{Network, MAX_MTU, MIN_MTU};
@@ -128,12 +129,7 @@ pub(super) fn network(
         }
         NetworkMode::Netns => {
             let path = absolute("network.netns_path", &n.netns_path)?;
-            if !path.exists() {
-                return Err(Error::invalid(
-                    "network.netns_path",
-                    format!("{} does not exist", path.display()),
-                ));
-            }
+            check_netns("network.netns_path", &path)?;
             namespaces.retain(|ns| *ns != Namespace::Net);
             meta.mode = MODE_NETNS.into();
             meta.netns_path = n.netns_path.clone();
@@ -144,6 +140,50 @@ pub(super) fn network(
         }
     };
     Ok((networks, meta))
+}
+
+/// Whether `path` is a network namespace the daemon can join (a `/proc/PID/ns/net` or a
+/// bind mount of one, such as `/run/netns/NAME`); the error says why not.
+fn check_netns(field: &str, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "{} cannot be joined: permission denied (the daemon may not enter that \
+                 process's namespaces: it is not allowed to trace it, or it belongs to another \
+                 user namespace)",
+                path.display()
+            ),
+            _ => format!("{} cannot be opened: {e}", path.display()),
+        };
+        Error::invalid(field, why)
+    })?;
+    // A namespace file is on nsfs; opened through /proc/PID/ns it reads as "KIND:[INODE]"
+    // (a bind mount of one reads as its own path: the shim's setns checks its kind).
+    let on_nsfs = nix::sys::statfs::fstatfs(&file)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+        .unwrap_or(false);
+    let what = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = what.split_once(":[").map(|(k, _)| k);
+    if !on_nsfs || kind.is_some_and(|k| k != "net") {
+        let it = if on_nsfs {
+            what
+        } else {
+            "no namespace file".into()
+        };
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} is not a network namespace (it is {it}); give /proc/PID/ns/net or a bind \
+                 mount of one",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A `netns` strategy joining `path`.

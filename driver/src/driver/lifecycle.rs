@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_shim::network as shim_net;
 use execdriver_spec::config::Config as ContainerConfig;
 use execdriver_spec::protocol::{self, request, response, Empty, ShimState, Target};
 use execdriver_spec::state::{self, ExitRecord};
@@ -58,11 +57,32 @@ impl Driver {
                 // The shim removes what it made when it reports a failure; one that died
                 // part-way did not.
                 let (d, parent) = (dir.clone(), self.config.defaults.cgroup_parent.clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                    gc::release(&d, &parent);
-                    gc::remove_state_dir(&d)
+                let undone = tokio::task::spawn_blocking(move || {
+                    let released = gc::release(&d, &parent);
+                    // Removing a directory takes descriptors; the daemon may be out of them
+                    // for a moment (it is what failed the create, often).
+                    let mut removed = gc::remove_state_dir(&d);
+                    for _ in 0..3 {
+                        if removed.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                        removed = gc::remove_state_dir(&d);
+                    }
+                    (released, removed)
                 })
                 .await;
+                match undone {
+                    Ok((released, Ok(()))) if released.left.is_empty() => {}
+                    Ok((released, removed)) => warn!(
+                        id = %id,
+                        "undoing a failed create: {released}; removing {}: {}; the periodic \
+                         sweep retries",
+                        dir.display(),
+                        removed.err().map(|e| e.to_string()).unwrap_or("done".into())
+                    ),
+                    Err(e) => warn!(id = %id, error = %e, "undoing a failed create"),
+                }
                 return Err(e);
             }
         };
@@ -189,21 +209,33 @@ impl Driver {
         }
     }
 
-    /// Removes a stopped container (or, with force, kills it first).
-    pub async fn delete(&self, id: &str, force: bool) -> Result<Option<pb::ExitStatus>> {
+    /// Removes a stopped container (or, with force, kills it first). With force the container
+    /// always ends: a shim that cannot be reached, does not kill it, or does not shut down is
+    /// killed itself and the container is removed through its cgroups. What cannot be removed
+    /// from the host is parked for later retries ([`crate::leftovers`]) and named in the reply;
+    /// the id is free either way.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<pb::DeleteResponse> {
         let c = self.get(id)?;
         let _op = c.op.lock().await;
         // A Delete that held the lock before this one may have removed it.
         self.still_known(&c)?;
-        let st = self.state_of(&c).await?;
-        let stopped = st.status == pb::Status::Stopped as i32;
-        if !stopped {
-            if !force {
+        let stopped = match self.state_of(&c).await {
+            Ok(st) if st.status == pb::Status::Stopped as i32 => true,
+            Ok(st) if !force => {
                 return Err(Error::FailedPrecondition(format!(
                     "container {id} is {}; stop it first or delete with force",
                     status_name(st.status)
                 )));
             }
+            Ok(_) => false,
+            Err(e) if force => {
+                warn!(id = %id, error = %e, "delete -f: the shim does not answer; ending it");
+                self.end_shim(&c).await?;
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        if !stopped {
             let _ = self
                 .call_shim(
                     &c,
@@ -218,50 +250,50 @@ impl Driver {
                 .await
                 .is_err()
             {
-                return Err(Error::Internal(format!(
-                    "container {id} did not die after SIGKILL"
-                )));
+                warn!(id = %id, "delete -f: still running 10s after SIGKILL; ending its shim");
+                self.end_shim(&c).await?;
             }
         }
-        let exit = match shims::connect_live(&c.dir).await? {
-            Some(mut conn) => {
-                tokio::time::timeout(
-                    shims::CALL_TIMEOUT,
-                    conn.call(request::Kind::Shutdown(Empty {})),
-                )
-                .await
-                .map_err(|_| {
-                    Error::DeadlineExceeded(format!(
-                        "the shim of container {id} did not shut down within {:?}",
-                        shims::CALL_TIMEOUT
-                    ))
-                })??;
-                // The shim closes the connection as it exits.
-                let _ = tokio::time::timeout(Duration::from_secs(5), conn.recv()).await;
-                ExitRecord::load(&c.dir).ok()
+        match self.shut_down(&c).await {
+            Ok(()) => {}
+            Err(e) if force => {
+                warn!(id = %id, error = %e, "delete -f: the shim did not shut down; ending it");
+                self.end_shim(&c).await?;
             }
-            None => {
-                self.bury(&c).await;
-                ExitRecord::load(&c.dir).ok()
-            }
-        };
+            Err(e) => return Err(e),
+        }
+        let exit = ExitRecord::load(&c.dir).ok();
         // Its exit is reported (if the watcher has not yet) before the directory goes.
         if let Some(e) = &exit {
             c.events.exited(&e.into());
         }
-        {
+        let leftovers = {
             let mut removed = c.teardown.lock().await;
-            let dir = c.dir.clone();
-            tokio::task::spawn_blocking(move || {
-                // The shim removed the host ends when the init ended; make sure.
-                shim_net::remove_host_links(&shim_net::load_host_links(&dir));
-                gc::remove_state_dir(&dir)
+            let (dir, root) = (c.dir.clone(), self.config.root.clone());
+            let parent = self.config.defaults.cgroup_parent.clone();
+            let id = id.to_owned();
+            // The shim removed its cgroups and the host ends of its veths; what it could not
+            // (or what a killed shim left) is removed here, or parked and retried later.
+            let left = tokio::task::spawn_blocking(move || {
+                let released = gc::release(&dir, &parent);
+                if released.left.is_empty() {
+                    return gc::remove_state_dir(&dir).map(|_| Vec::new());
+                }
+                let parked = crate::leftovers::park(&root, &dir, &id)?;
+                warn!(
+                    id = %id,
+                    parked = %parked.display(),
+                    "delete: {released}; retried every {:?}",
+                    crate::leftovers::RETRY_INTERVAL
+                );
+                Ok(released.left)
             })
             .await
             .map_err(|e| Error::Internal(format!("removing {}: {e}", c.dir.display())))?
             .map_err(Error::io(format!("removing {}", c.dir.display())))?;
             *removed = true;
-        }
+            left
+        };
         // Released while the id is still taken, so a new container of that id cannot have
         // been given an address that this would release.
         if let Err(e) = self.release_address(id) {
@@ -270,7 +302,48 @@ impl Driver {
         self.table().containers.remove(id);
         info!(id = %id, "deleted");
         c.events.deleted(None);
-        Ok(exit.map(|e| exit_status(&(&e).into())))
+        Ok(pb::DeleteResponse {
+            exit: exit.map(|e| exit_status(&(&e).into())),
+            leftovers,
+        })
+    }
+
+    /// Asks the shim of a stopped container to remove its cgroups and exit, and waits until it
+    /// has; buries it when it is gone already.
+    async fn shut_down(&self, c: &Container) -> Result<()> {
+        match shims::connect_live(&c.dir).await? {
+            Some(mut conn) => {
+                tokio::time::timeout(
+                    shims::CALL_TIMEOUT,
+                    conn.call(request::Kind::Shutdown(Empty {})),
+                )
+                .await
+                .map_err(|_| {
+                    Error::DeadlineExceeded(format!(
+                        "the shim of container {} did not shut down within {:?}",
+                        c.id,
+                        shims::CALL_TIMEOUT
+                    ))
+                })??;
+                // The shim closes the connection as it exits.
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn.recv()).await;
+            }
+            None => self.bury(c).await,
+        }
+        Ok(())
+    }
+
+    /// Ends the shim of `c` (SIGKILL through a pidfd, so never a process that reused its pid)
+    /// and buries it: its container is killed through its cgroups and its exit recorded. An
+    /// error only when the daemon cannot tell whether the shim runs (out of descriptors or
+    /// memory): then nothing is done, and the call can be repeated.
+    pub(super) async fn end_shim(&self, c: &Container) -> Result<()> {
+        let dir = c.dir.clone();
+        tokio::task::spawn_blocking(move || shims::kill_shim(&dir))
+            .await
+            .map_err(|e| Error::Internal(format!("ending the shim: {e}")))??;
+        self.bury(c).await;
+        Ok(())
     }
 
     /// Waits until the init (or an exec'd process) of `c` has ended. A shim that is gone, or

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::events::{Hub, Tracker};
 use crate::gc;
 use crate::ipam::Ipam;
+use crate::leftovers;
 use crate::shims;
 
 /// Takes the root's lock, or fails naming what holds it.
@@ -34,6 +35,9 @@ fn lock_root(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
         ))
     })
 }
+
+/// Leftovers of deletes are retried every this many watch ticks.
+const LEFTOVER_TICKS: u64 = leftovers::RETRY_INTERVAL.as_secs() / super::WATCH_INTERVAL.as_secs();
 
 impl Driver {
     /// Opens the state directory and loads the containers in it (after a restart, their shims
@@ -62,6 +66,9 @@ impl Driver {
             false,
         );
         for line in &report.lines {
+            info!("startup: {line}");
+        }
+        for line in leftovers::retry(&driver.config.root, &driver.config.defaults.cgroup_parent) {
             info!("startup: {line}");
         }
         for found in load {
@@ -121,6 +128,7 @@ impl Driver {
         let _lock = lock_root(&config.root)?;
         let parent = &config.defaults.cgroup_parent;
         let (mut report, _) = gc::pass(&config.root, parent, true);
+        report.lines.extend(leftovers::retry(&config.root, parent));
         gc::orphan_cgroups(parent, &report.kept.clone(), &mut report);
         match crate::ipam::prune(&config.root, &report.kept) {
             Ok(released) => {
@@ -151,6 +159,19 @@ impl Driver {
             }
             if n % 5 == 4 {
                 self.sweep_strays().await;
+            }
+            if n % LEFTOVER_TICKS == LEFTOVER_TICKS - 1 && leftovers::any(&self.config.root) {
+                let (root, parent) = (
+                    self.config.root.clone(),
+                    self.config.defaults.cgroup_parent.clone(),
+                );
+                if let Ok(lines) =
+                    tokio::task::spawn_blocking(move || leftovers::retry(&root, &parent)).await
+                {
+                    for line in lines {
+                        info!("{line}");
+                    }
+                }
             }
         }
     }

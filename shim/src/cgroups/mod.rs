@@ -65,6 +65,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Several cgroup directories could not be removed (each with its error).
+    #[error("removing cgroups: {0}")]
+    RemoveMany(String),
     #[error("reading {path}: {source}")]
     Read {
         path: PathBuf,
@@ -218,17 +221,7 @@ impl Cgroup {
     pub fn procs(&self) -> Vec<Pid> {
         let mut out: Vec<Pid> = Vec::new();
         for (_, dir) in &self.dirs {
-            if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-                for p in text
-                    .lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .map(Pid::from_raw)
-                {
-                    if !out.contains(&p) {
-                        out.push(p);
-                    }
-                }
-            }
+            read_procs(dir, &mut out);
         }
         out.sort_by_key(|p| p.as_raw());
         out
@@ -242,38 +235,115 @@ impl Cgroup {
             .count()
     }
 
-    /// Kills what is left and removes the directories (deepest first). Waits a little for
-    /// killed processes to leave. Missing directories are fine. A frozen cgroup must be thawed
-    /// first ([`Manager::destroy`] does).
+    /// Kills what is left, in the container's cgroups and in any cgroup made below them (a
+    /// container with a writable cgroupfs may nest its own), and removes the directories,
+    /// deepest first. Waits a little for killed processes to leave. Missing directories are
+    /// fine. Every directory is tried; the error names each one that could not be removed.
+    /// A frozen cgroup must be thawed first ([`Manager::destroy`] does; nested ones are
+    /// thawed here).
     pub fn destroy(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if self.signal_all(Signal::SIGKILL) == 0 || Instant::now() > deadline {
+            let mut pids = Vec::new();
+            for (_, top) in &self.dirs {
+                for dir in tree(top) {
+                    thaw_dir(&dir);
+                    read_procs(&dir, &mut pids);
+                }
+            }
+            let signalled = pids
+                .into_iter()
+                .filter(|p| kill(*p, Signal::SIGKILL).is_ok())
+                .count();
+            if signalled == 0 || Instant::now() > deadline {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        for (_, dir) in &self.dirs {
-            let mut attempts = 0;
-            loop {
-                match fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    // EBUSY while a killed task is still leaving.
-                    Err(_) if attempts < 200 => {
-                        attempts += 1;
-                        std::thread::sleep(Duration::from_millis(5));
+        // EBUSY while a killed task is still leaving: retried for a second in all.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut left: Vec<(PathBuf, io::Error)> = Vec::new();
+        loop {
+            left.clear();
+            for (_, top) in &self.dirs {
+                for dir in tree(top) {
+                    match fs::remove_dir(&dir) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => left.push((dir, e)),
                     }
-                    Err(source) => {
-                        return Err(Error::Remove {
-                            path: dir.clone(),
-                            source,
-                        })
+                }
+            }
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match left.len() {
+            0 => Ok(()),
+            1 => {
+                let (path, source) = left.remove(0);
+                Err(Error::Remove { path, source })
+            }
+            _ => Err(Error::RemoveMany(
+                left.iter()
+                    .map(|(p, e)| format!("{}: {e}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
+    }
+}
+
+/// Adds the pids in `dir/cgroup.procs` to `out` (once each).
+fn read_procs(dir: &Path, out: &mut Vec<Pid>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for p in text
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .map(Pid::from_raw)
+        {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// `top` and every cgroup below it, deepest first; nothing when `top` is missing.
+fn tree(top: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+        // Cgroupfs directories are cgroups; files are its interface. Bounded depth: a
+        // container cannot make the walk run away.
+        if depth < 64 {
+            if let Ok(entries) = fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        walk(&e.path(), out, depth + 1);
                     }
                 }
             }
         }
-        Ok(())
+        out.push(dir.to_owned());
+    }
+    let mut out = Vec::new();
+    if top.is_dir() {
+        walk(top, &mut out, 0);
+    }
+    out
+}
+
+/// Thaws a cgroup that was frozen on its own (v1 `freezer.state`, v2 `cgroup.freeze`), so
+/// the SIGKILL that follows takes effect. Best effort: the files exist only where the
+/// freezer is.
+fn thaw_dir(dir: &Path) {
+    let v1 = dir.join("freezer.state");
+    if fs::read_to_string(&v1).is_ok_and(|s| s.trim() != "THAWED") {
+        let _ = fs::write(&v1, "THAWED");
+    }
+    let v2 = dir.join("cgroup.freeze");
+    if fs::read_to_string(&v2).is_ok_and(|s| s.trim() == "1") {
+        let _ = fs::write(&v2, "0");
     }
 }
 

@@ -235,11 +235,42 @@ impl Shim {
 
     fn on_signals(&mut self) {
         while let Ok(Some(info)) = self.signals.read_signal() {
-            if info.ssi_signo != Signal::SIGCHLD as u32 {
+            if info.ssi_signo == Signal::SIGHUP as u32 {
+                self.rebind();
+            } else if info.ssi_signo != Signal::SIGCHLD as u32 {
                 log::info!("shim {}: ignoring signal {}", self.id, info.ssi_signo);
             }
         }
         self.reap();
+    }
+
+    /// SIGHUP: binds the control socket again when `shim.sock` is not the socket this shim
+    /// listens on (removed or replaced by someone else), so the driver can reach it again.
+    fn rebind(&mut self) {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let path = self.dir.join(state::SOCKET);
+        let ours = nix::sys::stat::fstat(self.listener.as_fd()).ok();
+        let present = fs::symlink_metadata(&path).ok();
+        if let (Some(ours), Some(present)) = (&ours, &present) {
+            if present.ino() == ours.st_ino && present.dev() == ours.st_dev {
+                return;
+            }
+        }
+        match setup::bind_socket(&self.dir) {
+            Ok(listener) => {
+                let _ = self.epoll.delete(&self.listener);
+                if let Err(e) = self.epoll.add(
+                    &listener,
+                    EpollEvent::new(nix::sys::epoll::EpollFlags::EPOLLIN, TOKEN_LISTENER),
+                ) {
+                    log::error!("shim {}: watching the new shim.sock: {e}", self.id);
+                }
+                self.listener = listener;
+                log::warn!("shim {}: shim.sock was missing; bound it again", self.id);
+            }
+            Err(e) => log::error!("shim {}: binding shim.sock again: {e}", self.id),
+        }
     }
 }
 

@@ -242,7 +242,7 @@ impl Shim {
 
 /// Binds the control socket in `dir`, readable and writable by root only. The shim's working
 /// directory is `dir`, so the name is short whatever the state path.
-fn bind_socket(dir: &Path) -> Result<UnixListener, Error> {
+pub(super) fn bind_socket(dir: &Path) -> Result<UnixListener, Error> {
     let path = dir.join(state::SOCKET);
     let _ = fs::remove_file(&path);
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));

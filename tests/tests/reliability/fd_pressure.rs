@@ -82,3 +82,111 @@ async fn deletes_under_fd_exhaustion_leave_every_container_manageable() {
     assert!(pids.is_empty(), "processes left under {root}: {pids:?}");
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
 }
+
+/// The whole lifecycle (run, exec, state, delete -f) with the daemon a few descriptors short
+/// of its limit, at several distances from it, so each step meets EMFILE somewhere: every
+/// call answers (success or an error), and afterwards every container is either gone or
+/// listed and manageable, and nothing is left once they are deleted.
+#[tokio::test]
+async fn the_lifecycle_near_fd_exhaustion_strands_nothing() {
+    let d = Daemon::start();
+    let mut c = d.client().await;
+    let before = super::settled_census(&d, false).await;
+    let daemon = d.pid().unwrap();
+    let limit = |n: usize| {
+        let ok = std::process::Command::new("prlimit")
+            .args(["--pid", &daemon.to_string(), &format!("--nofile={n}:")])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "prlimit");
+    };
+    let mut failures = 0;
+    for headroom in [1, 3, 5, 8, 12, 16] {
+        limit(super::fd_count(daemon) + headroom);
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let mut c = c.clone();
+            let r = d.request(&["sleep", "1000"]);
+            tasks.push(tokio::spawn(async move {
+                let id = r.id.clone();
+                let mut errors = 0;
+                let calls = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                    errors += c.run(r).await.is_err() as usize;
+                    errors += c
+                        .exec_sync(pb::ExecSyncRequest {
+                            id: id.clone(),
+                            process: Some(pb::Process {
+                                args: vec!["true".into()],
+                                ..Default::default()
+                            }),
+                            timeout_seconds: 10,
+                        })
+                        .await
+                        .is_err() as usize;
+                    errors += c
+                        .state(pb::StateRequest {
+                            id: id.clone(),
+                            ..Default::default()
+                        })
+                        .await
+                        .is_err() as usize;
+                    errors += c
+                        .delete(pb::DeleteRequest { id, force: true })
+                        .await
+                        .is_err() as usize;
+                })
+                .await;
+                assert!(calls.is_ok(), "a call hung under descriptor pressure");
+                errors
+            }));
+        }
+        for t in tasks {
+            failures += t.await.unwrap();
+        }
+        limit(1024);
+    }
+    // Every container left answers and is ended by delete -f.
+    let list = c
+        .list(pb::ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    for st in &list {
+        c.state(pb::StateRequest {
+            id: st.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{} is unmanageable: {e:?}", st.id));
+        super::delete(&mut c, &st.id, true).await;
+    }
+    // A create that failed for want of descriptors may not have removed its directory; the
+    // daemon's sweep does (every 10 s).
+    let _ = eventually(std::time::Duration::from_secs(25), || {
+        d.state_dirs().is_empty().then_some(())
+    })
+    .await;
+    let after = super::settled_census(&d, false).await;
+    assert_eq!(
+        (
+            after.shims,
+            after.processes,
+            after.cgroups,
+            after.state_dirs,
+            after.mounts
+        ),
+        (
+            before.shims,
+            before.processes,
+            before.cgroups,
+            before.state_dirs,
+            before.mounts
+        ),
+        "left behind after {failures} failed calls: {after:?}\n{}",
+        d.log()
+    );
+    // The pressure was real: some calls failed on it.
+    assert!(failures > 0, "no call met the limit");
+}

@@ -16,6 +16,7 @@ use tokio_stream::StreamExt;
 
 mod bad_input;
 mod cleanup;
+mod delete_force;
 mod fd_pressure;
 mod load;
 mod restart;
@@ -64,7 +65,7 @@ fn read_pid(path: &Path) -> i32 {
 }
 
 /// Open descriptors of a process.
-fn fd_count(pid: u32) -> usize {
+pub(crate) fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|r| r.count())
         .unwrap_or(0)

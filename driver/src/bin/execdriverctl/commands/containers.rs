@@ -66,12 +66,15 @@ pub async fn run(client: &mut Client, json: bool, a: RunArgs) -> Result<ExitCode
         attach_and_stream(client, &id, "", a.create.interactive, a.create.tty, true).await
     };
     if a.rm {
-        let _ = client
+        // A delete that fails is said, not swallowed: the container would be left behind.
+        let resp: pb::DeleteResponse = st(client
             .delete(pb::DeleteRequest {
                 id: id.clone(),
                 force: true,
             })
-            .await;
+            .await)
+        .map_err(|e| format!("--rm: deleting {id}: {e}"))?;
+        warn_leftovers(&id, &resp.leftovers);
     }
     let exit = result?;
     if json && !as_json {
@@ -244,13 +247,24 @@ pub async fn delete(
             force,
         })
         .await)?;
+    warn_leftovers(&id, &resp.leftovers);
     if json {
         let e = resp.exit.unwrap_or_default();
-        print_json(&serde_json::json!({"id": id, "exit_code": e.exit_code, "signal": e.signal}));
+        print_json(
+            &serde_json::json!({"id": id, "exit_code": e.exit_code, "signal": e.signal, "leftovers": resp.leftovers}),
+        );
     } else {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a delete could not remove from the host, on stderr: the container is gone, these
+/// are retried by the daemon.
+fn warn_leftovers(id: &str, leftovers: &[String]) {
+    for l in leftovers {
+        eprintln!("execdriverctl: warning: {id} is deleted but {l} is left; the daemon retries");
+    }
 }
 
 pub async fn pause(client: &mut Client, json: bool, id: String) -> Result<ExitCode, String> {
