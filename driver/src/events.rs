@@ -573,23 +573,35 @@ impl Tracker {
     }
 
     async fn run_watch(self: Arc<Self>) {
-        let mut conn = match ShimConn::connect(&self.dir).await {
-            Ok(mut conn) => match conn.call(request::Kind::Subscribe(Empty {})).await {
-                Ok(_) => Some(conn),
-                Err(e) => {
-                    warn!(error = %e, "subscribing to the shim's events");
-                    None
+        // Subscribed until the shim is proven gone: a connect or subscribe that fails while it
+        // runs (the daemon out of descriptors, say) is retried, never taken for its death.
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 0u64.. {
+            if self.is_deleted() {
+                return;
+            }
+            if let Some(mut conn) = self.subscribe(attempt > 0).await {
+                backoff = Duration::from_millis(100);
+                loop {
+                    match conn.recv().await {
+                        Ok(Some(protocol::Response {
+                            kind: Some(response::Kind::Event(ev)),
+                        })) => self.on_shim_event(ev).await,
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
                 }
-            },
-            Err(_) => None,
-        };
-        while let Some(c) = conn.as_mut() {
-            match c.recv().await {
-                Ok(Some(protocol::Response {
-                    kind: Some(response::Kind::Event(ev)),
-                })) => self.on_shim_event(ev).await,
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+            }
+            match shims::shim_status(&self.dir) {
+                shims::Liveness::Gone => break,
+                shims::Liveness::Alive(_) | shims::Liveness::Unknown { .. } => {
+                    if self.exit_sent() {
+                        // The init ended and was reported; its shim waits for Delete.
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
             }
         }
         // The shim is gone: deleted, or it died. A death before the exit was reported leaves
@@ -613,6 +625,35 @@ impl Tracker {
         };
         info!("the shim is gone; reporting the exit it left");
         self.exited(&exit);
+    }
+
+    /// Subscribes to the shim's events. On a later subscription (`again`), an exit that
+    /// happened while none was open is reported from the shim's state.
+    async fn subscribe(&self, again: bool) -> Option<ShimConn> {
+        let mut conn = match ShimConn::connect(&self.dir).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                if again {
+                    debug!(error = %e, "connecting to the shim for its events");
+                }
+                return None;
+            }
+        };
+        if let Err(e) = conn.call(request::Kind::Subscribe(Empty {})).await {
+            warn!(error = %e, "subscribing to the shim's events");
+            return None;
+        }
+        if again {
+            let st = shims::call(&self.dir, request::Kind::State(Target::init())).await;
+            if let Ok(Some(response::Kind::State(st))) = st {
+                if let Some(exit) = st.exit {
+                    if !self.exit_sent() {
+                        self.exited(&exit);
+                    }
+                }
+            }
+        }
+        Some(conn)
     }
 
     async fn on_shim_event(&self, ev: protocol::ShimEvent) {

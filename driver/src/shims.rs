@@ -229,6 +229,11 @@ pub async fn call_within(
 pub async fn connect_live(dir: &Path) -> Result<Option<ShimConn>> {
     match tokio::time::timeout(CALL_TIMEOUT, ShimConn::connect(dir)).await {
         Ok(Ok(c)) => Ok(Some(c)),
+        // The daemon's own failure (no descriptor for a socket, no memory) is this call's.
+        Ok(Err(e)) if own_error(&e) => Err(Error::Unavailable(format!(
+            "connecting to the shim of {}: {e}",
+            dir.display()
+        ))),
         Ok(Err(e)) => match shim_status(dir) {
             Liveness::Gone => Ok(None),
             Liveness::Unknown { pid, error } => Err(Error::Unavailable(format!(
@@ -236,13 +241,25 @@ pub async fn connect_live(dir: &Path) -> Result<Option<ShimConn>> {
                 dir.display(),
                 pid.unwrap_or(0)
             ))),
-            Liveness::Alive(pid) => match rebind(dir, pid).await {
-                Some(c) => Ok(Some(c)),
-                None => Err(Error::Unavailable(format!(
-                    "the shim of {} (pid {pid}) runs but its socket refuses connections: {e}",
-                    dir.display()
-                ))),
-            },
+            // Nothing listens where its socket should be: removed, or replaced.
+            Liveness::Alive(pid)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                match rebind(dir, pid).await {
+                    Some(c) => Ok(Some(c)),
+                    None => Err(Error::Unavailable(format!(
+                        "the shim of {} (pid {pid}) runs but its socket refuses connections: {e}",
+                        dir.display()
+                    ))),
+                }
+            }
+            Liveness::Alive(pid) => Err(Error::Unavailable(format!(
+                "the shim of {} (pid {pid}) runs but cannot be reached: {e}",
+                dir.display()
+            ))),
         },
         Err(_) => Err(Error::DeadlineExceeded(format!(
             "connecting to the shim of {} ({}) took longer than {CALL_TIMEOUT:?}",

@@ -89,6 +89,7 @@ impl Driver {
             driver.table().containers.insert(found.id, Arc::new(c));
         }
         if let Some(net) = driver.config.defaults.network.clone() {
+            crate::claim::bridge(&net.bridge, &driver.config.root)?;
             shim_net::ensure_bridge(&net.bridge, net.gateway_cidr(), net.mtu)
                 .map_err(|e| Error::Internal(format!("--bridge {}: {e}", net.bridge)))?;
             info!(bridge = %net.bridge, subnet = %net.subnet, gateway = %net.gateway, "bridge ready");
@@ -244,11 +245,16 @@ impl Driver {
         let done = tokio::task::spawn_blocking(move || {
             let released = gc::release(&dir, &parent);
             let rec = gc::record_exit(&dir, shim_pid, &released.killed);
-            (released, rec)
+            let saved = ExitRecord::load(&dir).is_ok();
+            (released, rec, saved)
         })
         .await;
         match done {
-            Ok((released, rec)) => {
+            // Not written (out of descriptors, say): the next watch tick buries it again.
+            Ok((_, _, false)) => {
+                warn!(id = %c.id, "the shim is gone; its exit record could not be written yet")
+            }
+            Ok((released, rec, true)) => {
                 warn!(
                     id = %c.id,
                     shim_pid = shim_pid.unwrap_or(0),

@@ -88,3 +88,33 @@ async fn daemons_on_different_roots_never_share_cgroups() {
             .await;
     }
 }
+
+/// Two daemons in one network namespace never share a bridge (their addresses would collide):
+/// the second is refused at start, naming the root of the first.
+#[tokio::test]
+async fn a_second_daemon_on_the_same_bridge_is_refused() {
+    let bridge = unique_ifname("edbr");
+    let a = Daemon::start_in_netns(&["--bridge", &bridge, "--subnet", "198.18.207.0/24"], &[]);
+    let dir = TempDir::new("edt2");
+    let out = a
+        .netns()
+        .command(bin("execdriverd"))
+        .arg("--root")
+        .arg(dir.path.join("root"))
+        .arg("--socket")
+        .arg(dir.path.join("d.sock"))
+        .args(["--bridge", &bridge, "--subnet", "198.18.208.0/24"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("--bridge {bridge}: another execdriverd"))
+            && err.contains(&a.root.display().to_string()),
+        "{err}"
+    );
+    assert!(!dir.path.join("d.sock").exists());
+    // The first daemon still serves.
+    let mut c = a.client().await;
+    c.info(pb::InfoRequest {}).await.unwrap();
+}
