@@ -133,11 +133,23 @@ pub struct Daemon {
     /// then holds).
     pass_cgroup_parent: bool,
     env: Vec<(String, String)>,
+    /// A command the daemon is started through (it must exec the daemon, keeping its pid).
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
         Daemon::start_with(&[])
+    }
+
+    /// A daemon started through `wrapper` (a command that execs its last argument, the
+    /// daemon, with the daemon's arguments after it), e.g. into a mount namespace of its own.
+    pub fn start_wrapped(wrapper: &[&str]) -> Daemon {
+        let mut d = Daemon::start_with(&[]);
+        d.stop_daemon(libc::SIGKILL);
+        d.wrapper = wrapper.iter().map(|s| s.to_string()).collect();
+        d.spawn();
+        d
     }
 
     pub fn start_with(extra_args: &[&str]) -> Daemon {
@@ -158,6 +170,7 @@ impl Daemon {
             netns: None,
             env: Vec::new(),
             pass_cgroup_parent: true,
+            wrapper: Vec::new(),
         };
         d.spawn();
         d
@@ -182,6 +195,7 @@ impl Daemon {
             netns: None,
             env: Vec::new(),
             pass_cgroup_parent: false,
+            wrapper: Vec::new(),
         };
         d.spawn();
         d
@@ -210,6 +224,7 @@ impl Daemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             pass_cgroup_parent: true,
+            wrapper: Vec::new(),
         };
         d.spawn();
         d
@@ -229,9 +244,14 @@ impl Daemon {
             .append(true)
             .open(self.dir.path.join("daemon.log"))
             .expect("daemon log");
-        let mut cmd = match &self.netns {
-            Some(ns) => ns.command(bin("execdriverd")),
-            None => Command::new(bin("execdriverd")),
+        let mut cmd = match (&self.netns, self.wrapper.split_first()) {
+            (Some(ns), _) => ns.command(bin("execdriverd")),
+            (None, Some((program, args))) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("execdriverd"));
+                c
+            }
+            (None, None) => Command::new(bin("execdriverd")),
         };
         let child = cmd
             .envs(self.env.iter().map(|(k, v)| (k, v)))

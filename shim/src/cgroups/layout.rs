@@ -22,14 +22,38 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Reads /proc/self/mountinfo.
+    /// Reads /proc/self/mountinfo, and keeps the hierarchies whose mount point the kernel says
+    /// is one (statfs: a cgroup or cgroup2 filesystem): a mount hidden under another (a tmpfs
+    /// mounted over /sys/fs/cgroup/unified, say) is not a hierarchy anyone can use there.
     pub fn detect() -> Result<Layout> {
         let text = fs::read_to_string("/proc/self/mountinfo").map_err(Error::Mounts)?;
-        Ok(Layout::parse(&text))
+        Ok(Layout::from_candidates(Layout::candidates(&text), |h| {
+            is_hierarchy(&h.mountpoint, h.v2)
+        }))
     }
 
-    /// Parses mountinfo text: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE SRC SUPEROPTS`.
+    /// Parses mountinfo text: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE SRC SUPEROPTS`
+    /// (every cgroup mount taken as reachable; [`Layout::detect`] asks the kernel).
     pub fn parse(mountinfo: &str) -> Layout {
+        Layout::from_candidates(Layout::candidates(mountinfo), |_| true)
+    }
+
+    /// The candidates `usable` accepts; a hierarchy mounted twice (bind mounts) counts once.
+    fn from_candidates(all: Vec<Hierarchy>, usable: impl Fn(&Hierarchy) -> bool) -> Layout {
+        let mut hierarchies: Vec<Hierarchy> = Vec::new();
+        for h in all.into_iter().filter(|h| usable(h)) {
+            if !hierarchies
+                .iter()
+                .any(|x| x.v2 == h.v2 && x.controllers == h.controllers)
+            {
+                hierarchies.push(h);
+            }
+        }
+        Layout { hierarchies }
+    }
+
+    /// Every cgroup mount in mountinfo text, in order.
+    fn candidates(mountinfo: &str) -> Vec<Hierarchy> {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         for line in mountinfo.lines() {
             let Some((left, right)) = line.split_once(" - ") else {
@@ -73,15 +97,9 @@ impl Layout {
                 }
                 _ => continue,
             };
-            // A hierarchy mounted twice (bind mounts) counts once.
-            if !hierarchies
-                .iter()
-                .any(|x| x.v2 == h.v2 && x.controllers == h.controllers)
-            {
-                hierarchies.push(h);
-            }
+            hierarchies.push(h);
         }
-        Layout { hierarchies }
+        hierarchies
     }
 
     /// "v1", "v2" or "hybrid".
@@ -95,6 +113,17 @@ impl Layout {
             (false, false) => "none",
         }
     }
+}
+
+/// Whether `path` is, to the kernel, the root of a cgroup (v1) or cgroup2 filesystem.
+fn is_hierarchy(path: &std::path::Path, v2: bool) -> bool {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
+    let want = if v2 {
+        CGROUP2_SUPER_MAGIC
+    } else {
+        CGROUP_SUPER_MAGIC
+    };
+    statfs(path).is_ok_and(|s| s.filesystem_type() == want)
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -132,6 +161,31 @@ mod tests {
 33 29 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 34 29 0:27 / /mnt/again rw,relatime - cgroup cgroup rw,memory
 ";
+
+    #[test]
+    fn only_what_the_kernel_calls_a_hierarchy_is_kept() {
+        // The unified mount hidden (say, under a tmpfs): a v1 host.
+        let l = Layout::from_candidates(Layout::candidates(HYBRID), |h| !h.v2);
+        assert_eq!(l.mode(), "v1");
+        // The first memory mount hidden, its bind mount kept.
+        let l = Layout::from_candidates(Layout::candidates(HYBRID), |h| {
+            h.mountpoint != Path::new("/sys/fs/cgroup/memory")
+        });
+        let memory = l
+            .hierarchies
+            .iter()
+            .find(|h| h.controllers == ["memory"])
+            .unwrap();
+        assert_eq!(memory.mountpoint, Path::new("/mnt/again"));
+        // statfs: a temp directory is no hierarchy; a mounted one is.
+        assert!(!is_hierarchy(&std::env::temp_dir(), false));
+        assert!(!is_hierarchy(&std::env::temp_dir(), true));
+        if let Ok(real) = Layout::detect() {
+            for h in &real.hierarchies {
+                assert!(is_hierarchy(&h.mountpoint, h.v2), "{h:?}");
+            }
+        }
+    }
 
     #[test]
     fn parses_hybrid_layout() {

@@ -104,3 +104,67 @@ async fn cgroup_parent_can_be_chosen_per_container() {
         assert!(!h.mountpoint.join(&parent).join(&id).exists());
     }
 }
+
+/// A cgroup mount hidden under another (a tmpfs mounted over /sys/fs/cgroup/unified) is no
+/// hierarchy: the daemon asks the kernel (statfs), not the mount table, so Info does not list
+/// it and no container's cgroup is made there (before, every delete waited on its rmdir).
+#[tokio::test]
+async fn a_hierarchy_hidden_under_another_mount_is_not_used() {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !unified.join("cgroup.procs").exists() {
+        eprintln!("skipped: no cgroup2 hierarchy at {}", unified.display());
+        return;
+    }
+    // The tmpfs is in a mount namespace of the daemon's own (private: the host never sees it).
+    let d = Daemon::start_wrapped(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /sys/fs/cgroup/unified && exec \"$@\"",
+        "sh",
+    ]);
+    let mut c = d.client().await;
+    let info = c.info(pb::InfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.cgroup_mode, "v1", "{info:?}");
+    assert!(
+        !info.cgroup_hierarchies.iter().any(|h| h == "v2"),
+        "{:?}",
+        info.cgroup_hierarchies
+    );
+    // This host offers hugetlb only through the v2 hierarchy.
+    let real = Layout::detect().unwrap();
+    if !real
+        .hierarchies
+        .iter()
+        .any(|h| !h.v2 && h.controllers.iter().any(|c| c == "hugetlb"))
+    {
+        assert!(
+            !info.cgroup_controllers.iter().any(|c| c == "hugetlb"),
+            "{:?}",
+            info.cgroup_controllers
+        );
+    }
+    for _ in 0..3 {
+        let r = d.request(&["true"]);
+        let id = r.id.clone();
+        c.run(r).await.unwrap();
+        c.wait(pb::WaitRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let resp = c
+            .delete(pb::DeleteRequest { id, force: false })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.leftovers.is_empty(), "{:?}", resp.leftovers);
+    }
+    assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+    assert!(d.state_dirs().is_empty(), "{:?}", d.state_dirs());
+}
