@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_spec::protocol::{self, request, response, Empty, EventKind, Target};
+use execdriver_spec::protocol::{self, request, response, Empty, EventKind, ShimState, Status, Target};
 use execdriver_spec::state::{self, ExitRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
@@ -356,6 +356,9 @@ struct TrackState {
     execs: HashMap<String, ExecTrack>,
     /// OOM kills reported before `started` was sent; they follow it.
     pending: Vec<pb::Event>,
+    /// The container's state as last heard (from its shim, or from what the daemon did to
+    /// it): what List shows without asking every shim. Never back from Stopped.
+    known: Option<ShimState>,
 }
 
 /// One container's events, in order: whoever reports an event first sends it, once.
@@ -436,6 +439,7 @@ impl Tracker {
     }
 
     fn send_started(&self, st: &mut TrackState, pid: i32, started_at: i64) {
+        Tracker::set_status(st, Status::Running);
         if st.started || st.exited {
             return;
         }
@@ -448,10 +452,45 @@ impl Tracker {
         }
     }
 
+    /// Remembers the container's state as its shim just told it (a container never leaves
+    /// Stopped, so an older answer arriving after the exit changes nothing).
+    pub fn remember(&self, shim: &ShimState) {
+        let mut st = self.lock();
+        let stopped = Status::Stopped as i32;
+        if st.known.as_ref().is_some_and(|k| k.status == stopped) && shim.status != stopped {
+            return;
+        }
+        st.known = Some(shim.clone());
+    }
+
+    /// The state last heard of, with `status` (Running, Paused) set by what the daemon did.
+    fn set_status(st: &mut TrackState, status: Status) {
+        if let Some(k) = st.known.as_mut() {
+            if k.status != Status::Stopped as i32 {
+                k.status = status as i32;
+            }
+        }
+    }
+
+    /// The container's state as last heard; None when nothing was heard yet (after a restart,
+    /// until its watch has asked the shim).
+    pub fn known(&self) -> Option<ShimState> {
+        self.lock().known.clone()
+    }
+
     /// The init ended. Sends `started` first when the start has not been reported yet (a
     /// command that ends before Start returns), then `exited`, once; records that it was sent.
     pub fn exited(&self, exit: &protocol::Exit) {
         let mut st = self.lock();
+        if st.known.as_ref().is_none_or(|k| k.exit.is_none()) {
+            let k = st.known.get_or_insert_with(|| ShimState {
+                pid: exit.pid,
+                started_at: exit.started_at,
+                ..Default::default()
+            });
+            k.status = Status::Stopped as i32;
+            k.exit = Some(exit.clone());
+        }
         if st.exited || st.deleted {
             return;
         }
@@ -522,12 +561,14 @@ impl Tracker {
     }
 
     pub fn paused(&self) {
-        let st = self.lock();
+        let mut st = self.lock();
+        Tracker::set_status(&mut st, Status::Paused);
         self.send(&st, self.event(pb::EventType::Paused, "", 0));
     }
 
     pub fn resumed(&self) {
-        let st = self.lock();
+        let mut st = self.lock();
+        Tracker::set_status(&mut st, Status::Running);
         self.send(&st, self.event(pb::EventType::Resumed, "", 0));
     }
 
@@ -643,12 +684,15 @@ impl Tracker {
             warn!(error = %e, "subscribing to the shim's events");
             return None;
         }
-        if again {
+        // After a restart (nothing known yet), or a subscription lost: what the shim says now,
+        // and an exit that happened while no subscription was open.
+        if again || self.known().is_none() {
             let st = shims::call(&self.dir, request::Kind::State(Target::init())).await;
             if let Ok(Some(response::Kind::State(st))) = st {
-                if let Some(exit) = st.exit {
+                self.remember(&st);
+                if let Some(exit) = &st.exit {
                     if !self.exit_sent() {
-                        self.exited(&exit);
+                        self.exited(exit);
                     }
                 }
             }

@@ -95,6 +95,7 @@ impl Driver {
             &dir,
             meta.labels.clone().into_iter().collect(),
         ));
+        events.remember(&shim_state);
         let container = Arc::new(Container::new(id.clone(), dir, meta, events));
         self.table()
             .containers

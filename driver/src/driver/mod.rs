@@ -55,6 +55,8 @@ pub struct Container {
     teardown: tokio::sync::Mutex<bool>,
     /// Its shim was found dead and what it left was removed.
     buried: AtomicBool,
+    /// Its network as created, once read.
+    network: std::sync::OnceLock<execdriver_proto::NetworkStatus>,
 }
 
 impl Container {
@@ -67,6 +69,7 @@ impl Container {
             op: Default::default(),
             teardown: Default::default(),
             buried: AtomicBool::new(false),
+            network: std::sync::OnceLock::new(),
         }
     }
 }

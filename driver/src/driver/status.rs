@@ -52,7 +52,10 @@ impl Driver {
             .call_shim(c, request::Kind::State(Target::init()))
             .await?
         {
-            Some(response::Kind::State(st)) => Some(st),
+            Some(response::Kind::State(st)) => {
+                c.events.remember(&st);
+                Some(st)
+            }
             Some(other) => return Err(unexpected(other)),
             None => None,
         };
@@ -113,8 +116,19 @@ impl Driver {
             .cloned()
             .collect();
         all.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
+        // What the daemon knows (every state change passes through it, and each shim's exit
+        // arrives on its subscription): no round trip per container. A shim not heard from
+        // yet (just after a restart) is asked.
         let mut out = Vec::with_capacity(all.len());
         for c in all {
+            if c.buried.load(std::sync::atomic::Ordering::Relaxed) {
+                out.push(self.container_state(&c, None));
+                continue;
+            }
+            if let Some(known) = c.events.known() {
+                out.push(self.container_state(&c, Some(known)));
+                continue;
+            }
             match self.state_of(&c).await {
                 Ok(st) => out.push(st),
                 // One unreachable shim does not fail the listing: its status is unknown.
@@ -128,8 +142,21 @@ impl Driver {
     }
 }
 
-/// A container's network as created: the driver's record, and the shim's for the host end.
+/// A container's network as created: the driver's record, and the shim's for the host end
+/// (read once: it does not change after create).
 fn network_status(c: &Container) -> pb::NetworkStatus {
+    if let Some(n) = c.network.get() {
+        return n.clone();
+    }
+    let (n, complete) = read_network_status(c);
+    if complete {
+        let _ = c.network.set(n.clone());
+    }
+    n
+}
+
+/// The network status, and whether it is complete (a bridge container's host end was read).
+fn read_network_status(c: &Container) -> (pb::NetworkStatus, bool) {
     let m = &c.meta.network;
     let mode = match m.mode.as_str() {
         convert::MODE_NONE => pb::NetworkMode::None,
@@ -145,7 +172,8 @@ fn network_status(c: &Container) -> pb::NetworkStatus {
         Vec::new()
     };
     let link = links.first();
-    pb::NetworkStatus {
+    let complete = mode != pb::NetworkMode::Bridge || link.is_some();
+    let status = pb::NetworkStatus {
         mode: mode as i32,
         address: m.address.clone(),
         gateway: m.gateway.clone(),
@@ -157,5 +185,6 @@ fn network_status(c: &Container) -> pb::NetworkStatus {
         mtu: link.map(|l| l.mtu).unwrap_or(m.mtu),
         container_id: m.container_id.clone(),
         netns_path: m.netns_path.clone(),
-    }
+    };
+    (status, complete)
 }

@@ -201,7 +201,14 @@ impl Shim {
     fn serve(&mut self) {
         let mut events = vec![EpollEvent::empty(); 64];
         while !self.done {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+            // Idle, the shim sleeps until something happens: no periodic wake-up (thousands
+            // of idle shims cost no CPU). Only a client over the high-water mark needs a clock.
+            let timeout = if self.clients.values().any(|c| c.over_since.is_some()) {
+                EpollTimeout::from(1000u16)
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {

@@ -261,6 +261,18 @@ pub(super) fn bind_socket(dir: &Path) -> Result<UnixListener, Error> {
 /// working directory in the state directory, diagnostics to `shim.log`. Returns the report pipe
 /// (the original stdout).
 pub fn prepare_process(state_dir: &Path) -> io::Result<File> {
+    // Detach from whoever started it: a child that exits at once (the caller reaps it right
+    // away) and the shim, reparented to the nearest subreaper. The driver then holds nothing
+    // per shim (no process handle, no pidfd: one descriptor less per container) and a shim's
+    // exit leaves no zombie of the driver's.
+    // SAFETY: the shim is one thread here (first thing after main's argument parsing).
+    #[allow(unsafe_code)]
+    let forked = unsafe { crate::sys::clone_process(nix::sched::CloneFlags::empty()) };
+    match forked {
+        Ok(crate::sys::Forked::Parent(_)) => crate::sys::exit_now(0),
+        Ok(crate::sys::Forked::Child) => {}
+        Err(e) => return Err(io::Error::from(e)),
+    }
     // Its own session (and so its own process group, without a controlling terminal): the
     // driver's terminal, session and process group can go away without a signal reaching it
     // (and it ignores HUP, INT, QUIT and TERM anyway). Measured against setpgid alone (the
