@@ -3,6 +3,7 @@
 //! spawning shims and talking to them.
 #![deny(unsafe_code)]
 
+pub mod calls;
 pub mod claim;
 pub mod convert;
 pub mod driver;

@@ -371,11 +371,14 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         events.close();
         let _ = stopping_tx.send(());
     };
+    let calls = crate::calls::Calls::default();
+    let open_calls = calls.clone();
     let server = tonic::transport::Server::builder()
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
         .max_concurrent_streams(MAX_STREAMS)
         .layer(DeadlineLayer)
+        .layer(crate::calls::CallsLayer(calls))
         .add_service(svc)
         .add_service(health_svc)
         .add_service(reflection_v1)
@@ -387,15 +390,24 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let grace = server_cfg.shutdown_grace;
     // Open calls (an attached client, a log follower) hold their connections; the stop waits
     // for them at most the grace.
+    // Connections without a call (a client keeping its channel, one that does not answer the
+    // goodbye) are not waited for.
     let bounded = async move {
         match stopping.await {
-            Ok(()) => tokio::time::sleep(grace).await,
+            Ok(()) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(grace) => {
+                        warn!(open = open_calls.open(), "calls still open after {grace:?}; stopping anyway");
+                    }
+                    _ = open_calls.idle() => {}
+                }
+            }
             Err(_) => std::future::pending().await,
         }
     };
     tokio::select! {
         r = server => r.map_err(|e| Error::Internal(format!("serving: {e}")))?,
-        _ = bounded => warn!("calls still open after {grace:?}; stopping anyway"),
+        _ = bounded => {}
     }
     watcher.abort();
     let _ = std::fs::remove_file(&server_cfg.socket);

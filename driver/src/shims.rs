@@ -108,8 +108,9 @@ pub async fn spawn(
     };
     let report = tokio::time::timeout(CREATE_TIMEOUT, read_frame::<Response>(&mut stdout)).await;
     drop(stdout);
-    // The shim lives on after reporting; reap it whenever it ends (it is our child until we stop).
-    let reaper = tokio::spawn(async move { child.wait().await });
+    // The process started forked the shim and exited at once (the shim detaches: the daemon
+    // holds no handle on it); reap it.
+    let started = child.wait().await;
     let report = match report {
         Ok(r) => r,
         Err(_) => {
@@ -124,18 +125,16 @@ pub async fn spawn(
         })) => Ok(st),
         Ok(Some(Response {
             kind: Some(response::Kind::Error(e)),
-        })) => {
-            let _ = reaper.await; // it exits right after reporting an error
-            Err(shim_error(e))
-        }
+        })) => Err(shim_error(e)),
         Ok(_) => {
-            let status = reaper.await.ok().and_then(|r| r.ok());
             let log = std::fs::read_to_string(dir.join(state::SHIM_LOG)).unwrap_or_default();
+            let status = match started {
+                Ok(s) if !s.success() => format!(" ({s})"),
+                Ok(_) => String::new(),
+                Err(e) => format!(" (reaping it: {e})"),
+            };
             Err(Error::Internal(format!(
-                "the shim exited ({}) without reporting: {}",
-                status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "unknown status".into()),
+                "the shim exited{status} without reporting: {}",
                 log.lines().last().unwrap_or("no log")
             )))
         }

@@ -462,6 +462,42 @@ async fn sigterm_stops_within_the_grace_and_leaves_containers_running() {
         .unwrap();
 }
 
+/// With no call in flight, SIGTERM ends the daemon at once (not after its shutdown grace), its
+/// log is plain text for journald and files (no terminal colour codes), and the container lives on.
+#[tokio::test]
+async fn sigterm_without_calls_exits_at_once_and_logs_plain_text() {
+    let mut d = Daemon::start_with(&["--shutdown-grace", "30"]);
+    let mut c = d.client().await;
+    let req = d.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    let pid = c
+        .run(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .container
+        .unwrap()
+        .pid;
+    c.list(pb::ListRequest::default()).await.unwrap();
+    drop(c);
+    let t = Instant::now();
+    d.stop_daemon(libc::SIGTERM);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+    let log = d.log();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is no terminal: {log:?}"
+    );
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    d.spawn();
+    let mut c = d.client().await;
+    c.delete(pb::DeleteRequest { id, force: true })
+        .await
+        .unwrap();
+}
+
 #[test]
 fn execdriverctl_has_a_subcommand_for_every_rpc() {
     let set = prost_types::FileDescriptorSet::decode(pb::v1::FILE_DESCRIPTOR_SET).unwrap();

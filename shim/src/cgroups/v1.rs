@@ -137,15 +137,29 @@ impl V1 {
                     .ok()
                     .and_then(|t| t.trim().parse::<u64>().ok())
             };
-            s.usage_ns = num("cpuacct.usage").unwrap_or(0);
-            match (num("cpuacct.usage_user"), num("cpuacct.usage_sys")) {
-                (Some(u), Some(k)) => (s.user_ns, s.system_ns) = (u, k),
-                _ => {
-                    // Older kernels: cpuacct.stat in USER_HZ (100 per second) ticks.
-                    let t = std::fs::read_to_string(dir.join("cpuacct.stat")).unwrap_or_default();
-                    let t = stats::parse_keyed(&t);
-                    s.user_ns = t.get("user").copied().unwrap_or(0) * 10_000_000;
-                    s.system_ns = t.get("system").copied().unwrap_or(0) * 10_000_000;
+            // One sample of every figure (cpuacct.usage_all: per CPU, user and system), so that
+            // user + system is the total. Files read one after another would each be a later
+            // moment's, and user + system could exceed the total read first.
+            let all = std::fs::read_to_string(dir.join("cpuacct.usage_all")).ok();
+            match all.as_deref().and_then(parse_usage_all) {
+                Some((u, k)) => (s.user_ns, s.system_ns, s.usage_ns) = (u, k, u + k),
+                None => {
+                    match (num("cpuacct.usage_user"), num("cpuacct.usage_sys")) {
+                        (Some(u), Some(k)) => (s.user_ns, s.system_ns) = (u, k),
+                        _ => {
+                            // Older kernels: cpuacct.stat in USER_HZ (100 per second) ticks.
+                            let t = std::fs::read_to_string(dir.join("cpuacct.stat"))
+                                .unwrap_or_default();
+                            let t = stats::parse_keyed(&t);
+                            s.user_ns = t.get("user").copied().unwrap_or(0) * 10_000_000;
+                            s.system_ns = t.get("system").copied().unwrap_or(0) * 10_000_000;
+                        }
+                    }
+                    // Read after its parts, the total is at least their sum; the tick-based
+                    // parts are rounded, so hold the rule for them too.
+                    s.usage_ns = num("cpuacct.usage")
+                        .unwrap_or(0)
+                        .max(s.user_ns + s.system_ns);
                 }
             }
         }
@@ -158,6 +172,22 @@ impl V1 {
         }
         s
     }
+}
+
+/// `cpuacct.usage_all` ("cpu user system" then a line per CPU): the user and system sums.
+fn parse_usage_all(text: &str) -> Option<(u64, u64)> {
+    let mut lines = text.lines();
+    if !lines.next()?.starts_with("cpu") {
+        return None;
+    }
+    let (mut user, mut system) = (0u64, 0u64);
+    for line in lines {
+        let mut f = line.split_whitespace();
+        let (_cpu, u, k) = (f.next()?, f.next()?, f.next()?);
+        user = user.saturating_add(u.parse().ok()?);
+        system = system.saturating_add(k.parse().ok()?);
+    }
+    Some((user, system))
 }
 
 /// A v1 limit as written: -1 stays -1 (unlimited).
@@ -523,6 +553,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!(get(&root.0, "devices/p/c/devices.allow"), "a");
+    }
+
+    #[test]
+    fn cpu_user_and_system_never_exceed_the_total() {
+        let (root, layout) = fake_v1(&["cpuacct"]);
+        let cg = Cgroup::new(&layout, "p", "c").unwrap();
+        cg.create().unwrap();
+        let w = |f: &str, v: &str| fs::write(root.0.join(f), v).unwrap();
+        // Files sampled at different moments: the total read first is behind its parts.
+        w("cpuacct/p/c/cpuacct.usage", "4000\n");
+        w("cpuacct/p/c/cpuacct.usage_user", "3000\n");
+        w("cpuacct/p/c/cpuacct.usage_sys", "2000\n");
+        let m = V1::new(cg, false);
+        let s = m.cpu_stats();
+        assert_eq!((s.user_ns, s.system_ns, s.usage_ns), (3000, 2000, 5000));
+        // One sample of all: the total is its parts' sum.
+        w(
+            "cpuacct/p/c/cpuacct.usage_all",
+            "cpu user system\n0 100 10\n1 200 20\n",
+        );
+        let s = m.cpu_stats();
+        assert_eq!((s.user_ns, s.system_ns, s.usage_ns), (300, 30, 330));
+        assert_eq!(parse_usage_all("garbage"), None);
     }
 
     #[test]

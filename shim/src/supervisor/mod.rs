@@ -30,10 +30,10 @@ mod relay;
 mod setup;
 
 pub use procs::exec_log_name;
-pub use setup::prepare_process;
+pub use setup::{prepare_process, Report};
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -127,19 +127,20 @@ fn sys_err(what: &'static str) -> impl FnOnce(Errno) -> Error {
 
 /// Runs the shim: creates the container, reports on `report` (the driver's pipe) whether that
 /// worked, then supervises until deleted. Returns the process exit code.
-pub fn run(opts: Options, mut report: File) -> i32 {
+pub fn run(opts: Options, mut report: Report) -> i32 {
     let mut shim = match Shim::create(&opts) {
         Ok(shim) => shim,
         Err(e) => {
             log::error!("shim {}: create failed: {e}", opts.id);
-            let _ = protocol::write_frame(&mut report, &Response::error(e.code(), e.to_string()));
+            let _ =
+                protocol::write_frame(&mut report.pipe, &Response::error(e.code(), e.to_string()));
             return 1;
         }
     };
     let created = Response {
         kind: Some(response::Kind::State(shim.state_of(INIT))),
     };
-    if protocol::write_frame(&mut report, &created).is_err() {
+    if protocol::write_frame(&mut report.pipe, &created).is_err() {
         // The driver is gone before hearing of the container: nobody can reach it. Undo.
         log::error!(
             "shim {}: driver went away during create; removing the container",
@@ -148,7 +149,7 @@ pub fn run(opts: Options, mut report: File) -> i32 {
         shim.abandon();
         return 1;
     }
-    drop(report);
+    report.created();
     shim.serve();
     0
 }

@@ -257,20 +257,49 @@ pub(super) fn bind_socket(dir: &Path) -> Result<UnixListener, Error> {
     Ok(listener)
 }
 
-/// Prepares the shim process itself: its own session, a child subreaper, SIGPIPE ignored,
-/// working directory in the state directory, diagnostics to `shim.log`. Returns the report pipe
-/// (the original stdout).
-pub fn prepare_process(state_dir: &Path) -> io::Result<File> {
-    // Detach from whoever started it: a child that exits at once (the caller reaps it right
-    // away) and the shim, reparented to the nearest subreaper. The driver then holds nothing
-    // per shim (no process handle, no pidfd: one descriptor less per container) and a shim's
-    // exit leaves no zombie of the driver's.
+/// Where the shim reports its create: the driver's pipe (the original stdout) for the reply,
+/// and the process that started it, which waits to exit with the create's outcome.
+pub struct Report {
+    /// The reply frame goes here.
+    pub pipe: File,
+    /// The starter's pipe: one byte when the create succeeded; its closing without one (the
+    /// shim exiting) means it failed.
+    starter: File,
+}
+
+impl Report {
+    /// The create succeeded and was reported: the starter exits 0, the pipes close.
+    pub fn created(self) {
+        let mut starter = self.starter;
+        let _ = io::Write::write_all(&mut starter, &[0]);
+    }
+}
+
+/// Prepares the shim process itself: detached from its starter, its own session, a child
+/// subreaper, SIGPIPE ignored, working directory in the state directory, diagnostics to
+/// `shim.log`. Returns where to report the create.
+pub fn prepare_process(state_dir: &Path) -> io::Result<Report> {
+    // Detach from whoever started it: the process started forks the shim and waits only
+    // until the create's outcome is known (exit 0 created, 1 failed and cleaned up), and the
+    // shim is reparented to the nearest subreaper. The driver then holds nothing per shim (no
+    // process handle, no pidfd: one descriptor less per container) and a shim's exit leaves no
+    // zombie of the driver's.
+    let (outcome, starter) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // SAFETY: the shim is one thread here (first thing after main's argument parsing).
     #[allow(unsafe_code)]
     let forked = unsafe { crate::sys::clone_process(nix::sched::CloneFlags::empty()) };
     match forked {
-        Ok(crate::sys::Forked::Parent(_)) => crate::sys::exit_now(0),
-        Ok(crate::sys::Forked::Child) => {}
+        Ok(crate::sys::Forked::Parent(_)) => {
+            drop(starter);
+            let mut byte = [1u8];
+            let mut outcome = File::from(outcome);
+            let code = match io::Read::read(&mut outcome, &mut byte) {
+                Ok(1) => i32::from(byte[0]),
+                _ => 1,
+            };
+            crate::sys::exit_now(code)
+        }
+        Ok(crate::sys::Forked::Child) => drop(outcome),
         Err(e) => return Err(io::Error::from(e)),
     }
     // Its own session (and so its own process group, without a controlling terminal): the
@@ -301,5 +330,8 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<File> {
     nix::unistd::dup2_stdout(null.as_fd()).map_err(io::Error::from)?;
     nix::unistd::dup2_stderr(log.as_fd()).map_err(io::Error::from)?;
     let _ = report.as_raw_fd();
-    Ok(File::from(report))
+    Ok(Report {
+        pipe: File::from(report),
+        starter: File::from(starter),
+    })
 }

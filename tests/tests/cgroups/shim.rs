@@ -173,12 +173,12 @@ fn shim_create_refused_by_the_kernel_leaves_no_cgroup() {
         }
         other => panic!("the create should fail: {other:?}"),
     }
-    // The shim detaches (double fork): the process started exits at once; the shim itself
-    // holds the report pipe until it exits, so its end is the pipe's end.
+    // The shim detaches (double fork); the process started exits with the create's outcome
+    // once the shim has cleaned up and exited.
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
     assert!(rest.is_empty(), "nothing after the error report");
-    shim.0.wait().unwrap();
+    assert!(!shim.0.wait().unwrap().success());
     for h in Layout::detect().unwrap().hierarchies {
         assert!(
             !h.mountpoint.join(&parent).join(&name).exists(),

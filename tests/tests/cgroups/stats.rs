@@ -51,6 +51,13 @@ async fn stats_move_as_the_container_works_and_pids_match_ps() {
     assert_eq!(s1.id, id);
     assert!(s1.read_at.unwrap().seconds >= s0.read_at.unwrap().seconds);
     let (c0, c1) = (s0.cpu.unwrap(), s1.cpu.unwrap());
+    for c in [&c0, &c1] {
+        assert!(
+            c.user_ns + c.system_ns <= c.usage_ns,
+            "cpu parts exceed the total: {c:?}"
+        );
+    }
+    assert!(c1.user_ns + c1.system_ns > 0, "{c1:?}");
     assert!(
         c1.usage_ns > c0.usage_ns + 10_000_000,
         "cpu: {c0:?} -> {c1:?}"
