@@ -6,7 +6,9 @@
 //! credentials, read from the connection when it was accepted (SO_PEERCRED and
 //! SO_PEERGROUPS): root, the daemon's own uid, the `--allow-uid` uids and members of the
 //! `--allow-gid` group (primary or supplementary) are admitted; anyone else who could connect
-//! gets PERMISSION_DENIED. Stopping the daemon leaves every container and its shim running.
+//! gets PERMISSION_DENIED. An admitted call carries its [`Caller`] (uid, and whether the
+//! restricted policy applies to it) in its extensions, for the service to ask `crate::policy`.
+//! Stopping the daemon leaves every container and its shim running.
 //!
 //! Besides execdriver.v1 the socket serves gRPC health checking (grpc.health.v1: SERVING for
 //! "" and "execdriver.v1.ExecDriver" while the daemon serves, NOT_SERVING once it is stopping;
@@ -40,6 +42,7 @@ use tracing::{info, warn};
 
 use crate::driver::{Driver, DriverConfig};
 use crate::error::{Error, Result};
+use crate::policy::{Caller, Policy};
 use crate::service::Service;
 pub use crate::service::FIRST_MESSAGE_TIMEOUT;
 
@@ -66,6 +69,8 @@ pub struct ServerConfig {
     pub socket_mode: Option<u32>,
     /// How long a stopping daemon waits for open calls (attached clients, log followers).
     pub shutdown_grace: Duration,
+    /// What admitted callers may ask for (`--admitted-policy` and the restricted prefixes).
+    pub policy: Policy,
 }
 
 /// Who is at the other end of a connection, read once when it was accepted.
@@ -204,12 +209,13 @@ where
     }
 }
 
-/// Admits a peer by its credentials.
+/// Admits a peer by its credentials, and says under which policy it calls.
 #[derive(Clone)]
 pub struct PeerCheck {
     own_uid: u32,
     allow_uids: Vec<u32>,
     allow_gid: Option<u32>,
+    policy: Arc<Policy>,
 }
 
 impl PeerCheck {
@@ -218,7 +224,18 @@ impl PeerCheck {
             own_uid,
             allow_uids,
             allow_gid,
+            policy: Arc::default(),
         }
+    }
+
+    /// Admitted callers get `policy` (default: the full one).
+    pub fn with_policy(self, policy: Arc<Policy>) -> PeerCheck {
+        PeerCheck { policy, ..self }
+    }
+
+    /// The caller a peer with `uid` is, once admitted.
+    pub fn caller(&self, uid: u32) -> Caller {
+        self.policy.caller(uid, self.own_uid)
     }
 
     pub fn admits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
@@ -231,10 +248,14 @@ impl PeerCheck {
     }
 
     #[allow(clippy::result_large_err)]
-    pub fn check(&self, req: Request<()>) -> std::result::Result<Request<()>, Status> {
+    pub fn check(&self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
         let peer = req.extensions().get::<PeerInfo>();
         match peer.and_then(|p| Some((p.uid?, p.gid?, &p.groups))) {
-            Some((uid, gid, groups)) if self.admits(uid, gid, groups) => Ok(req),
+            Some((uid, gid, groups)) if self.admits(uid, gid, groups) => {
+                let caller = self.caller(uid);
+                req.extensions_mut().insert(caller);
+                Ok(req)
+            }
             Some((uid, _, _)) => Err(Status::permission_denied(format!(
                 "uid {uid} may not use this execdriverd (allowed: root, the daemon's uid, \
                  --allow-uid and members of --allow-gid)"
@@ -317,13 +338,16 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let listener = bind(&server_cfg)?;
     let watcher = tokio::spawn(driver.clone().watch_shims());
+    let policy = Arc::new(server_cfg.policy.clone());
     let check = PeerCheck::new(
         nix::unistd::geteuid().as_raw(),
         server_cfg.allow_uids.clone(),
         server_cfg.allow_gid,
-    );
+    )
+    .with_policy(policy.clone());
     let svc = ExecDriverServer::new(Service {
         driver: driver.clone(),
+        policy,
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
@@ -445,5 +469,34 @@ mod tests {
         assert!(!check.admits(1000, 1000, &[1000, 27]));
         let no_group = PeerCheck::new(0, vec![], None);
         assert!(!no_group.admits(1000, 1000, &[4242]));
+    }
+
+    #[test]
+    fn admitted_callers_are_restricted_only_under_the_restricted_policy() {
+        use crate::policy::Admitted;
+        let full = PeerCheck::new(500, vec![1001], None);
+        assert!(!full.caller(1001).restricted);
+        let policy = Policy {
+            admitted: Admitted::Restricted,
+            ..Policy::default()
+        };
+        let restricted = full.with_policy(Arc::new(policy));
+        assert!(restricted.caller(1001).restricted);
+        assert!(!restricted.caller(0).restricted, "root never is");
+        assert!(!restricted.caller(500).restricted, "nor the daemon's uid");
+        let mut req = Request::new(());
+        req.extensions_mut().insert(PeerInfo {
+            uid: Some(1001),
+            gid: Some(1001),
+            groups: vec![],
+        });
+        let req = restricted.check(req).expect("admitted");
+        assert_eq!(
+            req.extensions().get::<Caller>(),
+            Some(&Caller {
+                uid: 1001,
+                restricted: true
+            })
+        );
     }
 }
