@@ -52,7 +52,8 @@ impl Driver {
                 id: id.clone(),
             }
         };
-        let lease = self.complete_network(&id, &mut config, &mut meta).await?;
+        // `_netns` (a joined namespace held for the shim) lives until the create is done.
+        let (lease, _netns) = self.complete_network(&id, &mut config, &mut meta).await?;
         let dir = self.config.root.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
