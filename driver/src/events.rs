@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use execdriver_proto as pb;
-use execdriver_spec::protocol::{self, request, response, Empty, EventKind, ShimState, Status, Target};
+use execdriver_spec::protocol::{
+    self, request, response, Empty, EventKind, ShimState, Status, Target,
+};
 use execdriver_spec::state::{self, ExitRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
