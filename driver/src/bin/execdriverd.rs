@@ -58,15 +58,15 @@ struct Args {
     /// (default: the bridge's MTU).
     #[arg(long, requires = "bridge", default_value_t = 0)]
     mtu: u32,
-    /// Also admit this uid on the socket (root and the daemon's uid always are). Without
-    /// --allow-gid or --socket-mode the socket becomes 0666 so that user can connect; every
-    /// call's uid is checked. Under --admitted-policy full an admitted user can run
-    /// privileged containers and mount any host path: root-equivalent, as Docker's docker
+    /// Also admit this uid on the socket (root and the daemon's uid always are). The socket
+    /// becomes 0666 (unless --socket-mode says otherwise) so that user can connect; every
+    /// call's uid is checked. Under --admitted-policy full (the default) an admitted user can
+    /// run privileged containers and mount any host path: root-equivalent, as Docker's docker
     /// group is.
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
-    /// Admit members of this group (primary or supplementary), and make the socket 0660 owned
-    /// by it.
+    /// Admit members of this group (primary or supplementary), and make the socket owned by
+    /// it and 0660 (0666 with --allow-uid). Root-equivalent under --admitted-policy full.
     #[arg(long = "allow-gid")]
     allow_gid: Option<u32>,
     /// What callers admitted by --allow-uid/--allow-gid may ask for: full (anything root may)
@@ -85,9 +85,9 @@ struct Args {
     /// filesystem mounted nosuid,nodev.
     #[arg(long = "restricted-mount-prefix")]
     restricted_mount_prefixes: Vec<String>,
-    /// The socket's mode in octal (default 600, 660 with --allow-gid, 666 with --allow-uid
-    /// alone), e.g. 666 to let
-    /// every local user connect; who may use the daemon is still checked on every call.
+    /// The socket's mode in octal (default 600, 660 with --allow-gid, 666 with --allow-uid),
+    /// e.g. 666 to let every local user connect; who may use the daemon is still checked on
+    /// every call. A mode that keeps out users the flags admit is warned about at start.
     #[arg(long = "socket-mode", value_parser = parse_mode)]
     socket_mode: Option<u32>,
     /// Run containers that ask for an AppArmor profile on a kernel without AppArmor, unconfined
