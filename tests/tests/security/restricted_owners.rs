@@ -192,15 +192,41 @@ async fn restricted_callers_use_only_their_own_containers() {
         .expect("exec into its own")
         .into_inner();
     assert!(String::from_utf8_lossy(&r.stdout).starts_with("uid=0"));
-    // A container in the network of its own container.
-    let mut req = user_request(&d, &area, &["true"]);
+    // A container in the network of its own container, joined through a descriptor the
+    // daemon held (not /proc/PID/ns/net, which a reused pid could make the host's).
+    let mut req = user_request(&d, &area, &["readlink", "/proc/self/ns/net"]);
     req.network = Some(pb::NetworkConfig {
         mode: pb::NetworkMode::Container as i32,
         container_id: mine.clone(),
         ..Default::default()
     });
-    let out = execdriver_tests::run(&mut user, req).await;
+    let joined = req.id.clone();
+    user.create(req)
+        .await
+        .expect("create in its own container's network");
+    let json = std::fs::read_to_string(d.root.join(&joined).join("container.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let nspath = config["networks"][0]["context"]["nspath"]
+        .as_str()
+        .unwrap_or_default();
+    let held = format!("/proc/{}/fd/", d.pid().unwrap());
+    assert!(nspath.starts_with(&held), "{json}");
+    let out = execdriver_tests::attach_collect(&mut user, &joined, None, true).await;
     assert_eq!(out.code(), 0, "{}", out.stderr());
+    let pid = root
+        .state(pb::StateRequest {
+            id: mine.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("state")
+        .into_inner()
+        .container
+        .unwrap()
+        .pid;
+    let theirs_ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(out.stdout().trim(), theirs_ns.to_str().unwrap());
+    force_delete(&mut user, &joined).await;
     force_delete(&mut user, &mine).await;
 
     // Its events: its own containers' only, up to the deletion of `mine`.
