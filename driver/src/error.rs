@@ -17,6 +17,10 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// The restricted policy refuses what a request field asks; `field` names it, `rule` says
+    /// which rule (see `crate::policy`).
+    #[error("{field}: refused by the restricted policy: {rule}")]
+    Denied { field: String, rule: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -46,6 +50,13 @@ impl Error {
         }
     }
 
+    pub fn denied(field: impl Into<String>, rule: impl Into<String>) -> Error {
+        Error::Denied {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();
         move |source| Error::Io { what, source }
@@ -59,7 +70,7 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
-            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::PermissionDenied(_) | Error::Denied { .. } => Code::PermissionDenied,
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
             Error::Unavailable(_) => Code::Unavailable,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
@@ -91,5 +102,11 @@ mod tests {
         }
         .into();
         assert_eq!(s.code(), Code::FailedPrecondition);
+        let s: Status = Error::denied("security.capabilities[0]", "SYS_ADMIN is added").into();
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert_eq!(
+            s.message(),
+            "security.capabilities[0]: refused by the restricted policy: SYS_ADMIN is added"
+        );
     }
 }

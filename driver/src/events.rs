@@ -42,7 +42,22 @@ const RESERVE: u64 = 1024;
 /// history, or is told what it lost).
 const BROADCAST_CAPACITY: usize = 1024;
 
-pub type Event = Arc<pb::Event>;
+/// An event as kept and broadcast, with the owner of its container (`Meta::owner`): a
+/// restricted caller gets only its own containers' events.
+#[derive(Debug)]
+pub struct Published {
+    pub event: pb::Event,
+    pub owner: Option<u32>,
+}
+
+impl std::ops::Deref for Published {
+    type Target = pb::Event;
+    fn deref(&self) -> &pb::Event {
+        &self.event
+    }
+}
+
+pub type Event = Arc<Published>;
 
 struct Inner {
     history: VecDeque<Event>,
@@ -79,14 +94,17 @@ pub struct Subscription {
 pub struct Filter {
     pub ids: Vec<String>,
     pub types: Vec<i32>,
+    /// Only containers with this owner (a restricted caller's uid); None: every container.
+    pub owner: Option<u32>,
 }
 
 impl Filter {
-    pub fn matches(&self, e: &pb::Event) -> bool {
+    pub fn matches(&self, e: &pb::Event, owner: Option<u32>) -> bool {
         if e.r#type == pb::EventType::EventsLost as i32 {
             return true;
         }
-        (self.ids.is_empty() || self.ids.contains(&e.id))
+        (self.owner.is_none() || self.owner == owner)
+            && (self.ids.is_empty() || self.ids.contains(&e.id))
             && (self.types.is_empty() || self.types.contains(&e.r#type))
     }
 }
@@ -149,8 +167,9 @@ impl Hub {
         self.lock().next - 1
     }
 
-    /// Numbers the event, keeps it and sends it to every subscriber.
-    pub fn publish(&self, mut event: pb::Event) -> u64 {
+    /// Numbers the event (of a container with `owner`), keeps it and sends it to every
+    /// subscriber.
+    pub fn publish(&self, mut event: pb::Event, owner: Option<u32>) -> u64 {
         let mut inner = self.lock();
         if inner.next >= inner.reserved && !inner.exact {
             self.reserve(&mut inner);
@@ -168,7 +187,7 @@ impl Hub {
             exec_id = %event.exec_id,
             "event"
         );
-        let event = Arc::new(event);
+        let event = Arc::new(Published { event, owner });
         if inner.history.len() >= self.capacity {
             inner.history.pop_front();
         }
@@ -256,7 +275,7 @@ impl Hub {
         }
         for e in std::mem::take(&mut sub.backlog) {
             last_sent = e.sequence;
-            if filter.matches(&e) && !send(&e).await {
+            if filter.matches(&e, e.owner) && !send(&e).await {
                 return;
             }
         }
@@ -276,7 +295,7 @@ impl Hub {
                         continue;
                     }
                     last_sent = e.sequence;
-                    if filter.matches(&e) && !send(&e).await {
+                    if filter.matches(&e, e.owner) && !send(&e).await {
                         return;
                     }
                 }
@@ -294,7 +313,7 @@ impl Hub {
                             continue;
                         }
                         last_sent = e.sequence;
-                        if filter.matches(&e) && !send(&e).await {
+                        if filter.matches(&e, e.owner) && !send(&e).await {
                             return;
                         }
                     }
@@ -366,6 +385,7 @@ struct TrackState {
 /// One container's events, in order: whoever reports an event first sends it, once.
 pub struct Tracker {
     id: String,
+    owner: Option<u32>,
     dir: PathBuf,
     labels: HashMap<String, String>,
     hub: Arc<Hub>,
@@ -377,6 +397,7 @@ impl Tracker {
     pub fn new(hub: Arc<Hub>, id: &str, dir: &Path, labels: HashMap<String, String>) -> Tracker {
         Tracker {
             id: id.to_owned(),
+            owner: None,
             dir: dir.to_owned(),
             labels,
             hub,
@@ -398,6 +419,12 @@ impl Tracker {
             st.exited = dir.join(EXIT_EMITTED).exists();
         }
         t
+    }
+
+    /// Its events carry `owner` (the container's `Meta::owner`).
+    pub fn owned_by(mut self, owner: Option<u32>) -> Tracker {
+        self.owner = owner;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, TrackState> {
@@ -423,7 +450,7 @@ impl Tracker {
 
     fn send(&self, st: &TrackState, e: pb::Event) {
         if !st.deleted {
-            self.hub.publish(e);
+            self.hub.publish(e, self.owner);
         }
     }
 
@@ -733,118 +760,4 @@ impl Tracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_root(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "execdriver-events-{name}-{}-{}",
-            std::process::id(),
-            state::now_ns()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn ev(id: &str, t: pb::EventType) -> pb::Event {
-        pb::Event {
-            id: id.into(),
-            r#type: t as i32,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn sequences_history_and_lost() {
-        let root = temp_root("seq");
-        let hub = Hub::open(&root, 3);
-        for i in 0..5 {
-            assert_eq!(
-                hub.publish(ev(&format!("c{i}"), pb::EventType::Created)),
-                i + 1
-            );
-        }
-        // Kept: 3, 4, 5.
-        let sub = hub.subscribe(4);
-        assert_eq!(sub.last_sequence, 5);
-        assert_eq!(sub.lost, None);
-        assert_eq!(sub.backlog.len(), 1);
-        let sub = hub.subscribe(1);
-        assert_eq!(sub.lost, Some(2), "event 2 is gone");
-        assert_eq!(
-            sub.backlog.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
-        let sub = hub.subscribe(99);
-        assert_eq!(sub.lost, Some(5), "a since from the future");
-        // A graceful stop records the exact next number; a new hub continues from it.
-        hub.close();
-        // An event after the close (an exit during the shutdown grace) moves it on.
-        assert_eq!(hub.publish(ev("c", pb::EventType::Exited)), 6);
-        let hub = Hub::open(&root, 3);
-        assert_eq!(hub.publish(ev("c", pb::EventType::Deleted)), 7);
-        // Without close (a killed driver) the next one skips the reserved block.
-        drop(hub);
-        let hub = Hub::open(&root, 3);
-        assert!(hub.publish(ev("c", pb::EventType::Deleted)) > 7);
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn filters_and_type_names() {
-        let f = Filter {
-            ids: vec!["a".into()],
-            types: vec![pb::EventType::Exited as i32],
-        };
-        assert!(f.matches(&ev("a", pb::EventType::Exited)));
-        assert!(!f.matches(&ev("b", pb::EventType::Exited)));
-        assert!(!f.matches(&ev("a", pb::EventType::Started)));
-        assert!(f.matches(&ev("", pb::EventType::EventsLost)));
-        assert_eq!(
-            parse_event_type("exec_started"),
-            Some(pb::EventType::ExecStarted)
-        );
-        assert_eq!(parse_event_type("EVENT_TYPE_OOM"), Some(pb::EventType::Oom));
-        assert_eq!(parse_event_type("nope"), None);
-    }
-
-    #[test]
-    fn a_fast_exit_still_comes_after_started_and_once() {
-        let root = temp_root("order");
-        let hub = Arc::new(Hub::open(&root, 100));
-        let sub = hub.subscribe(0);
-        let t = Tracker::new(hub.clone(), "c", &root, HashMap::new());
-        t.created(10);
-        let exit = protocol::Exit {
-            exit_code: Some(0),
-            started_at: 5,
-            finished_at: 6,
-            pid: 10,
-            ..Default::default()
-        };
-        // The shim's exit arrives before Start's reply was turned into `started`.
-        t.exited(&exit);
-        t.started(10, 5);
-        t.exited(&exit);
-        t.deleted(Some(&exit));
-        t.paused(); // after deleted: nothing
-        let mut rx = sub.rx;
-        let mut types = Vec::new();
-        while let Ok(e) = rx.try_recv() {
-            types.push(e.r#type);
-        }
-        use pb::EventType::*;
-        assert_eq!(
-            types,
-            [Created, Started, Exited, Deleted].map(|t| t as i32),
-            "{types:?}"
-        );
-        assert!(root.join(EXIT_EMITTED).exists());
-        // A recovered tracker of that container does not report the exit again.
-        let r = Tracker::recovered(hub.clone(), "c", &root, HashMap::new());
-        let before = hub.last_sequence();
-        r.exited(&exit);
-        assert_eq!(hub.last_sequence(), before);
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-}
+mod tests;

@@ -14,6 +14,7 @@ pub mod info;
 pub mod ipam;
 pub mod leftovers;
 pub mod logs;
+pub mod policy;
 mod render;
 pub mod server;
 pub mod service;

@@ -1,12 +1,16 @@
 //! The daemon: the unix socket, who may use it, and serving until SIGTERM or SIGINT.
 //!
 //! The socket is created 0600 (umask set around bind, so it is never wider; `--allow-gid`
-//! makes it 0660 owned by that group, `--socket-mode` sets another mode), so the filesystem
-//! keeps everyone else from connecting (EACCES). Every call then checks the peer's
+//! makes it 0660 owned by that group, `--allow-uid` 0666 so the uids it names can open it,
+//! `--socket-mode` sets another mode: [`socket_mode`]), so the filesystem keeps everyone else
+//! from connecting (EACCES); the daemon warns at start when a mode or a directory above the
+//! socket would keep out users it admits. Every call then checks the peer's
 //! credentials, read from the connection when it was accepted (SO_PEERCRED and
 //! SO_PEERGROUPS): root, the daemon's own uid, the `--allow-uid` uids and members of the
 //! `--allow-gid` group (primary or supplementary) are admitted; anyone else who could connect
-//! gets PERMISSION_DENIED. Stopping the daemon leaves every container and its shim running.
+//! gets PERMISSION_DENIED. An admitted call carries its [`Caller`] (uid, and whether the
+//! restricted policy applies to it) in its extensions, for the service to ask `crate::policy`.
+//! Stopping the daemon leaves every container and its shim running.
 //!
 //! Besides execdriver.v1 the socket serves gRPC health checking (grpc.health.v1: SERVING for
 //! "" and "execdriver.v1.ExecDriver" while the daemon serves, NOT_SERVING once it is stopping;
@@ -40,6 +44,7 @@ use tracing::{info, warn};
 
 use crate::driver::{Driver, DriverConfig};
 use crate::error::{Error, Result};
+use crate::policy::{Caller, Policy};
 use crate::service::Service;
 pub use crate::service::FIRST_MESSAGE_TIMEOUT;
 
@@ -58,14 +63,16 @@ pub struct ServerConfig {
     pub socket: PathBuf,
     /// Uids admitted besides root and the daemon's own.
     pub allow_uids: Vec<u32>,
-    /// A gid whose members (primary or supplementary) are admitted; the socket is then 0660
-    /// and owned by that group.
+    /// A gid whose members (primary or supplementary) are admitted; the socket is then owned
+    /// by that group (and 0660 unless `allow_uids` makes it 0666).
     pub allow_gid: Option<u32>,
-    /// The socket's permission bits instead of 0600 (0660 with `allow_gid`); at most 0666.
+    /// The socket's permission bits instead of [`socket_mode`]'s default; at most 0666.
     /// Who may *use* the daemon is still decided by the credential check.
     pub socket_mode: Option<u32>,
     /// How long a stopping daemon waits for open calls (attached clients, log followers).
     pub shutdown_grace: Duration,
+    /// What admitted callers may ask for (`--admitted-policy` and the restricted prefixes).
+    pub policy: Policy,
 }
 
 /// Who is at the other end of a connection, read once when it was accepted.
@@ -204,12 +211,13 @@ where
     }
 }
 
-/// Admits a peer by its credentials.
+/// Admits a peer by its credentials, and says under which policy it calls.
 #[derive(Clone)]
 pub struct PeerCheck {
     own_uid: u32,
     allow_uids: Vec<u32>,
     allow_gid: Option<u32>,
+    policy: Arc<Policy>,
 }
 
 impl PeerCheck {
@@ -218,7 +226,18 @@ impl PeerCheck {
             own_uid,
             allow_uids,
             allow_gid,
+            policy: Arc::default(),
         }
+    }
+
+    /// Admitted callers get `policy` (default: the full one).
+    pub fn with_policy(self, policy: Arc<Policy>) -> PeerCheck {
+        PeerCheck { policy, ..self }
+    }
+
+    /// The caller a peer with `uid` is, once admitted.
+    pub fn caller(&self, uid: u32) -> Caller {
+        self.policy.caller(uid, self.own_uid)
     }
 
     pub fn admits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
@@ -231,10 +250,14 @@ impl PeerCheck {
     }
 
     #[allow(clippy::result_large_err)]
-    pub fn check(&self, req: Request<()>) -> std::result::Result<Request<()>, Status> {
+    pub fn check(&self, mut req: Request<()>) -> std::result::Result<Request<()>, Status> {
         let peer = req.extensions().get::<PeerInfo>();
         match peer.and_then(|p| Some((p.uid?, p.gid?, &p.groups))) {
-            Some((uid, gid, groups)) if self.admits(uid, gid, groups) => Ok(req),
+            Some((uid, gid, groups)) if self.admits(uid, gid, groups) => {
+                let caller = self.caller(uid);
+                req.extensions_mut().insert(caller);
+                Ok(req)
+            }
             Some((uid, _, _)) => Err(Status::permission_denied(format!(
                 "uid {uid} may not use this execdriverd (allowed: root, the daemon's uid, \
                  --allow-uid and members of --allow-gid)"
@@ -283,20 +306,78 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
     if let Some(gid) = cfg.allow_gid {
         nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
             .map_err(|e| Error::Internal(format!("chown {}: {e}", path.display())))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-            .map_err(Error::io("chmod socket"))?;
     }
-    // `--allow-uid` alone: the filesystem must let those users connect (no group to give the
-    // socket to), so it is 0666 and the credential check on every call keeps everyone else
-    // out (PERMISSION_DENIED).
-    let mode = cfg
-        .socket_mode
-        .or_else(|| (!cfg.allow_uids.is_empty() && cfg.allow_gid.is_none()).then_some(0o666));
-    if let Some(mode) = mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(Error::io("chmod socket"))?;
+    let mode = socket_mode(cfg);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(Error::io("chmod socket"))?;
+    for warning in unreachable_by_admitted(cfg, mode) {
+        warn!("{warning}");
     }
     Ok(listener)
+}
+
+/// The socket's mode: `--socket-mode`; else 0666 when `--allow-uid` names anyone (with or
+/// without `--allow-gid`: those uids need not be in any group the socket could be given to,
+/// and the credential check on every call keeps everyone else out, PERMISSION_DENIED); else
+/// 0660 with `--allow-gid` (the socket is that group's); else 0600.
+pub fn socket_mode(cfg: &ServerConfig) -> u32 {
+    match (cfg.socket_mode, cfg.allow_uids.is_empty(), cfg.allow_gid) {
+        (Some(mode), _, _) => mode,
+        (None, false, _) => 0o666,
+        (None, true, Some(_)) => 0o660,
+        (None, true, None) => 0o600,
+    }
+}
+
+/// What keeps the users `--allow-uid` and `--allow-gid` admit from opening the socket
+/// (`mode`, as [`socket_mode`] made it) or from reaching it (search permission on every
+/// directory above it): the daemon would admit them, but connect(2) gives them EACCES.
+pub fn unreachable_by_admitted(cfg: &ServerConfig, mode: u32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let others_rw = mode & 0o006 == 0o006;
+    let group_rw = mode & 0o060 == 0o060;
+    if !cfg.allow_uids.is_empty() && !others_rw {
+        let uids: Vec<String> = cfg.allow_uids.iter().map(u32::to_string).collect();
+        let unless = match (cfg.allow_gid, group_rw) {
+            (Some(gid), true) => format!(" unless they are members of group {gid}"),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "--socket-mode {mode:o}: --allow-uid {} cannot open the socket{unless} (it needs \
+             read and write for others, as 666, the default with --allow-uid)",
+            uids.join(",")
+        ));
+    }
+    if let Some(gid) = cfg.allow_gid {
+        if !group_rw && !others_rw {
+            out.push(format!(
+                "--socket-mode {mode:o}: members of --allow-gid {gid} cannot open the socket (it \
+                 needs read and write for the group, as 660, the default with --allow-gid)"
+            ));
+        }
+    }
+    if cfg.allow_uids.is_empty() && cfg.allow_gid.is_none() {
+        return out;
+    }
+    let mut dir = cfg.socket.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(md) = std::fs::metadata(d) {
+            let searchable = md.mode() & 0o001 != 0
+                || (cfg.allow_gid == Some(md.gid()) && md.mode() & 0o010 != 0);
+            if !searchable {
+                out.push(format!(
+                    "{} is mode {:o}: the users --allow-uid/--allow-gid admit cannot reach the \
+                     socket below it (they need search permission, x, on every directory above \
+                     it)",
+                    d.display(),
+                    md.mode() & 0o7777
+                ));
+            }
+        }
+        dir = d.parent();
+    }
+    out
 }
 
 /// Serves until SIGTERM or SIGINT, then waits up to the shutdown grace for calls in progress.
@@ -317,13 +398,16 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     let listener = bind(&server_cfg)?;
     let watcher = tokio::spawn(driver.clone().watch_shims());
+    let policy = Arc::new(server_cfg.policy.clone());
     let check = PeerCheck::new(
         nix::unistd::geteuid().as_raw(),
         server_cfg.allow_uids.clone(),
         server_cfg.allow_gid,
-    );
+    )
+    .with_policy(policy.clone());
     let svc = ExecDriverServer::new(Service {
         driver: driver.clone(),
+        policy,
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
@@ -457,5 +541,104 @@ mod tests {
         assert!(!check.admits(1000, 1000, &[1000, 27]));
         let no_group = PeerCheck::new(0, vec![], None);
         assert!(!no_group.admits(1000, 1000, &[4242]));
+    }
+
+    #[test]
+    fn admitted_callers_are_restricted_only_under_the_restricted_policy() {
+        use crate::policy::Admitted;
+        let full = PeerCheck::new(500, vec![1001], None);
+        assert!(!full.caller(1001).restricted);
+        let policy = Policy {
+            admitted: Admitted::Restricted,
+            ..Policy::default()
+        };
+        let restricted = full.with_policy(Arc::new(policy));
+        assert!(restricted.caller(1001).restricted);
+        assert!(!restricted.caller(0).restricted, "root never is");
+        assert!(!restricted.caller(500).restricted, "nor the daemon's uid");
+        let mut req = Request::new(());
+        req.extensions_mut().insert(PeerInfo {
+            uid: Some(1001),
+            gid: Some(1001),
+            groups: vec![],
+        });
+        let req = restricted.check(req).expect("admitted");
+        assert_eq!(
+            req.extensions().get::<Caller>(),
+            Some(&Caller {
+                uid: 1001,
+                restricted: true
+            })
+        );
+    }
+
+    fn config(allow_uids: Vec<u32>, allow_gid: Option<u32>, mode: Option<u32>) -> ServerConfig {
+        ServerConfig {
+            socket: PathBuf::from("/run/execdriverd.sock"),
+            allow_uids,
+            allow_gid,
+            socket_mode: mode,
+            shutdown_grace: Duration::from_secs(1),
+            policy: Policy::default(),
+        }
+    }
+
+    #[test]
+    fn the_socket_mode_lets_in_whom_the_flags_admit() {
+        assert_eq!(socket_mode(&config(vec![], None, None)), 0o600);
+        assert_eq!(socket_mode(&config(vec![], Some(4242), None)), 0o660);
+        assert_eq!(socket_mode(&config(vec![1000], None, None)), 0o666);
+        // Both: uid 1000 need not be in group 4242.
+        assert_eq!(socket_mode(&config(vec![1000], Some(4242), None)), 0o666);
+        assert_eq!(socket_mode(&config(vec![1000], None, Some(0o600))), 0o600);
+        // The defaults never keep out whom the flags admit (/run is searchable by all).
+        for cfg in [
+            config(vec![], Some(4242), None),
+            config(vec![1000], None, None),
+            config(vec![1000], Some(4242), None),
+        ] {
+            assert!(
+                unreachable_by_admitted(&cfg, socket_mode(&cfg)).is_empty(),
+                "{cfg:?}"
+            );
+        }
+        let warned = |cfg: &ServerConfig| unreachable_by_admitted(cfg, socket_mode(cfg));
+        let w = warned(&config(vec![1000], None, Some(0o600)));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("--socket-mode 600: --allow-uid 1000 cannot open the socket ("),
+            "{w:?}"
+        );
+        let w = warned(&config(vec![1000], Some(4242), Some(0o660)));
+        assert!(
+            w[0].contains("unless they are members of group 4242"),
+            "{w:?}"
+        );
+        let w = warned(&config(vec![], Some(4242), Some(0o600)));
+        assert!(
+            w.len() == 1 && w[0].contains("members of --allow-gid 4242 cannot open"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_directory_above_the_socket_that_admitted_users_cannot_search_is_named() {
+        let dir = std::env::temp_dir().join(format!("execdriver-sockdir-{}", std::process::id()));
+        let inner = dir.join("private");
+        std::fs::create_dir_all(&inner).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let mut cfg = config(vec![1000], None, None);
+        cfg.socket = inner.join("d.sock");
+        let w = unreachable_by_admitted(&cfg, socket_mode(&cfg));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(&format!("{} is mode 700: ", inner.display())),
+            "{w:?}"
+        );
+        // Nobody admitted besides root: nothing to say.
+        cfg.allow_uids.clear();
+        assert!(unreachable_by_admitted(&cfg, socket_mode(&cfg)).is_empty());
     }
 }

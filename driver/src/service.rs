@@ -1,5 +1,6 @@
-//! The gRPC service: thin. Each call hands its request to [`Driver`] and its error to
-//! `From<Error> for Status`.
+//! The gRPC service: thin. Each call asks `crate::policy` whether its caller (put in the
+//! request's extensions by the peer check) may make it, then hands its request to [`Driver`]
+//! and its error to `From<Error> for Status`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,10 +21,59 @@ use tracing::{debug, instrument, Instrument};
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::events::Filter;
+use crate::policy::{Caller, Limits, Policy};
 use crate::render::exit_status;
 
 pub struct Service {
     pub driver: Arc<Driver>,
+    pub policy: Arc<Policy>,
+}
+
+/// The caller the peer check found (none: the call did not come through it, and is refused).
+fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .copied()
+        .ok_or_else(|| Status::permission_denied("the caller is unknown"))
+}
+
+impl Service {
+    /// The policy's word on a call naming container `id`.
+    fn admit(&self, caller: &Caller, id: &str) -> Result<(), Status> {
+        if caller.restricted {
+            let owner = self.driver.owner_of(id)?;
+            self.policy.container(caller, id, owner)?;
+        }
+        Ok(())
+    }
+
+    /// The policy's word on a call naming the container `id` of `req`.
+    fn admit_call<T>(&self, req: &Request<T>, id: &str) -> Result<(), Status> {
+        self.admit(&caller(req)?, id)
+    }
+
+    /// Create and Run: the policy checks (and for a restricted caller rewrites) the request,
+    /// then the driver creates the container, recording its owner.
+    async fn create_as(
+        &self,
+        req: Request<pb::CreateRequest>,
+        start: bool,
+    ) -> Result<pb::ContainerState, Status> {
+        let caller = caller(&req)?;
+        let mut r = req.into_inner();
+        let driver = self.driver.clone();
+        self.policy.create(
+            &caller,
+            &mut r,
+            &move |id| driver.owner_of(id),
+            &Limits::of_daemon(),
+        )?;
+        let owner = caller.owner();
+        detached(&self.driver, r, move |d, r| async move {
+            d.create(&r, start, owner).await
+        })
+        .await
+    }
 }
 
 type Reply<T> = Result<TonicResponse<T>, Status>;
@@ -182,10 +232,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn create(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
-        let st = detached(&self.driver, req.into_inner(), |d, r| async move {
-            d.create(&r, false).await
-        })
-        .await?;
+        let st = self.create_as(req, false).await?;
         ok(pb::CreateResponse {
             container: Some(st),
         })
@@ -193,10 +240,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn run(&self, req: Request<pb::CreateRequest>) -> Reply<pb::CreateResponse> {
-        let st = detached(&self.driver, req.into_inner(), |d, r| async move {
-            d.create(&r, true).await
-        })
-        .await?;
+        let st = self.create_as(req, true).await?;
         ok(pb::CreateResponse {
             container: Some(st),
         })
@@ -204,6 +248,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn start(&self, req: Request<pb::StartRequest>) -> Reply<pb::StartResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let r = req.get_ref();
         let (container, process) = self.driver.start(&r.id, &r.exec_id).await?;
         ok(pb::StartResponse {
@@ -214,6 +259,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn state(&self, req: Request<pb::StateRequest>) -> Reply<pb::StateResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let r = req.get_ref();
         let (container, process) = self.driver.state(&r.id, &r.exec_id).await?;
         ok(pb::StateResponse {
@@ -223,13 +269,15 @@ impl ExecDriver for Service {
     }
 
     async fn list(&self, req: Request<pb::ListRequest>) -> Reply<pb::ListResponse> {
+        let caller = caller(&req)?;
         let filter = req.into_inner().label_filter.into_iter().collect();
-        let containers = self.driver.list(&filter).await?;
+        let containers = self.driver.list(&filter, &|o| caller.sees(o)).await?;
         ok(pb::ListResponse { containers })
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn wait(&self, req: Request<pb::WaitRequest>) -> Reply<pb::WaitResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let r = req.get_ref();
         let exit = self.driver.wait(&r.id, &r.exec_id).await?;
         ok(pb::WaitResponse { exit: Some(exit) })
@@ -237,6 +285,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id, signal = req.get_ref().signal))]
     async fn kill(&self, req: Request<pb::KillRequest>) -> Reply<pb::KillResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let r = req.get_ref();
         self.driver.kill(&r.id, r.signal, r.all, &r.exec_id).await?;
         ok(pb::KillResponse {})
@@ -244,6 +293,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn exec(&self, req: Request<pb::ExecRequest>) -> Reply<pb::ExecResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let process = self.driver.exec(req.get_ref()).await?;
         ok(pb::ExecResponse {
             process: Some(process),
@@ -252,16 +302,19 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn exec_sync(&self, req: Request<pb::ExecSyncRequest>) -> Reply<pb::ExecSyncResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         ok(self.driver.exec_sync(req.get_ref()).await?)
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn stop(&self, req: Request<pb::StopRequest>) -> Reply<pb::StopResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         ok(self.driver.stop(req.get_ref()).await?)
     }
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Reply<pb::DeleteResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         ok(detached(&self.driver, req.into_inner(), |d, r| async move {
             d.delete(&r.id, r.force).await
         })
@@ -270,6 +323,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn resize_pty(&self, req: Request<pb::ResizePtyRequest>) -> Reply<pb::ResizePtyResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let r = req.get_ref();
         let size = r.size.unwrap_or_default();
         self.driver
@@ -283,6 +337,7 @@ impl ExecDriver for Service {
         &self,
         req: Request<pb::CloseStdinRequest>,
     ) -> Reply<pb::CloseStdinResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         self.driver
             .close_stdin(&req.get_ref().id, &req.get_ref().exec_id)
             .await?;
@@ -291,6 +346,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn reopen_log(&self, req: Request<pb::ReopenLogRequest>) -> Reply<pb::ReopenLogResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         self.driver.reopen_log(&req.get_ref().id).await?;
         ok(pb::ReopenLogResponse {})
     }
@@ -299,6 +355,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id, exec_id = %req.get_ref().exec_id))]
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Reply<Self::LogsStream> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let md = req.metadata().clone();
         let r = req.into_inner();
         let (dir, name) = self.driver.log_of(&r.id, &r.exec_id)?;
@@ -327,6 +384,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn pause(&self, req: Request<pb::PauseRequest>) -> Reply<pb::PauseResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let st = self.driver.pause(&req.get_ref().id).await?;
         ok(pb::PauseResponse {
             container: Some(st),
@@ -335,6 +393,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn resume(&self, req: Request<pb::ResumeRequest>) -> Reply<pb::ResumeResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let st = self.driver.resume(&req.get_ref().id).await?;
         ok(pb::ResumeResponse {
             container: Some(st),
@@ -343,6 +402,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn stats(&self, req: Request<pb::StatsRequest>) -> Reply<pb::StatsResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let stats = self.driver.stats(&req.get_ref().id).await?;
         ok(pb::StatsResponse { stats: Some(stats) })
     }
@@ -354,6 +414,7 @@ impl ExecDriver for Service {
         &self,
         req: Request<pb::StatsStreamRequest>,
     ) -> Reply<Self::StatsStreamStream> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let r = req.get_ref();
         let rx = self.driver.stats_stream(&r.id, r.interval_ms).await?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|s| {
@@ -365,6 +426,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn update(&self, req: Request<pb::UpdateRequest>) -> Reply<pb::UpdateResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         let resources = self.driver.update(req.get_ref()).await?;
         ok(pb::UpdateResponse {
             resources: Some(resources),
@@ -373,6 +435,7 @@ impl ExecDriver for Service {
 
     #[instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn pids(&self, req: Request<pb::PidsRequest>) -> Reply<pb::PidsResponse> {
+        self.admit_call(&req, &req.get_ref().id)?;
         ok(self.driver.pids(&req.get_ref().id).await?)
     }
 
@@ -383,6 +446,7 @@ impl ExecDriver for Service {
         req: Request<Streaming<pb::AttachRequest>>,
     ) -> Reply<Self::AttachStream> {
         let md = req.metadata().clone();
+        let caller = caller(&req)?;
         let mut incoming = req.into_inner();
         let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, incoming.next())
             .await
@@ -403,6 +467,7 @@ impl ExecDriver for Service {
                 )
             }
         };
+        self.admit(&caller, &start.id)?;
         let span = tracing::info_span!("attach", id = %start.id, exec_id = %start.exec_id);
         let conn = self.driver.attach(&start).instrument(span.clone()).await?;
         let (mut from_shim, mut to_shim) = conn.stream.into_split();
@@ -522,6 +587,7 @@ impl ExecDriver for Service {
 
     async fn events(&self, req: Request<pb::EventsRequest>) -> Reply<Self::EventsStream> {
         let md = req.metadata().clone();
+        let caller = caller(&req)?;
         let r = req.into_inner();
         for (i, id) in r.ids.iter().enumerate() {
             crate::convert::validate_id(id).map_err(|e| match e {
@@ -548,6 +614,7 @@ impl ExecDriver for Service {
         let filter = Filter {
             ids: r.ids,
             types: r.types,
+            owner: caller.owner(),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(self.driver.events.clone().stream(sub, filter, tx));

@@ -12,6 +12,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use execdriver_driver::convert::{BridgeNetwork, Defaults};
 use execdriver_driver::driver::DriverConfig;
+use execdriver_driver::policy::{Admitted, Policy};
 use execdriver_driver::server::{self, ServerConfig};
 use execdriver_driver::shims::default_shim_path;
 
@@ -57,19 +58,36 @@ struct Args {
     /// (default: the bridge's MTU).
     #[arg(long, requires = "bridge", default_value_t = 0)]
     mtu: u32,
-    /// Also admit this uid on the socket (root and the daemon's uid always are). Without
-    /// --allow-gid or --socket-mode the socket becomes 0666 so that user can connect; every
-    /// call's uid is checked. An admitted user can run privileged containers and mount any
-    /// host path: root-equivalent, as Docker's docker group is.
+    /// Also admit this uid on the socket (root and the daemon's uid always are). The socket
+    /// becomes 0666 (unless --socket-mode says otherwise) so that user can connect; every
+    /// call's uid is checked. Under --admitted-policy full (the default) an admitted user can
+    /// run privileged containers and mount any host path: root-equivalent, as Docker's docker
+    /// group is.
     #[arg(long = "allow-uid")]
     allow_uids: Vec<u32>,
-    /// Admit members of this group (primary or supplementary), and make the socket 0660 owned
-    /// by it.
+    /// Admit members of this group (primary or supplementary), and make the socket owned by
+    /// it and 0660 (0666 with --allow-uid). Root-equivalent under --admitted-policy full.
     #[arg(long = "allow-gid")]
     allow_gid: Option<u32>,
-    /// The socket's mode in octal (default 600, 660 with --allow-gid, 666 with --allow-uid
-    /// alone), e.g. 666 to let
-    /// every local user connect; who may use the daemon is still checked on every call.
+    /// What callers admitted by --allow-uid/--allow-gid may ask for: full (anything root may)
+    /// or restricted (no privileges, added capabilities, devices or host namespaces, host
+    /// paths only under the restricted prefixes, only their own containers). Root and the
+    /// daemon's uid are never restricted.
+    #[arg(long, default_value = "full", value_parser = ["full", "restricted"])]
+    admitted_policy: String,
+    /// Under the restricted policy: a directory a container's rootfs may be in (repeatable;
+    /// `{uid}` stands for the caller's uid). A writable rootfs must be on a filesystem mounted
+    /// nosuid,nodev.
+    #[arg(long = "restricted-rootfs-prefix")]
+    restricted_rootfs_prefixes: Vec<String>,
+    /// Under the restricted policy: a directory bind mount sources may be in (repeatable;
+    /// `{uid}` stands for the caller's uid). A writable mount's source must be on a
+    /// filesystem mounted nosuid,nodev.
+    #[arg(long = "restricted-mount-prefix")]
+    restricted_mount_prefixes: Vec<String>,
+    /// The socket's mode in octal (default 600, 660 with --allow-gid, 666 with --allow-uid),
+    /// e.g. 666 to let every local user connect; who may use the daemon is still checked on
+    /// every call. A mode that keeps out users the flags admit is warned about at start.
     #[arg(long = "socket-mode", value_parser = parse_mode)]
     socket_mode: Option<u32>,
     /// Run containers that ask for an AppArmor profile on a kernel without AppArmor, unconfined
@@ -111,6 +129,9 @@ struct FileConfig {
     mtu: Option<u32>,
     allow_uid: Option<Vec<u32>>,
     allow_gid: Option<u32>,
+    admitted_policy: Option<String>,
+    restricted_rootfs_prefix: Option<Vec<String>>,
+    restricted_mount_prefix: Option<Vec<String>>,
     /// Octal, as the flag: "660".
     socket_mode: Option<String>,
     allow_missing_apparmor: Option<bool>,
@@ -170,10 +191,27 @@ fn apply_config_file(
     take!(log_level, "log_level");
     take!(event_history, "event_history");
     take!(shutdown_grace, "shutdown_grace");
+    take!(admitted_policy, "admitted_policy");
     if let Some(v) = file.allow_uid {
         if from_file("allow_uids") {
             args.allow_uids = v;
         }
+    }
+    if let Some(v) = file.restricted_rootfs_prefix {
+        if from_file("restricted_rootfs_prefixes") {
+            args.restricted_rootfs_prefixes = v;
+        }
+    }
+    if let Some(v) = file.restricted_mount_prefix {
+        if from_file("restricted_mount_prefixes") {
+            args.restricted_mount_prefixes = v;
+        }
+    }
+    if Admitted::parse(&args.admitted_policy).is_none() {
+        return Err(format!(
+            "admitted-policy {:?}: expected full or restricted",
+            args.admitted_policy
+        ));
     }
     if !["auto", "bpf"].contains(&args.cgroup_devices.as_str()) {
         return Err(format!(
@@ -293,12 +331,27 @@ fn main() -> ExitCode {
             }
         };
     }
+    let policy = match Policy::new(
+        Admitted::parse(&args.admitted_policy).unwrap_or_default(),
+        args.restricted_rootfs_prefixes.clone(),
+        args.restricted_mount_prefixes.clone(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("execdriverd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in policy.warnings(!args.allow_uids.is_empty() || args.allow_gid.is_some()) {
+        tracing::warn!("{warning}");
+    }
     let server_cfg = ServerConfig {
         socket: args.socket.clone(),
         allow_uids: args.allow_uids.clone(),
         allow_gid: args.allow_gid,
         socket_mode: args.socket_mode,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        policy,
     };
     // The runtime starts only now: nothing above needed threads.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -37,6 +37,10 @@ pub struct Meta {
     /// The container's network as created.
     #[serde(default)]
     pub network: NetworkMeta,
+    /// The uid of the restricted caller that created it (`crate::policy`): only that caller
+    /// (and unrestricted ones) may see and use it. None: made by an unrestricted caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
 }
 
 /// What the driver records of a container's network (in `meta.json`). [`create_request`] fills

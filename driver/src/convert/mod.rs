@@ -208,6 +208,7 @@ pub fn create_request(
         log_max_size,
         log_max_files,
         network: network_meta,
+        owner: None,
     };
     Ok((config, meta))
 }

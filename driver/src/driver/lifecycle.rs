@@ -20,8 +20,15 @@ use crate::render::{exit_status, status_name, timestamp_ns};
 use crate::shims::{self, SpawnOptions};
 
 impl Driver {
-    /// Creates a container and, with `start`, starts it.
-    pub async fn create(&self, req: &pb::CreateRequest, start: bool) -> Result<pb::ContainerState> {
+    /// Creates a container and, with `start`, starts it. `owner`: the restricted caller it is
+    /// made for (`crate::policy`), whose request the policy checked and whose host paths it
+    /// made canonical.
+    pub async fn create(
+        &self,
+        req: &pb::CreateRequest,
+        start: bool,
+        owner: Option<u32>,
+    ) -> Result<pb::ContainerState> {
         // The shim will move the container's init into its cgroups; let the kernel's migration
         // lock switch modes (an RCU grace period) while the request is checked and the shim
         // starts, not after.
@@ -30,6 +37,10 @@ impl Driver {
         });
         let (mut config, mut meta) =
             convert::create_request(req, &self.config.defaults, state::now_ns())?;
+        if owner.is_some() {
+            restricted(req, &mut config)?;
+            meta.owner = owner;
+        }
         let id = meta.id.clone();
         let _reservation = {
             let mut t = self.table();
@@ -41,7 +52,8 @@ impl Driver {
                 id: id.clone(),
             }
         };
-        let lease = self.complete_network(&id, &mut config, &mut meta).await?;
+        // `_netns` (a joined namespace held for the shim) lives until the create is done.
+        let (lease, _netns) = self.complete_network(&id, &mut config, &mut meta).await?;
         let dir = self.config.root.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -89,12 +101,15 @@ impl Driver {
         if let Some(lease) = lease {
             lease.keep();
         }
-        let events = Arc::new(Tracker::new(
-            self.events.clone(),
-            &id,
-            &dir,
-            meta.labels.clone().into_iter().collect(),
-        ));
+        let events = Arc::new(
+            Tracker::new(
+                self.events.clone(),
+                &id,
+                &dir,
+                meta.labels.clone().into_iter().collect(),
+            )
+            .owned_by(meta.owner),
+        );
         events.remember(&shim_state);
         let container = Arc::new(Container::new(id.clone(), dir, meta, events));
         self.table()
@@ -425,4 +440,18 @@ impl Driver {
             killed: true,
         })
     }
+}
+
+/// A restricted caller's container (`crate::policy`): its rootfs must be the canonical path the
+/// policy checked, not what a path swapped since then resolves to, and the shim opens it and
+/// the mount sources (canonical too) without following symlinks (`strict_host_paths`).
+fn restricted(req: &pb::CreateRequest, config: &mut ContainerConfig) -> Result<()> {
+    if config.rootfs.as_deref() != Some(Path::new(&req.rootfs)) {
+        return Err(Error::denied(
+            "rootfs",
+            format!("{} changed while it was checked", req.rootfs),
+        ));
+    }
+    config.strict_host_paths = true;
+    Ok(())
 }

@@ -140,6 +140,11 @@ impl Driver {
             .ok_or_else(|| Error::NotFound(id.to_owned()))
     }
 
+    /// The owner recorded for container `id` (`Meta::owner`); NOT_FOUND when there is none.
+    pub fn owner_of(&self, id: &str) -> Result<Option<u32>> {
+        Ok(self.get(id)?.meta.owner)
+    }
+
     /// NOT_FOUND when `c` is no longer the container of its id (deleted meanwhile).
     fn still_known(&self, c: &Arc<Container>) -> Result<()> {
         match self.table().containers.get(&c.id) {

@@ -1,6 +1,8 @@
 //! A container's network at create: a bridge-mode address from the ipam (held by a [`Lease`]
 //! until the create succeeds) or the network namespace of another container.
 
+use std::os::fd::AsRawFd;
+
 use execdriver_proto as pb;
 use execdriver_spec::config::Config as ContainerConfig;
 use tracing::warn;
@@ -51,13 +53,14 @@ impl Driver {
 
     /// Completes the network of a container being created: a bridge-mode container gets its
     /// address (held by the returned lease until the create succeeds) and its veth; a
-    /// container-mode one joins the other container's network namespace.
+    /// container-mode one joins the other container's network namespace (a restricted
+    /// caller's through the returned descriptor, to be held until the shim has opened it).
     pub(super) async fn complete_network<'a>(
         &'a self,
         id: &str,
         config: &mut ContainerConfig,
         meta: &mut Meta,
-    ) -> Result<Option<Lease<'a>>> {
+    ) -> Result<(Option<Lease<'a>>, Option<std::fs::File>)> {
         match meta.network.mode.as_str() {
             convert::MODE_BRIDGE => {
                 let (Some(net), Some(mut ipam)) = (&self.config.defaults.network, self.ipam())
@@ -89,7 +92,7 @@ impl Driver {
                 meta.network.gateway = net.gateway.to_string();
                 meta.network.bridge = net.bridge.clone();
                 config.validate().map_err(convert::request_field)?;
-                Ok(Some(lease))
+                Ok((Some(lease), None))
             }
             convert::MODE_CONTAINER => {
                 let other_id = meta.network.container_id.clone();
@@ -107,7 +110,38 @@ impl Driver {
                     )));
                 }
                 let path = format!("/proc/{}/ns/net", st.pid);
-                config.networks = vec![convert::netns_network(&path)];
+                // A restricted caller's container joins through a descriptor of the namespace
+                // opened while the other's init was seen alive before and after: its pid was
+                // not reaped (the shim reaps and reports it), so not reused, in between. The
+                // path alone could name the host's namespace once that pid is reused.
+                let pinned = match meta.owner {
+                    Some(_) => {
+                        let ended = || {
+                            Error::FailedPrecondition(format!(
+                                "network.container_id: container {other_id} ended while its \
+                                 network was being joined"
+                            ))
+                        };
+                        let f = match std::fs::File::open(&path) {
+                            Ok(f) => f,
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                                return Err(ended())
+                            }
+                            Err(e) => return Err(Error::io(path.clone())(e)),
+                        };
+                        let again = self.state_of(&other).await?;
+                        if !live.contains(&again.status) || again.pid != st.pid {
+                            return Err(ended());
+                        }
+                        Some(f)
+                    }
+                    None => None,
+                };
+                let joined = pinned.as_ref().map_or_else(
+                    || path.clone(),
+                    |f| format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd()),
+                );
+                config.networks = vec![convert::netns_network(&joined)];
                 let theirs = st.network.unwrap_or_default();
                 meta.network.netns_path = path;
                 meta.network.address = theirs.address;
@@ -116,9 +150,9 @@ impl Driver {
                 meta.network.bridge = theirs.bridge;
                 meta.network.mtu = theirs.mtu;
                 config.validate().map_err(convert::request_field)?;
-                Ok(None)
+                Ok((None, pinned))
             }
-            _ => Ok(None),
+            _ => Ok((None, None)),
         }
     }
 }

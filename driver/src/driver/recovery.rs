@@ -78,12 +78,15 @@ impl Driver {
                 gc::Kind::Dead { meta } => (*meta, true),
                 _ => continue,
             };
-            let events = Arc::new(Tracker::recovered(
-                driver.events.clone(),
-                &found.id,
-                &found.dir,
-                meta.labels.clone().into_iter().collect(),
-            ));
+            let events = Arc::new(
+                Tracker::recovered(
+                    driver.events.clone(),
+                    &found.id,
+                    &found.dir,
+                    meta.labels.clone().into_iter().collect(),
+                )
+                .owned_by(meta.owner),
+            );
             let c = Container::new(found.id.clone(), found.dir, meta, events);
             c.buried.store(buried, Ordering::Relaxed);
             driver.table().containers.insert(found.id, Arc::new(c));

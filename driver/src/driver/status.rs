@@ -107,11 +107,17 @@ impl Driver {
         }
     }
 
-    pub async fn list(&self, filter: &BTreeMap<String, String>) -> Result<Vec<pb::ContainerState>> {
+    /// The containers with every label of `filter` whose owner `sees` admits.
+    pub async fn list(
+        &self,
+        filter: &BTreeMap<String, String>,
+        sees: &(dyn Fn(Option<u32>) -> bool + Sync),
+    ) -> Result<Vec<pb::ContainerState>> {
         let mut all: Vec<Arc<Container>> = self
             .table()
             .containers
             .values()
+            .filter(|c| sees(c.meta.owner))
             .filter(|c| filter.iter().all(|(k, v)| c.meta.labels.get(k) == Some(v)))
             .cloned()
             .collect();

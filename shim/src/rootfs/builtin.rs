@@ -12,7 +12,7 @@ use nix::mount::{mount, MsFlags};
 use super::base::{do_mount, Error, Result};
 use super::binds::{bind_at, Bind};
 use super::dev::{make_links, make_requested_devices, make_standard_devices, subdir};
-use super::paths::{fd_path, open_in_root, Create};
+use super::paths::{fd_path, open_in_root, open_strict, Create};
 use crate::config::{Config, Mount};
 use crate::namespaces::Namespace;
 
@@ -21,7 +21,7 @@ pub fn mount_all(config: &Config, root: BorrowedFd<'_>) -> Result<()> {
     mount_proc_sys(config, root)?;
     mount_dev(config, root)?;
     for (i, m) in config.mounts.iter().enumerate() {
-        bind_mount(root, m, &format!("mounts[{i}]"))?;
+        bind_mount(root, m, &format!("mounts[{i}]"), config.strict_host_paths)?;
     }
     Ok(())
 }
@@ -128,8 +128,21 @@ fn mount_dev(config: &Config, root: BorrowedFd<'_>) -> Result<()> {
 }
 
 /// Bind-mounts `m.source` at `m.destination` inside the rootfs, read-only unless writable.
-fn bind_mount(root: BorrowedFd<'_>, m: &Mount, field: &str) -> Result<()> {
-    let src_meta = fs::metadata(&m.source).map_err(|_| Error::MissingSource {
+/// With `strict`, the source is reached without following a symlink and bound through its
+/// descriptor (see [`open_strict`]).
+fn bind_mount(root: BorrowedFd<'_>, m: &Mount, field: &str, strict: bool) -> Result<()> {
+    let held = match strict {
+        true => Some(open_strict(&m.source).map_err(|e| Error::Field {
+            field: format!("{field}.source"),
+            source: Box::new(Error::Create {
+                path: m.source.clone(),
+                source: e.into(),
+            }),
+        })?),
+        false => None,
+    };
+    let source = held.as_ref().map_or_else(|| m.source.clone(), fd_path);
+    let src_meta = fs::metadata(&source).map_err(|_| Error::MissingSource {
         field: format!("{field}.source"),
         path: m.source.clone(),
     })?;
@@ -148,7 +161,7 @@ fn bind_mount(root: BorrowedFd<'_>, m: &Mount, field: &str) -> Result<()> {
         MsFlags::MS_SLAVE
     };
     let bind = Bind {
-        source: &m.source,
+        source: &source,
         recursive: true,
         readonly: !m.writable,
         flags: MsFlags::empty(),

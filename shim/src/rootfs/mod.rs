@@ -23,6 +23,7 @@ use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
@@ -72,15 +73,46 @@ pub fn setup_with(
         None,
         "slave propagation",
     )?;
-    // pivot_root needs the new root to be a mount point.
+    // pivot_root needs the new root to be a mount point. With `strict_host_paths` the rootfs
+    // is reached without following a symlink, both for the bind and for the descriptor of
+    // the bind mount made (a directory swapped since is at worst another one at that path,
+    // which is no mount point: pivot_root refuses it).
+    let strict = |e: Errno| Error::Field {
+        field: "rootfs".into(),
+        source: Box::new(Error::Create {
+            path: rootfs.to_owned(),
+            source: e.into(),
+        }),
+    };
+    let held = match config.strict_host_paths {
+        true => Some(paths::open_strict(rootfs).map_err(strict)?),
+        false => None,
+    };
+    let source = held
+        .as_ref()
+        .map_or_else(|| rootfs.to_owned(), paths::fd_path);
     do_mount(
-        Some(rootfs),
-        rootfs,
+        Some(&source),
+        &source,
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
         "rootfs bind",
     )?;
+    drop(held);
+    // The rootfs bind mount just made (the driver gave a canonical host path).
+    let root: OwnedFd = match config.strict_host_paths {
+        true => paths::open_strict(rootfs).map_err(strict)?,
+        false => nix::fcntl::open(
+            rootfs,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|source| Error::Create {
+            path: rootfs.to_owned(),
+            source: source.into(),
+        })?,
+    };
     // The container's tree is private (`rootfs_propagation` absent or not a slave kind):
     // nothing the host mounts under the rootfs reaches it, and nothing it mounts reaches
     // anyone. With `slave`/`rslave` it stays a slave of the host's.
@@ -96,23 +128,13 @@ pub fn setup_with(
     if !root_propagation.is_some_and(|p| p.contains(MsFlags::MS_SLAVE)) {
         do_mount(
             None,
-            rootfs,
+            &paths::fd_path(&root),
             None,
             MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             None,
             "private propagation",
         )?;
     }
-    // The rootfs bind mount just made (the driver gave a canonical host path).
-    let root: OwnedFd = nix::fcntl::open(
-        rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|source| Error::Create {
-        path: rootfs.to_owned(),
-        source: source.into(),
-    })?;
 
     match &config.filesystems {
         Some(_) => mounts::mount_all(config, root.as_fd(), idmapped)?,

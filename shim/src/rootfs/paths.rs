@@ -113,6 +113,38 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Create) -> Result
     dirs.pop().ok_or(Errno::EBADF).map_err(err)
 }
 
+/// Opens the host path `path` (absolute) one component at a time without following any
+/// symlink (`O_PATH | O_NOFOLLOW`), so what it returns is exactly at that path: a symlink, `.`
+/// or `..` in it is refused (ELOOP, EINVAL), and so is a last component that is not a
+/// directory and has more than one link (EMLINK: another link may be any file of its
+/// filesystem). For `strict_host_paths`, whose paths the driver made canonical.
+pub fn open_strict(path: &Path) -> std::result::Result<OwnedFd, Errno> {
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    if !path.is_absolute() {
+        return Err(Errno::EINVAL);
+    }
+    let mut fd = nix::fcntl::open("/", flags | OFlag::O_DIRECTORY, Mode::empty())?;
+    for c in path.components() {
+        match c {
+            Component::RootDir => continue,
+            Component::Normal(name) => {
+                let next = openat(&fd, name, flags, Mode::empty())?;
+                let kind = SFlag::from_bits_truncate(fstat(&next)?.st_mode) & SFlag::S_IFMT;
+                if kind == SFlag::S_IFLNK {
+                    return Err(Errno::ELOOP);
+                }
+                fd = next;
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+    }
+    let st = fstat(&fd)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR && st.st_nlink > 1 {
+        return Err(Errno::EMLINK);
+    }
+    Ok(fd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +215,41 @@ mod tests {
         // The root itself.
         let fd = open_in_root(r, Path::new("/"), Create::Nothing).unwrap();
         assert_eq!(ino(&fd), ino_of(&root));
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn open_strict_follows_no_symlink_anywhere() {
+        let made = std::env::temp_dir().join(format!("execdriver-strict-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&made);
+        fs::create_dir_all(made.join("dir/sub")).unwrap();
+        let base = made.canonicalize().unwrap();
+        fs::write(base.join("dir/file"), "x").unwrap();
+        fs::hard_link(base.join("dir/file"), base.join("linked")).unwrap();
+        fs::write(base.join("single"), "y").unwrap();
+        std::os::unix::fs::symlink(base.join("dir"), base.join("link")).unwrap();
+        let fd = open_strict(&base.join("dir/sub")).unwrap();
+        assert_eq!(ino(&fd), ino_of(&base.join("dir/sub")));
+        let fd = open_strict(&base.join("single")).unwrap();
+        assert_eq!(ino(&fd), ino_of(&base.join("single")));
+        assert_eq!(open_strict(&base.join("link")).unwrap_err(), Errno::ELOOP);
+        assert_eq!(
+            open_strict(&base.join("link/sub")).unwrap_err(),
+            Errno::ELOOP
+        );
+        assert_eq!(
+            open_strict(&base.join("dir/../dir")).unwrap_err(),
+            Errno::EINVAL
+        );
+        assert_eq!(open_strict(Path::new("dir")).unwrap_err(), Errno::EINVAL);
+        assert_eq!(
+            open_strict(&base.join("linked")).unwrap_err(),
+            Errno::EMLINK
+        );
+        assert_eq!(
+            open_strict(&base.join("nothing")).unwrap_err(),
+            Errno::ENOENT
+        );
         fs::remove_dir_all(&base).unwrap();
     }
 }

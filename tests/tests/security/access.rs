@@ -141,3 +141,34 @@ async fn the_socket_admits_only_permitted_users() {
     let (ok, err) = ctl_as(&d, 1002, 1002, &[]);
     assert!(!ok && err.contains("may not use"), "{err}");
 }
+
+#[tokio::test]
+async fn allow_uid_and_allow_gid_together_let_in_both() {
+    // The uid need not be in the group: the socket is 0666 (the group's), and the credential
+    // check refuses everyone else.
+    let group = 5242 + std::process::id() % 1000;
+    let d = Daemon::start_with(&["--allow-uid", "1000", "--allow-gid", &group.to_string()]);
+    let md = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!((md.mode() & 0o777, md.gid()), (0o666, group));
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[]);
+    assert!(ok, "--allow-uid, not in the group: {err}");
+    let (ok, err) = ctl_as(&d, 1001, 1001, &[group]);
+    assert!(ok, "a member of the group: {err}");
+    let (ok, err) = ctl_as(&d, 1002, 1002, &[]);
+    assert!(!ok && err.contains("may not use"), "{err}");
+    assert!(!d.log().contains("cannot open the socket"), "{}", d.log());
+    drop(d);
+
+    // A mode that keeps out whom the flags admit is the operator's choice, said at start.
+    let d = Daemon::start_with(&["--allow-uid", "1000", "--socket-mode", "600"]);
+    let (ok, err) = ctl_as(&d, 1000, 1000, &[]);
+    assert!(
+        !ok && err.contains("Permission denied (os error 13)"),
+        "{err}"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("--socket-mode 600: --allow-uid 1000 cannot open the socket"),
+        "{log}"
+    );
+}

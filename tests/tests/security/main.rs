@@ -12,8 +12,9 @@
 //! no_new_privs, rlimits and the calls capabilities guard), `seccomp` (the default and custom
 //! filters), `filesystem` (masked and read-only paths, symlinks that must stay in the rootfs),
 //! `host_handles` (descriptors and the shim binary), `user_namespace`, `requests` (the
-//! security fields and flags, AppArmor, the defaults together) and `access` (the socket and
-//! ids).
+//! security fields and flags, AppArmor, the defaults together), `access` (the socket and
+//! ids), `restricted` (what the restricted policy refuses an admitted user, and what it lets
+//! through) and `restricted_owners` (whose containers such a user may use).
 
 use std::collections::HashMap;
 
@@ -25,6 +26,8 @@ mod filesystem;
 mod host_handles;
 mod privileges;
 mod requests;
+mod restricted;
+mod restricted_owners;
 mod seccomp;
 mod user_namespace;
 

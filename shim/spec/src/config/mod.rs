@@ -114,6 +114,13 @@ pub struct Config {
     /// With NEWUSER: its gids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gid_mappings: Vec<crate::security::IdMap>,
+    /// execdriver: open the rootfs and every `mounts` source without following a symlink
+    /// anywhere in their paths (one component at a time, `O_NOFOLLOW`; a symlink, `.` or `..`
+    /// fails the create), and refuse a source that is not a directory and has a second link.
+    /// The driver sets it for a restricted caller's container, whose paths it resolved and
+    /// checked: a directory swapped for a symlink since then is refused, not followed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict_host_paths: bool,
 
     // What an OCI config.json can say beyond the above (all optional; see `crate::oci`).
     /// The NIS domain name (`setdomainname`); needs NEWUTS.

@@ -138,6 +138,7 @@ pub fn to_config(
         readonly_paths: Some(linux.readonly_paths.clone().unwrap_or_default()),
         uid_mappings: id_maps(&linux.uid_mappings),
         gid_mappings: id_maps(&linux.gid_mappings),
+        strict_host_paths: false,
         domainname: spec.domainname.clone(),
         additional_gids: process.user.additional_gids.clone(),
         umask: process.user.umask,
