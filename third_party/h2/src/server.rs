@@ -1702,13 +1702,28 @@ impl proto::Peer for Peer {
         // header
         if let Some(authority) = pseudo.authority {
             let maybe_authority = uri::Authority::from_maybe_shared(authority.clone().into_inner());
-            parts.authority = Some(maybe_authority.or_else(|why| {
-                malformed!(
+            // --- execdriver patch (third_party/h2/PATCH.md) ---
+            // gRPC clients on a unix socket (grpcio, grpc-java, Bazel) send the socket's path
+            // as :authority ("/run/x.sock", or percent-encoded "run%2Fx.sock"), which is no
+            // URI authority. Outside CONNECT (which needs its authority) such a request is
+            // served as though it had none, instead of being reset with PROTOCOL_ERROR.
+            // Upstream: https://github.com/hyperium/h2/pull/487
+            match maybe_authority {
+                Ok(authority) => parts.authority = Some(authority),
+                Err(why) if !is_connect => {
+                    tracing::debug!(
+                        "ignoring malformed authority ({:?}): {}; the request has none",
+                        authority,
+                        why,
+                    );
+                }
+                Err(why) => malformed!(
                     "malformed headers: malformed authority ({:?}): {}",
                     authority,
                     why,
-                )
-            })?);
+                ),
+            }
+            // --- end of execdriver patch ---
         }
 
         // A :scheme is required, except CONNECT.
