@@ -66,11 +66,9 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="execdriver-py-") as gen:
         pb, rpc = generate(args.proto, gen)
-        # The socket path is no valid HTTP/2 :authority (hyper refuses it); name a host instead.
-        channel = grpc.insecure_channel(
-            "unix://" + os.path.abspath(args.socket),
-            options=[("grpc.default_authority", "localhost")],
-        )
+        # A plain channel: grpcio sends the socket's path as :authority, which execdriverd
+        # accepts (no grpc.default_authority needed).
+        channel = grpc.insecure_channel("unix://" + os.path.abspath(args.socket))
         grpc.channel_ready_future(channel).result(timeout=10)
         stub = rpc.ExecDriverStub(channel)
 

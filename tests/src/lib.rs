@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 pub type Client = ExecDriverClient<Channel>;
 
 pub mod engines;
+pub mod foreign;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

@@ -603,18 +603,7 @@ async fn execdriverctl_events_and_info_in_json() {
 
 #[tokio::test]
 async fn the_python_harness_passes() {
-    let probe = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools"])
-        .output();
-    match probe {
-        Err(e) => panic!("python3 is missing ({e}); scripts/test.sh installs what the tests need"),
-        Ok(o) if !o.status.success() => panic!(
-            "python3 lacks grpcio / grpcio-tools (`python3 -m pip install grpcio grpcio-tools`; \
-             scripts/test.sh does it): {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Ok(_) => {}
-    }
+    execdriver_tests::foreign::require_python("grpc, grpc_tools");
     let d = Daemon::start();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut child = Command::new("python3")
