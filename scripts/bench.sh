@@ -11,8 +11,5 @@ require_root
 apt_install busybox-static runc crun containerd conmon libc6-dev
 # The `oci` section's `docker run` (a private dockerd, started and stopped by the benchmark).
 apt_install_quiet_services docker.io
-cargo build --release --workspace --bins
-# The shim runs once per container: link it statically (no dynamic loading at each start, and
-# only the part of libc it uses in its memory).
-cargo rustc --release -p execdriver-shim --bin execdriver-shim -- -C target-feature=+crt-static
+build_release
 cargo bench -p execdriver-tests --bench bench -- "$@"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
 apt_install busybox-static
-cargo build --release --workspace --bins
+build_release
 bin=target/release
 work=$(mktemp -d /tmp/execdriver-demo.XXXXXX)
 daemon=

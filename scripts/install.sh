@@ -8,12 +8,13 @@
 #
 # --prefix   where bin/ and share/ go (default /usr/local); the unit's ExecStart points there.
 # --destdir  a staging root prepended to every path (packaging, tests); nothing is enabled.
-# --from     take the binaries from BINDIR instead of building them (cargo build --release).
+# --from     take the binaries from BINDIR instead of building them (release, the shim static).
 # The unit goes to /etc/systemd/system and the config to /etc/execdriver/config.toml. With
 # systemd running and no --destdir, the unit is loaded (daemon-reload) but not started: start
 # it with `systemctl enable --now execdriverd`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 prefix=/usr/local destdir= from= uninstall= purge=
 while [ $# -gt 0 ]; do
@@ -62,7 +63,7 @@ if [ -n "$uninstall" ]; then
 fi
 
 if [ -z "$from" ]; then
-  cargo build --release --workspace --bins
+  build_release
   from=target/release
 fi
 for b in "${bins[@]}"; do

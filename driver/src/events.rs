@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -390,6 +391,9 @@ pub struct Tracker {
     labels: HashMap<String, String>,
     hub: Arc<Hub>,
     state: Mutex<TrackState>,
+    /// Subscribed to the shim right now: its death would end the subscription at once, so the
+    /// daemon's periodic liveness check skips it.
+    watching: AtomicBool,
 }
 
 impl Tracker {
@@ -402,6 +406,7 @@ impl Tracker {
             labels,
             hub,
             state: Mutex::new(TrackState::default()),
+            watching: AtomicBool::new(false),
         }
     }
 
@@ -631,6 +636,11 @@ impl Tracker {
         self.lock().deleted
     }
 
+    /// Whether a subscription to the shim is open (its end would be noticed at once).
+    pub fn watching(&self) -> bool {
+        self.watching.load(Ordering::Relaxed)
+    }
+
     fn exit_sent(&self) -> bool {
         self.lock().exited
     }
@@ -652,6 +662,7 @@ impl Tracker {
             }
             if let Some(mut conn) = self.subscribe(attempt > 0).await {
                 backoff = Duration::from_millis(100);
+                self.watching.store(true, Ordering::Relaxed);
                 loop {
                     match conn.recv().await {
                         Ok(Some(protocol::Response {
@@ -661,6 +672,7 @@ impl Tracker {
                         Ok(None) | Err(_) => break,
                     }
                 }
+                self.watching.store(false, Ordering::Relaxed);
             }
             match shims::shim_status(&self.dir) {
                 shims::Liveness::Gone => break,

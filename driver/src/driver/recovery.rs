@@ -154,11 +154,25 @@ impl Driver {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for n in 0u64.. {
             ticks.tick().await;
-            let all: Vec<Arc<Container>> = self.table().containers.values().cloned().collect();
-            for c in all {
-                if c.buried.load(Ordering::Relaxed) || shims::shim_alive(&c.dir).is_some() {
-                    continue;
-                }
+            // A subscribed shim's death ends its subscription at once (the watcher then looks);
+            // only the others (stopped containers, whose watcher is done) are looked at here,
+            // off the async threads: thousands of idle containers cost no scan.
+            let unwatched: Vec<Arc<Container>> = self
+                .table()
+                .containers
+                .values()
+                .filter(|c| !c.buried.load(Ordering::Relaxed) && !c.events.watching())
+                .cloned()
+                .collect();
+            let gone = tokio::task::spawn_blocking(move || {
+                unwatched
+                    .into_iter()
+                    .filter(|c| shims::shim_alive(&c.dir).is_none())
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for c in gone {
                 self.bury(&c).await;
             }
             if n % 5 == 4 {
@@ -191,11 +205,12 @@ impl Driver {
             entries
                 .flatten()
                 .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
+                // The table first: with thousands of containers, only strays are stat'ed.
                 .filter(|(id, dir)| {
-                    dir.is_dir()
-                        && convert::validate_id(id).is_ok()
-                        && !t.containers.contains_key(id)
+                    !t.containers.contains_key(id)
                         && !t.creating.contains(id)
+                        && convert::validate_id(id).is_ok()
+                        && dir.is_dir()
                 })
                 .collect()
         };

@@ -150,6 +150,7 @@ pub fn run(opts: Options, mut report: Report) -> i32 {
         return 1;
     }
     report.created();
+    crate::sys::release_unused_memory();
     shim.serve();
     0
 }
