@@ -251,3 +251,124 @@ async fn a_stuck_shim_gets_a_deadline_not_a_hang() {
     assert_eq!(state(&mut c, &id).await.status, pb::Status::Running as i32);
     delete(&mut c, &id, true).await;
 }
+
+/// Where in a container's life its shim is killed.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Created,
+    Running,
+    Execing,
+    Paused,
+    Exited,
+}
+
+/// The shim SIGKILLed at each step of the lifecycle (created, running, with an exec'd process,
+/// paused, after the init exited): every time the container ends up stopped with its exit
+/// recorded (a Wait answers), its processes are gone, a plain Delete removes it, and nothing
+/// (shim, process, cgroup, state directory, mount, veth, daemon fd) is left.
+#[tokio::test]
+async fn a_shim_killed_at_each_step_strands_nothing() {
+    let d = bridge_daemon("198.18.202.0/24");
+    let mut c = d.client().await;
+    let before = settled_census(&d, true).await;
+    for step in [
+        Step::Created,
+        Step::Running,
+        Step::Execing,
+        Step::Paused,
+        Step::Exited,
+    ] {
+        let args: &[&str] = match step {
+            Step::Exited => &["true"],
+            _ => &["sleep", "1000"],
+        };
+        let req = bridged(&d, args);
+        let id = req.id.clone();
+        match step {
+            Step::Created => {
+                c.create(req).await.unwrap();
+            }
+            _ => {
+                c.run(req).await.unwrap();
+            }
+        }
+        let init = state(&mut c, &id).await.pid;
+        let mut watched = vec![init];
+        match step {
+            Step::Execing => {
+                let r = c
+                    .exec(pb::ExecRequest {
+                        id: id.clone(),
+                        process: Some(pb::Process {
+                            args: vec!["sleep".into(), "999".into()],
+                            ..Default::default()
+                        }),
+                        start: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                watched.push(r.process.map_or(0, |p| p.pid));
+            }
+            Step::Paused => {
+                c.pause(pb::PauseRequest { id: id.clone() }).await.unwrap();
+            }
+            Step::Exited => {
+                c.wait(pb::WaitRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+            Step::Created | Step::Running => {}
+        }
+        let shim = read_pid(&d.root.join(&id).join("shim.pid"));
+        kill(Pid::from_raw(shim), Signal::SIGKILL).unwrap();
+        assert!(wait_gone(shim, Duration::from_secs(5)).await, "{step:?}");
+        for p in watched.into_iter().filter(|p| *p > 0) {
+            assert!(
+                wait_gone(p, Duration::from_secs(15)).await,
+                "{step:?}: pid {p} outlives its shim\n{}",
+                d.log()
+            );
+        }
+        // Stopped, with its exit recorded: a Wait answers at once.
+        let t = Instant::now();
+        let st = loop {
+            let st = state(&mut c, &id).await;
+            if st.status == pb::Status::Stopped as i32 {
+                break st;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{step:?}: never stopped: {st:?}\n{}",
+                d.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(st.exit.is_some(), "{step:?}: {st:?}");
+        let w = tokio::time::timeout(
+            Duration::from_secs(5),
+            c.wait(pb::WaitRequest {
+                id: id.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{step:?}: wait hangs"))
+        .unwrap();
+        assert!(w.into_inner().exit.is_some(), "{step:?}");
+        delete(&mut c, &id, false).await;
+    }
+    let settled = eventually(Duration::from_secs(10), || {
+        (census(&d, true) == before).then_some(())
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "before: {before:?}\nafter:  {:?}",
+        census(&d, true)
+    );
+}
