@@ -67,6 +67,25 @@ pub struct SpawnOptions {
     pub allow_missing_apparmor: bool,
 }
 
+/// The open-files soft limit the daemon was started with, when it raised its own (see
+/// [`raise_nofile_limit`]): shims, and so containers, get it back.
+static INHERITED_NOFILE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Raises the daemon's open-files soft limit to its hard limit: it holds one descriptor per
+/// container (its event subscription), so thousands of containers need more than the usual
+/// 1024. Containers are not given the raised limit (as Go does for the processes it starts).
+/// Returns the (old, new) soft limits when it changed.
+pub fn raise_nofile_limit() -> Option<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft >= hard {
+        return None;
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).ok()?;
+    let _ = INHERITED_NOFILE.set(soft);
+    Some((soft, hard))
+}
+
 /// Starts a shim for the container whose state directory is `dir` and waits until it reports
 /// the container created (its state) or failed (the error).
 pub async fn spawn(
@@ -93,6 +112,9 @@ pub async fn spawn(
     }
     if opts.allow_missing_apparmor {
         cmd.arg("--allow-missing-apparmor");
+    }
+    if let Some(soft) = INHERITED_NOFILE.get() {
+        cmd.arg("--nofile-soft").arg(soft.to_string());
     }
     // Started from a sealed copy (/proc/self/fd/N), it shows as itself.
     cmd.arg0("execdriver-shim");

@@ -271,6 +271,13 @@ fn main() -> ExitCode {
         }
     }
     init_logging(&args.log_format, &args.log_level);
+    if let Some((old, new)) = execdriver_driver::shims::raise_nofile_limit() {
+        tracing::debug!(
+            old,
+            new,
+            "open-files soft limit raised (containers keep the old one)"
+        );
+    }
     if args.allow_missing_apparmor && !execdriver_shim::security::apparmor_enabled() {
         tracing::warn!(
             "--allow-missing-apparmor: this kernel has no AppArmor; containers that ask for a \

@@ -45,6 +45,22 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or("bad --cgroup-devices (auto or bpf)")?;
             }
             "--allow-missing-apparmor" => opts.allow_missing_apparmor = true,
+            "--nofile-soft" => {
+                // The open-files soft limit of whoever started the daemon (which raised its own
+                // to the hard limit): the shim and its containers get it back.
+                let soft: u64 = value("--nofile-soft")?
+                    .parse()
+                    .map_err(|_| "bad --nofile-soft")?;
+                let (_, hard) =
+                    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                        .map_err(|e| format!("getrlimit: {e}"))?;
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    soft.min(hard),
+                    hard,
+                )
+                .map_err(|e| format!("--nofile-soft: {e}"))?;
+            }
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -190,3 +190,29 @@ async fn the_lifecycle_near_fd_exhaustion_strands_nothing() {
     // The pressure was real: some calls failed on it.
     assert!(failures > 0, "no call met the limit");
 }
+
+/// A daemon started with a low open-files soft limit (a shell's 1024) raises its own to the
+/// hard limit (one descriptor per container: thousands need more), while its containers keep
+/// the soft limit it was started with.
+#[tokio::test]
+async fn the_daemon_raises_its_open_files_limit_and_containers_keep_the_old_one() {
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if hard <= 512 {
+        eprintln!("skipped: hard open-files limit {hard} too low to show a raise");
+        return;
+    }
+    let d = Daemon::start_wrapped(&["prlimit", "--nofile=512:", "--"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid().unwrap())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_owned();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], hard.to_string(), "{line}");
+    assert_eq!(fields[4], hard.to_string(), "{line}");
+    let mut c = d.client().await;
+    let out = run(&mut c, d.request(&["sh", "-c", "ulimit -Sn; ulimit -Hn"])).await;
+    assert_eq!(out.stdout(), format!("512\n{hard}\n"));
+}
