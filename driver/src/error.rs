@@ -1,7 +1,16 @@
 //! The driver's errors and the one place they become gRPC statuses.
 
-use execdriver_spec::protocol::ErrorCode;
+use execdriver_spec::protocol::{ErrorCode, ExecFailure};
 use tonic::{Code, Status};
+
+/// The gRPC status metadata key that says a process's command could not be run (with
+/// FAILED_PRECONDITION): [`EXEC_NOT_FOUND`] or [`EXEC_CANNOT_RUN`].
+pub const EXEC_FAILURE_KEY: &str = "execdriver-exec-failure";
+/// The command is not there: no such file, or not in $PATH (a shell's 127).
+pub const EXEC_NOT_FOUND: &str = "not-found";
+/// The command is there but cannot be run: a directory, no execute permission, not an
+/// executable format (a shell's 126).
+pub const EXEC_CANNOT_RUN: &str = "cannot-run";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +39,13 @@ pub enum Error {
     /// The shim reported an error of its own.
     #[error("{message}")]
     Shim { code: ErrorCode, message: String },
+    /// A process's command could not be run (FAILED_PRECONDITION, with the status metadata
+    /// [`EXEC_FAILURE_KEY`] saying why).
+    #[error("{message}")]
+    Exec {
+        failure: ExecFailure,
+        message: String,
+    },
     #[error("{0}")]
     Internal(String),
     /// A shim runs but cannot be reached (try again).
@@ -74,6 +90,7 @@ impl From<Error> for Status {
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
             Error::Unavailable(_) => Code::Unavailable,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::Exec { .. } => Code::FailedPrecondition,
             Error::Shim { code, .. } => match code {
                 ErrorCode::InvalidArgument => Code::InvalidArgument,
                 ErrorCode::NotFound => Code::NotFound,
@@ -81,7 +98,21 @@ impl From<Error> for Status {
                 ErrorCode::Internal | ErrorCode::Unspecified => Code::Internal,
             },
         };
-        Status::new(code, e.to_string())
+        let mut status = Status::new(code, e.to_string());
+        if let Error::Exec { failure, .. } = &e {
+            let value = match failure {
+                ExecFailure::NotFound => Some(EXEC_NOT_FOUND),
+                ExecFailure::CannotRun => Some(EXEC_CANNOT_RUN),
+                ExecFailure::Unspecified => None,
+            };
+            if let Some(v) = value {
+                status.metadata_mut().insert(
+                    EXEC_FAILURE_KEY,
+                    tonic::metadata::MetadataValue::from_static(v),
+                );
+            }
+        }
+        status
     }
 }
 
@@ -108,5 +139,18 @@ mod tests {
             s.message(),
             "security.capabilities[0]: refused by the restricted policy: SYS_ADMIN is added"
         );
+        assert!(s.metadata().get(EXEC_FAILURE_KEY).is_none());
+        for (failure, says) in [
+            (ExecFailure::NotFound, EXEC_NOT_FOUND),
+            (ExecFailure::CannotRun, EXEC_CANNOT_RUN),
+        ] {
+            let s: Status = Error::Exec {
+                failure,
+                message: "exec: \"x\": ...".into(),
+            }
+            .into();
+            assert_eq!(s.code(), Code::FailedPrecondition);
+            assert_eq!(s.metadata().get(EXEC_FAILURE_KEY).unwrap(), says);
+        }
     }
 }

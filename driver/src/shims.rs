@@ -165,9 +165,17 @@ pub async fn spawn(
 }
 
 fn shim_error(e: protocol::ErrorReply) -> Error {
-    Error::Shim {
-        code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Internal),
-        message: e.message,
+    match protocol::ExecFailure::try_from(e.exec_failure) {
+        Ok(failure @ (protocol::ExecFailure::NotFound | protocol::ExecFailure::CannotRun)) => {
+            Error::Exec {
+                failure,
+                message: e.message,
+            }
+        }
+        _ => Error::Shim {
+            code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Internal),
+            message: e.message,
+        },
     }
 }
 

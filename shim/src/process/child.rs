@@ -96,15 +96,22 @@ impl Exec {
             return ChildError::internal("resetting signals", e);
         }
         let e = nix::unistd::execve(&self.path, &self.args, &self.env).unwrap_err();
-        let code = if matches!(e, Errno::ENOENT | Errno::EACCES | Errno::ENOEXEC) {
-            ChildErrorCode::Precondition
-        } else {
-            ChildErrorCode::Internal
+        let path = self.path.to_string_lossy();
+        let (code, message) = match e {
+            // The file was there at lookup: its interpreter (#!) or loader is what is missing.
+            Errno::ENOENT => (
+                ChildErrorCode::NotFound,
+                format!("exec {path}: no such file or directory (or its #! interpreter)"),
+            ),
+            // Lower case, as Go words it: engines match "permission denied" and "is a
+            // directory" for 126.
+            Errno::EACCES | Errno::EISDIR | Errno::ENOEXEC | Errno::ETXTBSY => (
+                ChildErrorCode::CannotRun,
+                format!("exec {path}: {}", e.desc().to_lowercase()),
+            ),
+            e => (ChildErrorCode::Internal, format!("exec {path}: {e}")),
         };
-        ChildError {
-            code,
-            message: format!("exec {}: {e}", self.path.to_string_lossy()),
-        }
+        ChildError { code, message }
     }
 }
 
@@ -479,15 +486,38 @@ fn prepare_exec(config: &Config, spec: &ProcessSpec, tty: bool) -> Result<Exec, 
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
-    // Worded as runc and Go's exec say it: engines turn these words into exit code 127.
-    let path = find_executable(cmd, path_env).ok_or_else(|| {
-        ChildError::precondition(if cmd.contains('/') && Path::new(cmd).exists() {
-            format!("exec: {cmd:?}: permission denied")
-        } else if cmd.contains('/') {
-            format!("exec: {cmd:?}: stat {cmd}: no such file or directory")
-        } else {
-            format!("exec: {cmd:?}: executable file not found in $PATH")
-        })
+    // Worded as runc and Go's exec say it: engines turn "not found" and "no such file" into
+    // exit code 127, "permission denied" and "is a directory" into 126.
+    let path = lookup(cmd, path_env).map_err(|e| {
+        let (code, message) = match e {
+            Lookup::NotFound if cmd.contains('/') => (
+                ChildErrorCode::NotFound,
+                format!("exec: {cmd:?}: stat {cmd}: no such file or directory"),
+            ),
+            Lookup::NotFound => (
+                ChildErrorCode::NotFound,
+                format!("exec: {cmd:?}: executable file not found in $PATH"),
+            ),
+            Lookup::IsDirectory(p) if p == Path::new(cmd) => (
+                ChildErrorCode::CannotRun,
+                format!("exec: {cmd:?}: is a directory"),
+            ),
+            Lookup::IsDirectory(p) => (
+                ChildErrorCode::CannotRun,
+                format!(
+                    "exec: {cmd:?}: permission denied: {} is a directory",
+                    p.display()
+                ),
+            ),
+            Lookup::NotExecutable(p) => (
+                ChildErrorCode::CannotRun,
+                format!(
+                    "exec: {cmd:?}: permission denied: {} has no execute permission",
+                    p.display()
+                ),
+            ),
+        };
+        ChildError { code, message }
     })?;
     let cstr = |s: &[u8]| {
         CString::new(s).map_err(|_| ChildError::precondition("NUL in args or env".into()))
@@ -538,18 +568,45 @@ pub fn process_env(env: &[String], tty: bool, hostname: &str) -> Vec<String> {
 
 /// execvp's search: a name with a '/' is taken as it is; otherwise each PATH entry is tried.
 pub fn find_executable(cmd: &str, path_env: &str) -> Option<PathBuf> {
-    let is_exec = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    lookup(cmd, path_env).ok()
+}
+
+/// Why a command was not found as an executable file.
+#[derive(Debug, PartialEq)]
+enum Lookup {
+    /// No such file (in any PATH entry).
+    NotFound,
+    /// The file found (the first, in PATH order) is a directory.
+    IsDirectory(PathBuf),
+    /// The file found (the first, in PATH order) has no execute bit.
+    NotExecutable(PathBuf),
+}
+
+/// execvp's search, saying why it failed: as execvp, a file that is there but cannot be run
+/// is remembered and the search goes on; only when no PATH entry has an executable is it the
+/// answer (EACCES, not ENOENT).
+fn lookup(cmd: &str, path_env: &str) -> Result<PathBuf, Lookup> {
+    let check = |p: PathBuf| match std::fs::metadata(&p) {
+        Err(_) => Err(Lookup::NotFound),
+        Ok(m) if m.is_dir() => Err(Lookup::IsDirectory(p)),
+        Ok(m) if !m.is_file() || m.permissions().mode() & 0o111 == 0 => {
+            Err(Lookup::NotExecutable(p))
+        }
+        Ok(_) => Ok(p),
     };
     if cmd.contains('/') {
-        let p = PathBuf::from(cmd);
-        return is_exec(&p).then_some(p);
+        return check(PathBuf::from(cmd));
     }
-    path_env
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| is_exec(p))
+    let mut why = Lookup::NotFound;
+    for dir in path_env.split(':').filter(|d| !d.is_empty()) {
+        match check(Path::new(dir).join(cmd)) {
+            Ok(p) => return Ok(p),
+            Err(Lookup::NotFound) => {}
+            Err(e) if why == Lookup::NotFound => why = e,
+            Err(_) => {}
+        }
+    }
+    Err(why)
 }
 
 #[cfg(test)]
@@ -571,6 +628,34 @@ mod tests {
             None
         );
         assert_eq!(find_executable("/etc/passwd", ""), None);
+    }
+
+    #[test]
+    fn lookup_says_why_a_command_cannot_be_run() {
+        let dir = std::env::temp_dir().join(format!("lookup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/tool")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::fs::write(dir.join("b/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::write(dir.join("b/plain"), "data").unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let path = format!("{}:{}", a.display(), b.display());
+        assert_eq!(lookup("nothing", &path), Err(Lookup::NotFound));
+        assert_eq!(lookup("/no/such", ""), Err(Lookup::NotFound));
+        // The first one there, as execvp: a directory in a/, a plain file in b/.
+        assert_eq!(
+            lookup("tool", &path),
+            Err(Lookup::IsDirectory(a.join("tool")))
+        );
+        assert_eq!(
+            lookup("plain", &path),
+            Err(Lookup::NotExecutable(b.join("plain")))
+        );
+        assert_eq!(lookup("/etc", ""), Err(Lookup::IsDirectory("/etc".into())));
+        // An executable further on wins over one that cannot be run.
+        std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(lookup("tool", &path), Ok(b.join("tool")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

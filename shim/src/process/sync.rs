@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, ExecFailure};
 use crate::sys;
 
 /// Messages between the shim and the init it is creating.
@@ -26,12 +26,18 @@ pub enum SyncMsg {
     },
 }
 
-/// Whether a child failure is the request's fault (FAILED_PRECONDITION) or the system's.
+/// Whether a child failure is the request's fault (FAILED_PRECONDITION) or the system's, and
+/// of the request's faults, a command that is not there or cannot be run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildErrorCode {
-    /// Something the request names is not there: the command, the cwd, a mount source.
+    /// Something the request names is not there: the cwd, a mount source.
     Precondition,
     Internal,
+    /// The command is not there (no such file, not in $PATH): a shell's 127.
+    NotFound,
+    /// The command is there but cannot be run (a directory, no execute permission, not an
+    /// executable format): a shell's 126.
+    CannotRun,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,12 +75,28 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Child {
-                code: ChildErrorCode::Precondition,
+                code:
+                    ChildErrorCode::Precondition | ChildErrorCode::NotFound | ChildErrorCode::CannotRun,
                 ..
             } => ErrorCode::FailedPrecondition,
             Error::Network(e) => e.code(),
             Error::Namespace { .. } | Error::Idmap(_) => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
+        }
+    }
+
+    /// Whether this is the command not found or not runnable (`Unspecified`: neither).
+    pub fn exec_failure(&self) -> ExecFailure {
+        match self {
+            Error::Child {
+                code: ChildErrorCode::NotFound,
+                ..
+            } => ExecFailure::NotFound,
+            Error::Child {
+                code: ChildErrorCode::CannotRun,
+                ..
+            } => ExecFailure::CannotRun,
+            _ => ExecFailure::Unspecified,
         }
     }
 }

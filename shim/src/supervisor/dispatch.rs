@@ -230,7 +230,7 @@ impl Shim {
             Err(e) => {
                 let msg = format!("start: {e}");
                 p.start_error = Some(msg.clone());
-                Response::error(e.code(), msg)
+                Response::exec_error(e.code(), e.exec_failure(), msg)
             }
         }
     }
@@ -294,7 +294,7 @@ impl Shim {
             Ok(slot) => Response {
                 kind: Some(response::Kind::State(self.state_of(slot))),
             },
-            Err(e) => Response::error(e.code(), e.to_string()),
+            Err(e) => e.reply(e.to_string()),
         }
     }
 

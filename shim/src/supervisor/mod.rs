@@ -49,7 +49,7 @@ use crate::log;
 use crate::logfile::Rotation;
 use crate::network;
 use crate::process;
-use crate::protocol::{self, response, ErrorCode, Response, Stream};
+use crate::protocol::{self, response, ErrorCode, ExecFailure, Response, Stream};
 use crate::state;
 
 use clients::Client;
@@ -115,6 +115,15 @@ impl Error {
             _ => ErrorCode::Internal,
         }
     }
+
+    /// The reply of this error, worded `message`.
+    pub fn reply(&self, message: String) -> Response {
+        let failure = match self {
+            Error::Process(p) => p.exec_failure(),
+            _ => ExecFailure::Unspecified,
+        };
+        Response::exec_error(self.code(), failure, message)
+    }
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> Error {
@@ -132,8 +141,7 @@ pub fn run(opts: Options, mut report: Report) -> i32 {
         Ok(shim) => shim,
         Err(e) => {
             log::error!("shim {}: create failed: {e}", opts.id);
-            let _ =
-                protocol::write_frame(&mut report.pipe, &Response::error(e.code(), e.to_string()));
+            let _ = protocol::write_frame(&mut report.pipe, &e.reply(e.to_string()));
             return 1;
         }
     };

@@ -39,10 +39,20 @@ impl Response {
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response::exec_error(code, ExecFailure::Unspecified, message)
+    }
+
+    /// An error that may be a process's command not found or not runnable (`exec_failure`).
+    pub fn exec_error(
+        code: ErrorCode,
+        exec_failure: ExecFailure,
+        message: impl Into<String>,
+    ) -> Response {
         Response {
             kind: Some(response::Kind::Error(ErrorReply {
                 code: code as i32,
                 message: message.into(),
+                exec_failure: exec_failure as i32,
             })),
         }
     }
