@@ -385,13 +385,14 @@ async fn failed_creates_leave_nothing_behind() {
         "{}",
         err.message()
     );
-    // A working directory that does not exist.
+    // A working directory that cannot be made (one that is only missing is made, as Docker
+    // does): under a regular file.
     let mut req = d.request(&["true"]);
-    req.process.as_mut().unwrap().cwd = "/does/not/exist".into();
+    req.process.as_mut().unwrap().cwd = "/etc/passwd/sub".into();
     let err = c.create(req).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(
-        err.message().contains("/does/not/exist"),
+        err.message().contains("/etc/passwd/sub"),
         "{}",
         err.message()
     );

@@ -142,6 +142,7 @@ pub fn setup_with(
     }
     before_pivot().map_err(Error::BeforePivot)?;
     enter_root(root.as_fd(), rootfs)?;
+    make_working_dir(&config.working_dir)?;
     mask_paths(&config.masked())?;
     readonly_paths(&config.readonly())?;
     if config.readonly_fs {
@@ -155,6 +156,27 @@ pub fn setup_with(
             .map_err(|e| base::in_field("rootfs_propagation", e))?;
     }
     Ok(())
+}
+
+/// Makes the init's working directory when the rootfs lacks it (0755, the container's root
+/// owning it), as runc and Docker do, before anything is made read-only. After pivot_root:
+/// the path resolves inside the container, symlinks included.
+fn make_working_dir(cwd: &str) -> Result<()> {
+    if cwd.is_empty() || fs::symlink_metadata(cwd).is_ok() {
+        return Ok(()); // there (what it is, chdir says)
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .map_err(|source| Error::Field {
+            field: "working_dir".into(),
+            source: Box::new(Error::Create {
+                path: cwd.into(),
+                source,
+            }),
+        })
 }
 
 /// Hides each path that exists: /dev/null bound over a file, an empty read-only tmpfs over a
