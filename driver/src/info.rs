@@ -74,9 +74,33 @@ pub fn default_namespaces() -> Vec<String> {
         .collect()
 }
 
+/// The host's online CPUs (sysconf's _SC_NPROCESSORS_ONLN; 0 if it cannot say).
+pub fn online_cpus() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_cpus_are_the_hosts() {
+        let listed = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+        // "0-3,5": count each range.
+        let count: u32 = listed
+            .trim()
+            .split(',')
+            .map(|r| match r.split_once('-') {
+                Some((a, b)) => b.parse::<u32>().unwrap() - a.parse::<u32>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
+        assert_eq!(online_cpus(), count);
+    }
 
     #[test]
     fn controllers_skip_named_hierarchies() {

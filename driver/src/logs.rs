@@ -32,6 +32,59 @@ pub struct Query {
     pub follow: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// Only the last this many lines of what is logged so far.
+    pub tail: Option<u32>,
+}
+
+/// One log entry as read, after the query's filters.
+struct Entry {
+    time_ns: i64,
+    stream: Stream,
+    text: Vec<u8>,
+    /// It ends its line (a partial entry is continued by the next).
+    full: bool,
+}
+
+/// The last lines of the past, held until it has all been read.
+struct Tail {
+    limit: usize,
+    lines: std::collections::VecDeque<Vec<Entry>>,
+    /// The entries of a line not yet ended.
+    open: Vec<Entry>,
+}
+
+impl Tail {
+    fn new(limit: u32) -> Tail {
+        Tail {
+            limit: limit as usize,
+            lines: Default::default(),
+            open: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, e: Entry) {
+        let full = e.full;
+        self.open.push(e);
+        if full {
+            self.end_line();
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        self.lines.push_back(std::mem::take(&mut self.open));
+        while self.lines.len() > self.limit {
+            self.lines.pop_front();
+        }
+    }
+
+    /// The entries kept, oldest first (a line not yet ended counts as one).
+    fn into_entries(mut self) -> impl Iterator<Item = Entry> {
+        self.end_line();
+        self.lines.into_iter().flatten()
+    }
 }
 
 /// The files of a log named `name` (`log`, or `exec-ID.log`), oldest first: `name.N`, ...,
@@ -63,6 +116,8 @@ struct Emitter {
     pending: Option<(i64, Stream, Vec<u8>)>,
     /// Bytes of a line not yet ended by a newline in the file.
     partial: Vec<u8>,
+    /// With a tail: what was read of the past, until [`Emitter::release_tail`].
+    tail: Option<Tail>,
 }
 
 impl Emitter {
@@ -93,17 +148,46 @@ impl Emitter {
         if !wanted || l.time_ns < self.query.since_ns {
             return true;
         }
+        let e = Entry {
+            time_ns: l.time_ns,
+            stream: l.stream,
+            text: l.text.to_vec(),
+            full: l.full,
+        };
+        match self.tail.as_mut() {
+            Some(t) => {
+                t.push(e);
+                true
+            }
+            None => self.emit(e).await,
+        }
+    }
+
+    async fn emit(&mut self, e: Entry) -> bool {
         let same =
-            matches!(&self.pending, Some((_, s, buf)) if *s == l.stream && buf.len() < CHUNK);
+            matches!(&self.pending, Some((_, s, buf)) if *s == e.stream && buf.len() < CHUNK);
         if !same && !self.flush().await {
             return false;
         }
         let entry = self
             .pending
-            .get_or_insert_with(|| (l.time_ns, l.stream, Vec::new()));
-        entry.2.extend_from_slice(l.text);
-        if l.full {
+            .get_or_insert_with(|| (e.time_ns, e.stream, Vec::new()));
+        entry.2.extend_from_slice(&e.text);
+        if e.full {
             entry.2.push(b'\n');
+        }
+        true
+    }
+
+    /// The past has been read: send the lines the tail kept; from now on, every line.
+    async fn release_tail(&mut self) -> bool {
+        let Some(t) = self.tail.take() else {
+            return true;
+        };
+        for e in t.into_entries() {
+            if !self.emit(e).await {
+                return false;
+            }
         }
         true
     }
@@ -158,6 +242,7 @@ pub async fn stream(
 ) {
     let follow = query.follow;
     let mut em = Emitter {
+        tail: query.tail.map(Tail::new),
         query,
         tx,
         pending: None,
@@ -183,6 +268,10 @@ pub async fn stream(
             if !read_to_end(f, &mut buf, &mut em).await {
                 return;
             }
+        }
+        // Everything logged so far is read: a tail is known.
+        if !em.release_tail().await {
+            return;
         }
         if !follow {
             break;
@@ -275,6 +364,7 @@ mod tests {
             follow: false,
             stdout: true,
             stderr: false,
+            tail: None,
         };
         stream(dir.clone(), "log".into(), String::new(), q, tx).await;
         let mut got = Vec::new();
@@ -285,6 +375,61 @@ mod tests {
         }
         assert!(!got.is_empty());
         assert!(want.ends_with(&got), "{}", String::from_utf8_lossy(&got));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The log's text of a query (both streams, in order).
+    async fn read(dir: &Path, tail: Option<u32>, stderr: bool) -> String {
+        let (tx, mut rx) = mpsc::channel(100);
+        let q = Query {
+            since_ns: 0,
+            follow: false,
+            stdout: true,
+            stderr,
+            tail,
+        };
+        stream(dir.to_owned(), "log".into(), String::new(), q, tx).await;
+        let mut got = Vec::new();
+        while let Some(Ok(m)) = rx.recv().await {
+            got.extend_from_slice(&m.chunk.unwrap().data);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    #[tokio::test]
+    async fn tail_keeps_the_last_lines_across_files_and_streams() {
+        let dir = std::env::temp_dir().join(format!("execdriver-tail-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = LogWriter::open(
+            &dir.join("log"),
+            Rotation {
+                max_size: 200,
+                max_files: 10,
+            },
+        )
+        .unwrap();
+        for i in 0..10 {
+            w.write(Stream::Stdout, format!("out {i}\n").as_bytes())
+                .unwrap();
+            w.write(Stream::Stderr, format!("err {i}\n").as_bytes())
+                .unwrap();
+        }
+        // A line written in two parts counts once.
+        w.write(Stream::Stdout, b"half").unwrap();
+        w.write(Stream::Stdout, b" and half\n").unwrap();
+        w.flush().unwrap();
+        assert!(log_files(&dir, "log").len() > 1);
+        assert_eq!(
+            read(&dir, Some(3), true).await,
+            "out 9\nerr 9\nhalf and half\n"
+        );
+        // The stream filter first, then the tail.
+        assert_eq!(read(&dir, Some(2), false).await, "out 9\nhalf and half\n");
+        assert_eq!(read(&dir, Some(0), true).await, "");
+        let all = read(&dir, None, true).await;
+        assert_eq!(read(&dir, Some(1000), true).await, all);
+        assert!(all.starts_with("out 0\nerr 0\n"), "{all}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

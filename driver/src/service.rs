@@ -202,6 +202,7 @@ impl ExecDriver for Service {
                 && namespaces::available(execdriver_spec::namespaces::Namespace::User),
             default_capabilities: crate::info::default_capabilities(),
             default_namespaces: crate::info::default_namespaces(),
+            cpus: crate::info::online_cpus(),
             network_modes: {
                 let mut modes = vec![
                     pb::NetworkMode::None as i32,
@@ -373,6 +374,7 @@ impl ExecDriver for Service {
             follow: r.follow,
             stdout: r.stdout || both,
             stderr: r.stderr || both,
+            tail: r.tail,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(crate::logs::stream(dir, name, r.exec_id, query, tx).in_current_span());

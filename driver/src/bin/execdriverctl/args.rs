@@ -33,32 +33,50 @@ pub enum Cmd {
     Create(CreateArgs),
     /// Start a created container (or, with --exec, a created exec'd process).
     Start {
+        /// Start this created exec'd process instead of the container.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// The container's id.
         id: String,
     },
     /// Show a container's state (with --exec, an exec'd process's too).
     State {
+        /// Show this exec'd process's state instead of the container's.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// Print with a template: {{.ID}} {{.Status}} (the fields of --json, any case;
+        /// {{json .Labels}}; \t and \n), or "json".
+        #[arg(long)]
+        format: Option<String>,
+        /// The container's id.
         id: String,
     },
     /// List containers.
-    #[command(alias = "ls")]
+    #[command(visible_alias = "ls")]
     List {
         /// Only containers with this label (KEY=VALUE).
         #[arg(long = "label")]
         labels: Vec<String>,
+        /// Only the ids, one a line.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Print each container with a template: {{.ID}} {{.Status}} (the fields of --json,
+        /// any case; {{json .Labels}}; \t and \n), or "json".
+        #[arg(long, conflicts_with = "quiet")]
+        format: Option<String>,
     },
     /// Wait for a container (or, with --exec, an exec'd process) to end; prints its exit code
     /// and exits with it.
     Wait {
+        /// Wait for this exec'd process instead of the container's init.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// The container's id.
         id: String,
     },
-    /// Send a signal (name or number; default TERM).
+    /// Send a signal (name or number; default TERM) to one or more containers.
     Kill {
+        /// The signal: a name (TERM, SIGKILL, hup) or a number.
         #[arg(short, long, default_value = "TERM")]
         signal: String,
         /// Signal every process of the container.
@@ -67,9 +85,12 @@ pub enum Cmd {
         /// Signal this exec'd process instead of the init.
         #[arg(long = "exec")]
         exec_id: Option<String>,
-        id: String,
+        /// The containers' ids; each is reported, and the exit is non-zero if any failed.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
-    /// Stop a container: a signal, a grace period, then SIGKILL to everything in it.
+    /// Stop one or more containers: a signal, a grace period, then SIGKILL to everything in
+    /// each.
     Stop {
         /// The first signal (name or number).
         #[arg(short, long, default_value = "TERM")]
@@ -77,16 +98,21 @@ pub enum Cmd {
         /// Seconds to wait before SIGKILL.
         #[arg(short, long, default_value_t = 10)]
         time: u32,
-        id: String,
+        /// The containers' ids; each is reported, and the exit is non-zero if any failed.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Run a command in a running container; exits with its exit code.
     Exec(ExecArgs),
-    /// Delete a stopped container (-f: kill it first).
-    #[command(alias = "rm")]
+    /// Delete one or more stopped containers (-f: kill them first).
+    #[command(visible_alias = "rm")]
     Delete {
+        /// Kill a running container first (it is always ended: see the README).
         #[arg(short, long)]
         force: bool,
-        id: String,
+        /// The containers' ids; each is reported, and the exit is non-zero if any failed.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Attach to a container's stdio.
     Attach {
@@ -99,24 +125,36 @@ pub enum Cmd {
         /// Attach to this exec'd process instead of the init.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// The container's id.
         id: String,
     },
     /// Print a container's log (-f: follow it until the container ends).
     Logs {
+        /// After what is logged, keep printing what comes until the container ends.
         #[arg(short, long)]
         follow: bool,
         /// Only what was logged at or after this time (RFC 3339, UTC).
         #[arg(long)]
         since: Option<String>,
+        /// Only the last N lines of what is logged so far ("all": every line).
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
         /// The log of this exec'd process instead of the init's.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// The container's id.
         id: String,
     },
     /// Freeze every process of a running container.
-    Pause { id: String },
+    Pause {
+        /// The container's id.
+        id: String,
+    },
     /// Thaw a paused container.
-    Resume { id: String },
+    Resume {
+        /// The container's id.
+        id: String,
+    },
     /// Show a container's resource use (cpu, memory, pids, block I/O, network).
     Stats {
         /// Keep printing a sample every --interval until the container stops.
@@ -125,16 +163,21 @@ pub enum Cmd {
         /// Milliseconds between samples with --stream.
         #[arg(long, default_value = "1000")]
         interval: u32,
+        /// The container's id.
         id: String,
     },
     /// Change the limits of a created, running or paused container.
     Update {
         #[command(flatten)]
         limits: LimitArgs,
+        /// The container's id.
         id: String,
     },
     /// List a container's processes (host pid and pid inside the container).
-    Pids { id: String },
+    Pids {
+        /// The container's id.
+        id: String,
+    },
     /// Stream container events until interrupted (one line, or one JSON object, per event).
     Events {
         /// Only this container's events (repeatable).
@@ -149,9 +192,9 @@ pub enum Cmd {
         since: u64,
     },
     /// Run a command in a running container to its end and print what it wrote; exits with
-    /// its exit code.
+    /// its exit code (124 when --timeout killed it).
     ExecSync {
-        /// Seconds before it is killed (default 60).
+        /// Seconds before it is killed (default 60); then the exit code is 124.
         #[arg(long, default_value_t = 0)]
         timeout: u32,
         /// Environment variable KEY=VALUE (repeatable).
@@ -161,31 +204,41 @@ pub enum Cmd {
         #[arg(short, long)]
         user: Option<String>,
         /// Working directory inside the container.
-        #[arg(long)]
+        #[arg(short = 'w', long)]
         cwd: Option<String>,
+        /// The container's id.
         id: String,
-        /// The command and its arguments.
-        #[arg(last = true, required = true)]
+        /// The command and its arguments (after the options; "--" before it is optional).
+        #[arg(required = true, trailing_var_arg = true)]
         command: Vec<String>,
     },
     /// Set the size of a container's (or an exec'd process's) terminal.
     Resize {
+        /// Rows of the terminal.
         #[arg(long)]
         rows: u32,
+        /// Columns of the terminal.
         #[arg(long)]
         cols: u32,
+        /// Resize this exec'd process's terminal instead of the init's.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// The container's id.
         id: String,
     },
     /// Close a container's (or an exec'd process's) stdin.
     CloseStdin {
+        /// Close this exec'd process's stdin instead of the init's.
         #[arg(long = "exec")]
         exec_id: Option<String>,
+        /// The container's id.
         id: String,
     },
     /// Close and reopen a container's log file (after an external tool moved it).
-    ReopenLog { id: String },
+    ReopenLog {
+        /// The container's id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -202,8 +255,8 @@ pub struct ExecArgs {
     /// uid[:gid] to run as.
     #[arg(short, long)]
     pub user: Option<String>,
-    /// Working directory inside the container.
-    #[arg(long)]
+    /// Working directory inside the container (it must exist).
+    #[arg(short = 'w', long)]
     pub cwd: Option<String>,
     /// A name for the process (default: generated).
     #[arg(long = "exec-id")]
@@ -211,16 +264,17 @@ pub struct ExecArgs {
     /// Start it and return at once, printing its exec id.
     #[arg(short, long)]
     pub detach: bool,
+    /// The container's id.
     pub id: String,
-    /// The command and its arguments.
-    #[arg(last = true, required = true)]
+    /// The command and its arguments (after the options; "--" before it is optional).
+    #[arg(required = true, trailing_var_arg = true)]
     pub command: Vec<String>,
 }
 
 /// Resource limits, for create/run and update.
 #[derive(Args, Debug, Default)]
 pub struct LimitArgs {
-    /// Memory limit: bytes, or with a k, m, g or t suffix (64m); -1 unlimited.
+    /// Memory limit: bytes, or with a k, m, g or t suffix (64m); -1 or 0 unlimited.
     #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Soft memory limit, same units.
@@ -232,8 +286,8 @@ pub struct LimitArgs {
     /// Relative CPU weight, 2 to 262144 (1024 is the usual default).
     #[arg(long)]
     pub cpu_shares: Option<i64>,
-    /// How many CPUs the container may use, e.g. 0.5 or 1.5 (sets --cpu-quota with a 100 ms
-    /// period).
+    /// How many CPUs the container may use, e.g. 0.5 or 1.5, at most the host's (sets
+    /// --cpu-quota with a 100 ms period); 0 unlimited.
     #[arg(long)]
     pub cpus: Option<String>,
     /// CPU time per period in microseconds; -1 unlimited.
@@ -251,7 +305,7 @@ pub struct LimitArgs {
     /// Block I/O weight, 10 to 1000.
     #[arg(long)]
     pub blkio_weight: Option<i64>,
-    /// Most processes the container may have; -1 unlimited.
+    /// Most processes the container may have; -1 or 0 unlimited.
     #[arg(long, allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
 }
@@ -259,24 +313,25 @@ pub struct LimitArgs {
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     /// Container id (default: random).
-    #[arg(long)]
+    #[arg(long, visible_alias = "name")]
     pub id: Option<String>,
     /// Root filesystem directory.
     #[arg(long)]
     pub rootfs: PathBuf,
+    /// The container's hostname (default: its id).
     #[arg(long)]
     pub hostname: Option<String>,
     /// Environment variable KEY=VALUE (repeatable).
     #[arg(short, long = "env")]
     pub env: Vec<String>,
-    /// Working directory inside the container.
-    #[arg(long)]
+    /// Working directory inside the container (made when the rootfs lacks it).
+    #[arg(short = 'w', long)]
     pub cwd: Option<String>,
     /// uid[:gid] to run as.
     #[arg(short, long)]
     pub user: Option<String>,
     /// Bind mount SRC:DST[:ro|:rw][:private] (repeatable).
-    #[arg(long = "mount")]
+    #[arg(short = 'v', long = "mount")]
     pub mounts: Vec<String>,
     /// Capability to drop, e.g. NET_RAW (repeatable).
     #[arg(long = "cap-drop")]
@@ -332,8 +387,8 @@ pub struct CreateArgs {
     pub mtu: Option<u32>,
     #[command(flatten)]
     pub security: SecurityArgs,
-    /// The command and its arguments.
-    #[arg(last = true, required = true)]
+    /// The command and its arguments (after the options; "--" before it is optional).
+    #[arg(required = true, trailing_var_arg = true)]
     pub command: Vec<String>,
 }
 

@@ -5,7 +5,7 @@
 use execdriver_proto as pb;
 use tokio::io::AsyncReadExt;
 
-use crate::client::{st, Client};
+use crate::client::{st, status, Client, Failure};
 use crate::output::{exit_json, RawOut};
 use crate::terminal::{terminal_size, RawMode};
 
@@ -17,7 +17,7 @@ pub async fn attach_and_stream(
     stdin: bool,
     tty: bool,
     start_after_attach: bool,
-) -> Result<pb::ExitStatus, String> {
+) -> Result<pb::ExitStatus, Failure> {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(16);
     let start = pb::AttachStart {
         id: id.to_owned(),
@@ -30,11 +30,11 @@ pub async fn attach_and_stream(
         kind: Some(pb::attach_request::Kind::Start(start)),
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Failure::new(e.to_string()))?;
     let mut stream = client
         .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
-        .map_err(|s| s.message().to_owned())?
+        .map_err(status)?
         .into_inner();
     if stdin {
         let tx = tx.clone();
@@ -95,9 +95,11 @@ pub async fn attach_and_stream(
     let mut out = RawOut::stdout();
     let mut err = RawOut::stderr();
     loop {
-        let msg = stream.message().await.map_err(|s| s.message().to_owned())?;
+        let msg = stream.message().await.map_err(status)?;
         let Some(msg) = msg else {
-            return Err("the attach stream ended without an exit status".into());
+            return Err(Failure::new(
+                "the attach stream ended without an exit status",
+            ));
         };
         match msg.kind {
             Some(pb::attach_response::Kind::Output(chunk)) => {
@@ -123,7 +125,7 @@ pub async fn attach_json(
     id: &str,
     exec_id: &str,
     start: bool,
-) -> Result<pb::ExitStatus, String> {
+) -> Result<pb::ExitStatus, Failure> {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::AttachRequest>(1);
     let msg = pb::AttachStart {
         id: id.to_owned(),
@@ -136,7 +138,7 @@ pub async fn attach_json(
         kind: Some(pb::attach_request::Kind::Start(msg)),
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Failure::new(e.to_string()))?;
     let mut stream = st(client
         .attach(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await)?;
@@ -148,7 +150,7 @@ pub async fn attach_json(
             })
             .await)?;
     }
-    while let Some(msg) = stream.message().await.map_err(|s| s.message().to_owned())? {
+    while let Some(msg) = stream.message().await.map_err(status)? {
         match msg.kind {
             Some(pb::attach_response::Kind::Output(c)) => println!(
                 "{}",
@@ -165,7 +167,9 @@ pub async fn attach_json(
             None => {}
         }
     }
-    Err("the attach stream ended without an exit status".into())
+    Err(Failure::new(
+        "the attach stream ended without an exit status",
+    ))
 }
 
 /// Forwards SIGINT and SIGTERM received by this client to the container (like `docker run`).

@@ -1,21 +1,25 @@
 //! `execdriverctl`: a command-line client for execdriverd, one subcommand per RPC.
 //!
-//! This file connects and hands the parsed command line to `commands`. Beside it: `args` (the
-//! command line); `request`, `resources` and `security` (flags to requests, with the daemon's
-//! defaults where a flag starts from them); `commands` (one function per subcommand); `attach`
-//! (streaming a container's stdio); `output` (what is printed); `terminal` (our terminal's
-//! size and raw mode); `client` (the RPC client).
+//! This file connects (saying so when no daemon listens) and hands the parsed command line to
+//! `commands`; it exits with the command's code or the failure's (see `client`). Beside it:
+//! `args` (the command line); `request`, `resources` and `security` (flags to requests, with
+//! the daemon's defaults where a flag starts from them); `commands` (one function per
+//! subcommand); `attach` (streaming a container's stdio); `output` (what is printed) and
+//! `format` (--format templates); `terminal` (our terminal: -it's check, size, raw mode);
+//! `client` (the RPC client, failures and their exit codes).
 
 mod args;
 mod attach;
 mod client;
 mod commands;
+mod format;
 mod output;
 mod request;
 mod resources;
 mod security;
 mod terminal;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -23,6 +27,7 @@ use execdriver_driver::server::connect;
 use execdriver_proto::exec_driver_client::ExecDriverClient;
 
 use crate::args::Cli;
+use crate::client::{Failure, FAILED};
 
 /// An error and its causes: "transport error: Permission denied (os error 13)".
 fn causes(e: &dyn std::error::Error) -> String {
@@ -38,10 +43,43 @@ fn causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, String> {
+/// Why we could not connect: with a hint when no daemon listens on the socket.
+fn connect_failure(socket: &Path, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return connect_io_failure(socket, io);
+        }
+        source = s.source();
+    }
+    format!("connecting to {}: {}", socket.display(), causes(e))
+}
+
+fn connect_io_failure(socket: &Path, io: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    // "No such file or directory (os error 2)": the words without the number.
+    let text = io.to_string();
+    let words = text.split(" (os error").next().unwrap_or(&text);
+    match io.kind() {
+        ErrorKind::NotFound | ErrorKind::ConnectionRefused => format!(
+            "is execdriverd running? socket {}: {words}",
+            socket.display()
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "socket {}: {words} (its owner, group and mode let in root and whom execdriverd's \
+             --allow-uid, --allow-gid and --socket-mode admit)",
+            socket.display()
+        ),
+        _ => format!("connecting to {}: {words}", socket.display()),
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    // What needs no daemon is refused before asking one.
+    commands::check(&cli.cmd)?;
     let channel = connect(&cli.socket)
         .await
-        .map_err(|e| format!("connecting to {}: {}", cli.socket.display(), causes(&e)))?;
+        .map_err(|e| connect_failure(&cli.socket, &e))?;
     // Up to what the daemon sends (ExecSync's output, big Info/List replies).
     let mut client = ExecDriverClient::new(channel)
         .max_decoding_message_size(execdriver_driver::server::MAX_MESSAGE)
@@ -50,6 +88,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
 }
 
 fn main() -> ExitCode {
+    // Usage errors exit 2 (clap's); everything else below is ours.
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -59,7 +98,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("execdriverctl: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(FAILED);
         }
     };
     let result = runtime.block_on(run(cli));
@@ -67,9 +106,30 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("execdriverctl: {msg}");
-            ExitCode::from(125)
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("execdriverctl: {}", f.message);
+            }
+            ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_daemon_is_named() {
+        let sock = Path::new("/run/execdriverd.sock");
+        let missing = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            connect_io_failure(sock, &missing),
+            "is execdriverd running? socket /run/execdriverd.sock: No such file or directory"
+        );
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert!(connect_io_failure(sock, &refused).starts_with("is execdriverd running?"));
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(connect_io_failure(sock, &denied).contains("--allow-gid"));
     }
 }

@@ -9,7 +9,7 @@ use execdriver_proto as pb;
 
 use crate::args::{CreateArgs, ExecArgs};
 use crate::resources::{parse_device, parse_size, resources};
-use crate::security::{namespaces, security_config, Defaults};
+use crate::security::{check_capabilities, namespaces, security_config, Defaults};
 use crate::terminal::terminal_size;
 
 pub fn key_values(field: &str, items: &[String]) -> Result<BTreeMap<String, String>, String> {
@@ -89,6 +89,7 @@ pub fn create_request(
     a: &CreateArgs,
     defaults: Option<&Defaults>,
 ) -> Result<pb::CreateRequest, String> {
+    check_capabilities(&a.security, &a.cap_drop)?;
     let id = match &a.id {
         Some(id) => id.clone(),
         None => random_id()?,
@@ -198,6 +199,16 @@ pub fn exec_sync_request(
         }),
         timeout_seconds: timeout,
     }
+}
+
+/// Parses `logs --tail`: a number of lines, or "all" (None).
+pub fn parse_tail(s: &str) -> Result<Option<u32>, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("--tail {s:?}: expected a number of lines or \"all\""))
 }
 
 /// Parses `logs --since`: RFC 3339 in UTC.
@@ -311,6 +322,7 @@ mod tests {
         let defaults = Defaults {
             capabilities: vec!["CHOWN".into()],
             namespaces: vec!["NEWNS".into()],
+            cpus: 2,
         };
         for flags in [
             &[][..],
@@ -454,6 +466,10 @@ mod tests {
         let t = parse_since("2026-01-02T03:04:05Z").unwrap();
         assert_eq!((t.seconds, t.nanos), (1_767_323_045, 0));
         assert!(parse_since("yesterday").unwrap_err().contains("--since"));
+        assert_eq!(parse_tail("all").unwrap(), None);
+        assert_eq!(parse_tail("0").unwrap(), Some(0));
+        assert_eq!(parse_tail("25").unwrap(), Some(25));
+        assert!(parse_tail("-1").unwrap_err().contains("--tail"));
         assert_eq!(key_values("--label", &[]).unwrap().len(), 0);
     }
 }

@@ -1,5 +1,6 @@
 //! The limit flags (--memory, --cpus, --pids-limit, ..., of create/run and update) as
-//! Resources, the sizes they take (64m, 1.5g) and --device rules.
+//! Resources (0 for --memory, --pids-limit and --cpus means unlimited, as Docker's), --cpus
+//! checked against the host's CPUs, the sizes they take (64m, 1.5g) and --device rules.
 
 use execdriver_proto as pb;
 
@@ -35,13 +36,27 @@ pub fn parse_size(flag: &str, s: &str) -> Result<i64, String> {
     Ok(bytes.round() as i64)
 }
 
+/// A limit where Docker's 0 means none: -1, which lifts a limit (in `update` too) where 0
+/// would mean "not set".
+fn unlimited_if_zero(n: i64) -> i64 {
+    if n == 0 {
+        -1
+    } else {
+        n
+    }
+}
+
 /// The Resources of the limit flags (unset flags stay 0: not set).
 pub fn resources(l: &LimitArgs) -> Result<pb::Resources, String> {
     let size = |flag: &str, v: &Option<String>| -> Result<i64, String> {
         v.as_deref().map_or(Ok(0), |s| parse_size(flag, s))
     };
+    let memory = match &l.memory {
+        Some(m) => unlimited_if_zero(parse_size("--memory", m)?),
+        None => 0,
+    };
     let mut r = pb::Resources {
-        memory: size("--memory", &l.memory)?,
+        memory,
         memory_reservation: size("--memory-reservation", &l.memory_reservation)?,
         memory_swap: size("--memory-swap", &l.memory_swap)?,
         cpu_shares: l.cpu_shares.unwrap_or(0),
@@ -50,18 +65,18 @@ pub fn resources(l: &LimitArgs) -> Result<pb::Resources, String> {
         cpuset_cpus: l.cpuset_cpus.clone().unwrap_or_default(),
         cpuset_mems: l.cpuset_mems.clone().unwrap_or_default(),
         blkio_weight: l.blkio_weight.unwrap_or(0),
-        pids_limit: l.pids_limit.unwrap_or(0),
+        pids_limit: l.pids_limit.map_or(0, unlimited_if_zero),
         ..Default::default()
     };
     if let Some(cpus) = &l.cpus {
         if l.cpu_quota.is_some() {
             return Err("--cpus and --cpu-quota set the same limit; give one".into());
         }
-        let n: f64 = cpus
-            .parse()
-            .ok()
-            .filter(|n: &f64| n.is_finite() && *n > 0.0)
-            .ok_or_else(|| format!("--cpus {cpus:?}: expected a positive number such as 0.5"))?;
+        let n = parse_cpus(cpus)?;
+        if n == 0.0 {
+            r.cpu_quota = -1; // Docker's --cpus 0: no limit
+            return Ok(r);
+        }
         let period = if r.cpu_period > 0 {
             r.cpu_period
         } else {
@@ -71,6 +86,29 @@ pub fn resources(l: &LimitArgs) -> Result<pb::Resources, String> {
         r.cpu_quota = (n * period as f64).round() as i64;
     }
     Ok(r)
+}
+
+fn parse_cpus(cpus: &str) -> Result<f64, String> {
+    cpus.parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("--cpus {cpus:?}: expected a number such as 0.5 (0: no limit)"))
+}
+
+/// Refuses --cpus beyond the host's CPUs (`host_cpus`, from the daemon's Info; 0: unknown,
+/// nothing checked), in Docker's words.
+pub fn check_cpus(l: &LimitArgs, host_cpus: u32) -> Result<(), String> {
+    let Some(cpus) = &l.cpus else {
+        return Ok(());
+    };
+    let n = parse_cpus(cpus)?;
+    if host_cpus > 0 && n != 0.0 && !(0.01..=f64::from(host_cpus)).contains(&n) {
+        return Err(format!(
+            "--cpus {cpus}: range of CPUs is from 0.01 to {host_cpus}.00, as there are only \
+             {host_cpus} CPUs available"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses --device: "c 10:229 rwm" (a rule) or "/dev/fuse[:/dev/fuse][:rwm]" (a host node).
@@ -161,6 +199,52 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn cpus_beyond_the_hosts_are_refused() {
+        let l = |cpus: &str| LimitArgs {
+            cpus: Some(cpus.into()),
+            ..Default::default()
+        };
+        let err = check_cpus(&l("8"), 2).unwrap_err();
+        assert_eq!(
+            err,
+            "--cpus 8: range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        assert!(check_cpus(&l("0.001"), 2).is_err());
+        for ok in ["2", "1.5", "0.01", "0"] {
+            assert!(check_cpus(&l(ok), 2).is_ok(), "{ok}");
+        }
+        assert!(
+            check_cpus(&l("64"), 0).is_ok(),
+            "an older daemon: not known"
+        );
+        assert!(check_cpus(&LimitArgs::default(), 1).is_ok());
+        assert!(check_cpus(&l("lots"), 2).unwrap_err().contains("--cpus"));
+    }
+
+    #[test]
+    fn zero_means_unlimited_as_dockers() {
+        let r = resources(&LimitArgs {
+            memory: Some("0".into()),
+            pids_limit: Some(0),
+            cpus: Some("0".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((r.memory, r.pids_limit, r.cpu_quota), (-1, -1, -1));
+        assert_eq!(r.cpu_period, 0, "no period set for no quota");
+        // Unset stays unset (0: the daemon's default, or unchanged by update).
+        let r = resources(&LimitArgs::default()).unwrap();
+        assert_eq!((r.memory, r.pids_limit, r.cpu_quota), (0, 0, 0));
+        let r = resources(&LimitArgs {
+            memory: Some("64m".into()),
+            pids_limit: Some(-1),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((r.memory, r.pids_limit), (64 << 20, -1));
     }
 
     #[test]

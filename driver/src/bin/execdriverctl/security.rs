@@ -1,19 +1,23 @@
 //! The security flags of create/run (--cap-add, --privileged, --security-opt, --ulimit,
 //! --userns-map, --oom-score-adj) as the request's SecurityConfig, the namespaces the request
-//! asks for, and the daemon's defaults (from Info) that --cap-add and --userns-map start from.
+//! asks for, and the daemon's defaults (from Info) that --cap-add and --userns-map start from
+//! and --cpus is checked against.
 
 use execdriver_proto as pb;
 
 use crate::args::{CreateArgs, SecurityArgs};
 
 /// What the daemon gives a container that asks for nothing, as its Info says: the
-/// capabilities --cap-add adds to and the namespaces --userns-map adds NEWUSER to. Asked
-/// for only when a flag starts from them (`needs_defaults`), so that the CLI sends what the
-/// daemon it talks to means, whatever version either is.
+/// capabilities --cap-add adds to and the namespaces --userns-map adds NEWUSER to; and the
+/// host's CPUs, the most --cpus may ask. Asked for only when a flag needs them
+/// (`needs_defaults`), so that the CLI sends what the daemon it talks to means, whatever
+/// version either is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Defaults {
     pub capabilities: Vec<String>,
     pub namespaces: Vec<String>,
+    /// 0: the daemon does not say (older than Info.cpus).
+    pub cpus: u32,
 }
 
 impl From<pb::InfoResponse> for Defaults {
@@ -21,13 +25,29 @@ impl From<pb::InfoResponse> for Defaults {
         Defaults {
             capabilities: info.default_capabilities,
             namespaces: info.default_namespaces,
+            cpus: info.cpus,
         }
     }
 }
 
-/// Whether the request of these flags starts from the daemon's defaults.
+/// Whether the request of these flags starts from the daemon's defaults, or --cpus is to be
+/// checked against the host's.
 pub fn needs_defaults(a: &CreateArgs) -> bool {
-    adds_to_default_capabilities(&a.security) || adds_to_default_namespaces(a)
+    adds_to_default_capabilities(&a.security)
+        || adds_to_default_namespaces(a)
+        || a.limits.cpus.is_some()
+}
+
+/// Refuses a capability name that is none, naming its flag: `--cap-add BOGUS: unknown
+/// capability` (the daemon would name the request's field, security.capabilities[14]).
+pub fn check_capabilities(a: &SecurityArgs, cap_drop: &[String]) -> Result<(), String> {
+    let named = a.cap_add.iter().map(|c| ("--cap-add", c));
+    for (flag, c) in named.chain(cap_drop.iter().map(|c| ("--cap-drop", c))) {
+        if !execdriver_spec::capabilities::is_valid(c) {
+            return Err(format!("{flag} {c}: unknown capability"));
+        }
+    }
+    Ok(())
 }
 
 /// --cap-add without --privileged or ALL: the default set plus those named.
@@ -306,6 +326,7 @@ mod tests {
             default_capabilities: vec!["CHOWN".into()],
             default_namespaces: vec!["NEWNS".into()],
             namespaces: vec!["NEWNS".into(), "NEWUSER".into()],
+            cpus: 4,
             ..Default::default()
         };
         assert_eq!(
@@ -313,8 +334,28 @@ mod tests {
             Defaults {
                 capabilities: vec!["CHOWN".into()],
                 namespaces: vec!["NEWNS".into()],
+                cpus: 4,
             }
         );
+        assert!(needs_defaults(&create_args(&["--cpus", "1"])));
+    }
+
+    #[test]
+    fn unknown_capabilities_name_their_flag() {
+        let a = create_args(&["--cap-add", "BOGUS"]);
+        let err = check_capabilities(&a.security, &a.cap_drop).unwrap_err();
+        assert_eq!(err, "--cap-add BOGUS: unknown capability");
+        let a = create_args(&["--cap-add", "sys_ptrace", "--cap-drop", "NOPE"]);
+        let err = check_capabilities(&a.security, &a.cap_drop).unwrap_err();
+        assert_eq!(err, "--cap-drop NOPE: unknown capability");
+        // Docker's spellings: any case, CAP_ or not, ALL.
+        let a = create_args(&["--cap-add", "CAP_NET_ADMIN", "--cap-drop", "all"]);
+        assert!(check_capabilities(&a.security, &a.cap_drop).is_ok());
+        // Before any request is made, also with the daemon's defaults at hand.
+        let a = create_args(&["--cap-add", "SYS_PTRACE", "--cap-add", "BOGUS"]);
+        let d = Defaults::from(info());
+        let err = crate::request::create_request(&a, Some(&d)).unwrap_err();
+        assert_eq!(err, "--cap-add BOGUS: unknown capability");
     }
 
     #[test]

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use execdriver_driver::events;
 use execdriver_proto as pb;
 
-use crate::client::{st, Client};
+use crate::client::{st, status, Client, Failure};
 use crate::output::{
     describe_event, event_json, network_mode_name, print_json, print_stats, rfc3339, stats_json,
     RawOut,
 };
 use crate::request::parse_since;
 
-pub async fn info(client: &mut Client, json: bool) -> Result<ExitCode, String> {
+pub async fn info(client: &mut Client, json: bool) -> Result<ExitCode, Failure> {
     let info: pb::InfoResponse = st(client.info(pb::InfoRequest {}).await)?;
     let modes: Vec<String> = info
         .network_modes
@@ -31,11 +31,13 @@ pub async fn info(client: &mut Client, json: bool) -> Result<ExitCode, String> {
             "default_capabilities": info.default_capabilities, "network_modes": modes,
             "event_history": info.event_history,
             "last_event_sequence": info.last_event_sequence,
+            "default_namespaces": info.default_namespaces, "cpus": info.cpus,
         }));
     } else {
         let yes = |b: bool| if b { "yes" } else { "no" };
         println!("Version:     {}", info.version);
         println!("Kernel:      {}", info.kernel_version);
+        println!("CPUs:        {}", info.cpus);
         println!(
             "Cgroups:     {} ({})",
             info.cgroup_mode,
@@ -59,15 +61,16 @@ pub async fn info(client: &mut Client, json: bool) -> Result<ExitCode, String> {
 }
 
 /// Prints a log as it was written (stdout to ours, stderr to ours), or with --json one object
-/// per line.
+/// per line; with --tail only its last lines (then with -f what comes).
 pub async fn logs(
     client: &mut Client,
     json: bool,
     follow: bool,
     since: Option<String>,
+    tail: Option<u32>,
     exec_id: Option<String>,
     id: String,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     let since = since.as_deref().map(parse_since).transpose()?;
     let exec_id = exec_id.unwrap_or_default();
     let req = pb::LogsRequest {
@@ -77,11 +80,12 @@ pub async fn logs(
         stdout: false,
         stderr: false,
         exec_id,
+        tail,
     };
     let mut stream = st(client.logs(req).await)?;
     let mut out = RawOut::stdout();
     let mut err = RawOut::stderr();
-    while let Some(msg) = stream.message().await.map_err(|s| s.message().to_owned())? {
+    while let Some(msg) = stream.message().await.map_err(status)? {
         let Some(chunk) = msg.chunk else { continue };
         if json {
             // One object per line, as `events --json`.
@@ -102,7 +106,7 @@ pub async fn logs(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn reopen_log(client: &mut Client, json: bool, id: String) -> Result<ExitCode, String> {
+pub async fn reopen_log(client: &mut Client, json: bool, id: String) -> Result<ExitCode, Failure> {
     st(client
         .reopen_log(pb::ReopenLogRequest { id: id.clone() })
         .await)?;
@@ -119,7 +123,7 @@ pub async fn stats(
     stream: bool,
     interval: u32,
     id: String,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     if !stream {
         let resp: pb::StatsResponse = st(client.stats(pb::StatsRequest { id }).await)?;
         let s = resp.stats.unwrap_or_default();
@@ -136,11 +140,7 @@ pub async fn stats(
             interval_ms: interval,
         })
         .await)?;
-    while let Some(resp) = samples
-        .message()
-        .await
-        .map_err(|s| s.message().to_owned())?
-    {
+    while let Some(resp) = samples.message().await.map_err(status)? {
         let s = resp.stats.unwrap_or_default();
         if json {
             // One JSON object per line, so a reader can take them as they come.
@@ -153,7 +153,7 @@ pub async fn stats(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn pids(client: &mut Client, json: bool, id: String) -> Result<ExitCode, String> {
+pub async fn pids(client: &mut Client, json: bool, id: String) -> Result<ExitCode, Failure> {
     let resp: pb::PidsResponse = st(client.pids(pb::PidsRequest { id }).await)?;
     if json {
         print_json(&serde_json::json!({
@@ -178,7 +178,7 @@ pub async fn events(
     ids: Vec<String>,
     types: Vec<String>,
     since: u64,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     let types = types
         .iter()
         .map(|t| {
@@ -194,7 +194,7 @@ pub async fn events(
             since_sequence: since,
         })
         .await)?;
-    while let Some(e) = stream.message().await.map_err(|s| s.message().to_owned())? {
+    while let Some(e) = stream.message().await.map_err(status)? {
         if json {
             println!("{}", event_json(&e));
         } else {

@@ -6,12 +6,12 @@ use execdriver_proto as pb;
 
 use crate::args::ExecArgs;
 use crate::attach::{attach_and_stream, attach_json};
-use crate::client::{st, Client};
+use crate::client::{st, Client, Failure, TIMED_OUT};
 use crate::output::{exit_code, print_json, ProcessJson, RawOut};
 use crate::request::exec_request;
 
 /// Exec and, unless detached, attach and start it; exits with its code.
-pub async fn exec(client: &mut Client, json: bool, a: ExecArgs) -> Result<ExitCode, String> {
+pub async fn exec(client: &mut Client, json: bool, a: ExecArgs) -> Result<ExitCode, Failure> {
     let req = exec_request(&a);
     let resp: pb::ExecResponse = st(client.exec(req).await)?;
     let p = resp.process.unwrap_or_default();
@@ -36,7 +36,8 @@ pub async fn exec_sync(
     client: &mut Client,
     json: bool,
     req: pb::ExecSyncRequest,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
+    let timeout = req.timeout_seconds;
     let resp: pb::ExecSyncResponse = st(client.exec_sync(req).await)?;
     let e = resp.exit.clone().unwrap_or_default();
     if json {
@@ -50,6 +51,16 @@ pub async fn exec_sync(
         let _ = RawOut::stdout().write_all(&resp.stdout);
         let _ = RawOut::stderr().write_all(&resp.stderr);
     }
+    if resp.timed_out {
+        let after = match timeout {
+            0 => "the daemon's default timeout (60 s)".to_owned(),
+            t => format!("--timeout {t} s"),
+        };
+        return Err(Failure {
+            message: format!("exec-sync: timed out after {after}; the command was killed"),
+            code: TIMED_OUT,
+        });
+    }
     Ok(exit_code(&e))
 }
 
@@ -60,7 +71,7 @@ pub async fn attach(
     tty: bool,
     exec_id: Option<String>,
     id: String,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     let exec_id = exec_id.unwrap_or_default();
     let exit = if json {
         attach_json(client, &id, &exec_id, false).await?
@@ -77,7 +88,7 @@ pub async fn resize(
     cols: u32,
     exec_id: Option<String>,
     id: String,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     let exec_id = exec_id.unwrap_or_default();
     st(client
         .resize_pty(pb::ResizePtyRequest {
@@ -97,7 +108,7 @@ pub async fn close_stdin(
     json: bool,
     exec_id: Option<String>,
     id: String,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Failure> {
     let exec_id = exec_id.unwrap_or_default();
     st(client
         .close_stdin(pb::CloseStdinRequest {
