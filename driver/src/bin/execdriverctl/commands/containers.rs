@@ -401,7 +401,8 @@ pub async fn update(
             id: id.clone(),
             resources: Some(r),
         })
-        .await)?;
+        .await)
+    .map_err(|e| swap_hint(&limits, e))?;
     if json {
         print_json(&resources_json(&resp.resources.unwrap_or_default()));
     } else {
@@ -410,9 +411,47 @@ pub async fn update(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A --memory above the memory+swap limit set before: Docker's advice with the daemon's words.
+fn swap_hint(limits: &LimitArgs, e: Failure) -> Failure {
+    if limits.memory.is_some()
+        && limits.memory_swap.is_none()
+        && e.message.contains("resources.memory_swap")
+    {
+        let message = format!(
+            "{}; the memory limit must stay within the memory+swap limit set before: give \
+             --memory-swap with --memory",
+            e.message
+        );
+        return Failure { message, ..e };
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memory_above_the_swap_limit_asks_for_memory_swap() {
+        let said = || Failure::new("resources.memory_swap: 536870912 is below memory (1073741824)");
+        let memory = LimitArgs {
+            memory: Some("1g".into()),
+            ..Default::default()
+        };
+        let f = swap_hint(&memory, said());
+        assert!(
+            f.message.ends_with("give --memory-swap with --memory"),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.code, FAILED);
+        let both = LimitArgs {
+            memory_swap: Some("2g".into()),
+            ..memory
+        };
+        assert_eq!(swap_hint(&both, said()), said());
+        assert_eq!(swap_hint(&LimitArgs::default(), said()), said());
+    }
 
     #[test]
     fn run_rm_whose_delete_fails_fails() {
