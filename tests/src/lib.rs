@@ -238,6 +238,19 @@ impl Daemon {
             .expect("the daemon was not started in a netns")
     }
 
+    /// Stops the daemon (SIGTERM: its containers keep running) and starts another on the same
+    /// root, socket and cgroup parent with `extra_args` instead of the first one's.
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.stop_daemon(libc::SIGTERM);
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.spawn();
+    }
+
+    /// The network namespace the daemon runs in, if it was started in one.
+    pub fn netns_opt(&self) -> Option<&Netns> {
+        self.netns.as_ref()
+    }
+
     /// Starts (again) the daemon process on the same root and socket.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()

@@ -200,3 +200,59 @@ async fn cli_limit_flags_and_subcommands() {
     ctl(&["delete", "-f", &id]);
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
 }
+
+/// Docker's 0 for --memory, --pids-limit and --cpus: no limit, in run and in update (where 0
+/// used to mean "unchanged", so a limit could not be lifted that way).
+#[test]
+fn cli_zero_means_unlimited_as_dockers() {
+    let d = Daemon::start();
+    let ctl = |args: &[&str]| {
+        let out = Command::new(bin("execdriverctl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "execdriverctl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let unlimited = |id: &str| {
+        let mem: u64 = cgroup_file(&d, id, "memory", "memory.limit_in_bytes")
+            .parse()
+            .unwrap();
+        assert!(mem > 1 << 60, "memory.limit_in_bytes {mem}");
+        assert_eq!(cgroup_file(&d, id, "pids", "pids.max"), "max");
+        assert_eq!(cgroup_file(&d, id, "cpu", "cpu.cfs_quota_us"), "-1");
+    };
+    let rootfs = d.rootfs.display().to_string();
+    let zeros = ["--memory", "0", "--pids-limit", "0", "--cpus", "0"];
+    let id = unique("zero");
+    let mut args = vec!["run", "-d", "--name", &id, "--rootfs", &rootfs];
+    args.extend(zeros);
+    args.extend(["sleep", "100"]);
+    ctl(&args);
+    unlimited(&id);
+    ctl(&[
+        "update",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "10",
+        "--cpus",
+        "0.5",
+        &id,
+    ]);
+    assert_eq!(
+        cgroup_file(&d, &id, "memory", "memory.limit_in_bytes"),
+        (64 * MIB).to_string()
+    );
+    assert_eq!(cgroup_file(&d, &id, "pids", "pids.max"), "10");
+    assert_eq!(cgroup_file(&d, &id, "cpu", "cpu.cfs_quota_us"), "50000");
+    let mut args = vec!["update"];
+    args.extend(zeros);
+    args.push(&id);
+    ctl(&args);
+    unlimited(&id);
+    ctl(&["delete", "-f", &id]);
+}
