@@ -3,7 +3,7 @@
 //!
 //! `scripts/bench.sh` installs the peers (Debian packages), builds everything in release mode
 //! and runs this: `cargo bench -p execdriver-tests --bench bench -- [NAME...]` with NAME among
-//! start, exec, many, memory, throughput, oci (default: all). Every peer is measured in the same
+//! start, exec, many, memory, throughput, oci, scale (default: all). Every peer is measured in the same
 //! run, alternating round by round, on the same busybox rootfs and the same namespaces. The
 //! tables go to stdout and `bench-results.md`, the chart to `docs/bench.svg`.
 //!
@@ -20,7 +20,7 @@
 //! chart), `crun` (the crun helper), `peers` (the peers' set-up: bundles, a private
 //! containerd, the shared environment), and one module per section: `start`, `exec`,
 //! `many`, `memory`, `throughput`, `oci` (execdriver-runc beside runc and crun, and under
-//! `docker run`).
+//! `docker run`), `scale` (thousands of idle containers on one daemon).
 
 use std::path::Path;
 use std::process::Command;
@@ -35,6 +35,7 @@ mod memory;
 mod oci;
 mod peers;
 mod report;
+mod scale;
 mod start;
 mod throughput;
 
@@ -45,6 +46,7 @@ use memory::memory;
 use oci::oci;
 use peers::Env;
 use report::{svg, Report};
+use scale::scale;
 use start::{migration_cost, start_latency};
 use throughput::throughput;
 
@@ -55,7 +57,7 @@ use throughput::throughput;
 /// kernel table). Run back to back, a peer would skip that wait when the one before it had
 /// just paid it; after this pause every sample starts from the same quiet kernel, as when an
 /// engine starts one container on an idle host.
-const SETTLE: Duration = Duration::from_millis(100);
+pub(crate) const SETTLE: Duration = Duration::from_millis(100);
 
 /// The order of the peers in round `round`: a fixed shuffle per round (xorshift), so no peer
 /// always follows the same other one.
@@ -158,6 +160,9 @@ fn main() {
     }
     if want("oci") {
         oci(&mut env, rounds, &mut report);
+    }
+    if want("scale") {
+        rt.block_on(scale(&mut env, &mut report));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     std::fs::write(root.join("bench-results.md"), &report.text).unwrap();
