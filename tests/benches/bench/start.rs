@@ -54,8 +54,22 @@ pub(crate) fn migration_cost(rounds: usize, report: &mut Report) {
 
 pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Report) {
     let mut c = env.daemon.client().await;
-    for net in [true, false] {
-        let tag = if net { "with NEWNET" } else { "without NEWNET" };
+    let ctl = execdriver_tests::bin("execdriverctl").display().to_string();
+    let socket = env.daemon.socket.display().to_string();
+    // After a pause (every start pays the kernel's grace period, as on a quiet host) and back
+    // to back (as under a burst of starts).
+    for (net, pause) in [
+        (true, SETTLE),
+        (false, SETTLE),
+        (true, Duration::ZERO),
+        (false, Duration::ZERO),
+    ] {
+        let tag = match (net, pause.is_zero()) {
+            (true, false) => "with NEWNET".to_owned(),
+            (false, false) => "without NEWNET".to_owned(),
+            (true, true) => "with NEWNET, back to back".to_owned(),
+            (false, true) => "without NEWNET, back to back".to_owned(),
+        };
         let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
         let names = [
             "execdriver: gRPC Run+Wait+Delete",
@@ -64,6 +78,7 @@ pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Rep
             "crun run",
             "ctr run --rm (containerd+shim+runc)",
             "unshare --fork ... chroot (lower bound)",
+            "execdriver: execdriverctl run --rm (the CLI)",
         ];
         for n in names {
             rows.insert(n, Row::new(n, "ms"));
@@ -79,7 +94,9 @@ pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Rep
         for round in 0..rounds {
             // Peers in a shuffled order, each after the same pause (see SETTLE).
             for peer in order(round, names.len()) {
-                tokio::time::sleep(SETTLE).await;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
                 let sample = match peer {
                     0 => {
                         let p = api_phases(&mut c, env.our_request(&["/bin/true"], net)).await;
@@ -145,6 +162,22 @@ pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Rep
                         argv.extend(s(&["chroot", env.rootfs.to_str().unwrap(), "/bin/true"]));
                         time_cmd(&argv)
                     }
+                    6 => {
+                        let network = if net { "none" } else { "host" };
+                        time_cmd(&s(&[
+                            &ctl,
+                            "--socket",
+                            &socket,
+                            "run",
+                            "--rm",
+                            "--network",
+                            network,
+                            "--rootfs",
+                            env.rootfs.to_str().unwrap(),
+                            "--",
+                            "/bin/true",
+                        ]))
+                    }
                     _ => None,
                 };
                 if let Some(d) = sample {
@@ -153,11 +186,15 @@ pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Rep
             }
         }
         let rows: Vec<Row> = names.iter().map(|n| rows[n].clone()).collect();
+        let spacing = if pause.is_zero() {
+            "back to back".to_owned()
+        } else {
+            format!("{} ms apart", pause.as_millis())
+        };
         report.table(
             &format!(
                 "Start to exit of /bin/true, {tag} ({rounds} rounds, peers in a shuffled order, \
-                 {} ms apart)",
-                SETTLE.as_millis()
+                 {spacing})"
             ),
             &rows,
             Some(names[0]),
@@ -179,9 +216,17 @@ pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Rep
         report.target(
             &format!("gRPC / unshare lower bound ({tag})"),
             api / rows[5].median(),
-            3.0,
+            2.5,
             true,
         );
+        if !rows[3].samples.is_empty() && !rows[6].samples.is_empty() {
+            report.target(
+                &format!("execdriverctl run --rm / crun run ({tag})"),
+                rows[6].median() / rows[3].median(),
+                1.0,
+                true,
+            );
+        }
         if !rows[4].samples.is_empty() {
             report.target(
                 &format!("containerd path / gRPC ({tag})"),
@@ -190,7 +235,7 @@ pub(crate) async fn start_latency(env: &mut Env, rounds: usize, report: &mut Rep
                 false,
             );
         }
-        if net {
+        if net && !pause.is_zero() {
             report.charts.push((
                 format!("Start to exit of /bin/true ({tag}), median ms — lower is better"),
                 rows.iter()
