@@ -235,7 +235,21 @@ impl Driver {
         let _op = c.op.lock().await;
         // A Delete that held the lock before this one may have removed it.
         self.still_known(&c)?;
-        let stopped = match self.state_of(&c).await {
+        // Stopped is final: when the daemon has heard so (the exit arrived on the shim's
+        // subscription), the shim is not asked again.
+        let known_stopped = c
+            .events
+            .known()
+            .is_some_and(|k| k.status == protocol::Status::Stopped as i32);
+        let state = if known_stopped {
+            Ok(pb::ContainerState {
+                status: pb::Status::Stopped as i32,
+                ..Default::default()
+            })
+        } else {
+            self.state_of(&c).await
+        };
+        let stopped = match state {
             Ok(st) if st.status == pb::Status::Stopped as i32 => true,
             Ok(st) if !force => {
                 return Err(Error::FailedPrecondition(format!(
