@@ -1,11 +1,15 @@
-//! Calls in flight: counted from a request's arrival until its response body ends (a streamed
-//! answer such as Attach, Events or a followed log counts until its stream ends), so that a
-//! stopping daemon waits for calls, not for idle connections a client keeps open.
+//! What the server does to every call: counts it while in flight, from the request's arrival
+//! until its response body ends (a streamed answer such as Attach, Events or a followed log
+//! counts until its stream ends), so that a stopping daemon waits for calls, not for idle
+//! connections a client keeps open; and ends a unary call with DEADLINE_EXCEEDED when the
+//! client's `grpc-timeout` passes, dropping its work (tonic's own timeout answers CANCELLED;
+//! this one fires first).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
@@ -59,31 +63,36 @@ impl Drop for CallGuard {
     }
 }
 
-/// Counts every call of the services it wraps in [`Calls`].
+/// How much earlier than the deadline the call is ended (a tenth of the timeout, at most
+/// this), so that the DEADLINE_EXCEEDED answer reaches the client before its own timer fires
+/// (tonic's client, and tonic's server layer, treat an expired timer as CANCELLED).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+
+/// Counts every call of the services it wraps in [`Calls`] and gives it its deadline.
 #[derive(Clone)]
-pub struct CallsLayer(pub Calls);
+pub struct CallLayer(pub Calls);
 
-impl<S> tower::Layer<S> for CallsLayer {
-    type Service = CallsService<S>;
+impl<S> tower::Layer<S> for CallLayer {
+    type Service = CallService<S>;
 
-    fn layer(&self, inner: S) -> CallsService<S> {
-        CallsService {
+    fn layer(&self, inner: S) -> CallService<S> {
+        CallService {
             inner,
             calls: self.0.clone(),
         }
     }
 }
 
-/// See [`CallsLayer`].
+/// See [`CallLayer`].
 #[derive(Clone)]
-pub struct CallsService<S> {
+pub struct CallService<S> {
     inner: S,
     calls: Calls,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-impl<S, B> tower::Service<http::Request<B>> for CallsService<S>
+impl<S, B> tower::Service<http::Request<B>> for CallService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
@@ -98,9 +107,23 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let guard = self.calls.enter();
+        let timeout = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::service::parse_grpc_timeout);
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let res = fut.await?;
+            let res = match timeout {
+                None => fut.await?,
+                Some(t) => {
+                    match tokio::time::timeout(t - (t / 10).min(DEADLINE_MARGIN), fut).await {
+                        Ok(r) => r?,
+                        Err(_) => tonic::Status::deadline_exceeded("the client's deadline passed")
+                            .into_http(),
+                    }
+                }
+            };
             Ok(res.map(|body| {
                 tonic::body::Body::new(Guarded {
                     body,

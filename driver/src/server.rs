@@ -17,15 +17,15 @@
 //! open to whoever may connect to the socket) and server reflection (v1 and v1alpha, behind
 //! the same peer check as the API), so generic tools can discover and call the API.
 //!
-//! Deadlines: a client's `grpc-timeout` ends its call with DEADLINE_EXCEEDED (and drops the
-//! work) when it passes; a response stream ends then too. There is no default timeout, so
-//! Attach, Logs, Events and Wait last as long as the client wants.
+//! Deadlines ([`crate::calls`]): a client's `grpc-timeout` ends its call with
+//! DEADLINE_EXCEEDED (and drops the work) when it passes; a response stream ends then too.
+//! There is no default timeout, so Attach, Logs, Events and Wait last as long as the client
+//! wants.
 //!
 //! SIGTERM or SIGINT: health turns NOT_SERVING, Events streams end (UNAVAILABLE), new
 //! connections are refused, and the daemon waits at most the shutdown grace for the other
 //! calls (an attached client, say) before it exits anyway. Containers keep running.
 
-use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -149,67 +149,6 @@ impl AsyncWrite for PeerStream {
 
 /// The default of [`ServerConfig::shutdown_grace`].
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Ends a unary call with DEADLINE_EXCEEDED when the client's `grpc-timeout` passes, dropping
-/// its work. (tonic's own timeout answers CANCELLED; this one fires first.)
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DeadlineLayer;
-
-impl<S> tower::Layer<S> for DeadlineLayer {
-    type Service = DeadlineService<S>;
-
-    fn layer(&self, inner: S) -> DeadlineService<S> {
-        DeadlineService { inner }
-    }
-}
-
-/// See [`DeadlineLayer`].
-#[derive(Clone, Debug)]
-pub struct DeadlineService<S> {
-    inner: S,
-}
-
-/// How much earlier than the deadline the call is ended (a tenth of the timeout, at most
-/// this), so that the DEADLINE_EXCEEDED answer reaches the client before its own timer fires
-/// (tonic's client, and tonic's server layer, treat an expired timer as CANCELLED).
-const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, B> tower::Service<http::Request<B>> for DeadlineService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<std::result::Result<Self::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let timeout = req
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::service::parse_grpc_timeout);
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            match timeout {
-                None => fut.await,
-                Some(t) => match tokio::time::timeout(t - (t / 10).min(DEADLINE_MARGIN), fut).await
-                {
-                    Ok(r) => r,
-                    Err(_) => {
-                        Ok(Status::deadline_exceeded("the client's deadline passed").into_http())
-                    }
-                },
-            }
-        })
-    }
-}
 
 /// Admits a peer by its credentials, and says under which policy it calls.
 #[derive(Clone)]
@@ -461,8 +400,7 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         .initial_stream_window_size(WINDOW)
         .initial_connection_window_size(WINDOW * 2)
         .max_concurrent_streams(MAX_STREAMS)
-        .layer(DeadlineLayer)
-        .layer(crate::calls::CallsLayer(calls))
+        .layer(crate::calls::CallLayer(calls))
         .add_service(svc)
         .add_service(health_svc)
         .add_service(reflection_v1)
