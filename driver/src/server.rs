@@ -238,17 +238,39 @@ fn bind(cfg: &ServerConfig) -> Result<UnixListener> {
         std::fs::create_dir_all(parent)
             .map_err(Error::io(format!("creating {}", parent.display())))?;
     }
+    // Bound under a temporary name, given its owner and mode, then renamed into place: the
+    // socket appears with its final permissions (a client never finds it 0600 for a moment).
+    // (A path too long for the temporary name is bound in place, as before.)
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.new", std::process::id()));
+    let tmp = if tmp_name.len() < 108 {
+        PathBuf::from(tmp_name)
+    } else {
+        path.clone()
+    };
+    let _ = std::fs::remove_file(&tmp);
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let listener = UnixListener::bind(path);
+    let listener = UnixListener::bind(&tmp);
     nix::sys::stat::umask(old);
-    let listener = listener.map_err(Error::io(format!("binding {}", path.display())))?;
-    if let Some(gid) = cfg.allow_gid {
-        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
-            .map_err(|e| Error::Internal(format!("chown {}: {e}", path.display())))?;
-    }
+    let listener = listener.map_err(Error::io(format!("binding {}", tmp.display())))?;
     let mode = socket_mode(cfg);
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(Error::io("chmod socket"))?;
+    let placed = (|| {
+        if let Some(gid) = cfg.allow_gid {
+            nix::unistd::chown(&tmp, None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| Error::Internal(format!("chown {}: {e}", tmp.display())))?;
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(Error::io("chmod socket"))?;
+        if &tmp != path {
+            std::fs::rename(&tmp, path)
+                .map_err(Error::io(format!("placing {}", path.display())))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     for warning in unreachable_by_admitted(cfg, mode) {
         warn!("{warning}");
     }
