@@ -15,6 +15,7 @@ pub mod ipam;
 pub mod leftovers;
 pub mod logs;
 pub mod policy;
+pub mod pool;
 mod render;
 pub mod server;
 pub mod service;

@@ -454,6 +454,7 @@ pub async fn serve(driver_cfg: DriverConfig, server_cfg: ServerConfig) -> Result
         _ = bounded => {}
     }
     watcher.abort();
+    driver.pool.stop().await;
     let _ = std::fs::remove_file(&server_cfg.socket);
     Ok(())
 }

@@ -71,6 +71,11 @@ pub struct SpawnOptions {
 /// [`raise_nofile_limit`]): shims, and so containers, get it back.
 static INHERITED_NOFILE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
+/// The soft limit shims and containers get back (see [`raise_nofile_limit`]), if it was raised.
+pub fn inherited_nofile() -> Option<u64> {
+    INHERITED_NOFILE.get().copied()
+}
+
 /// Raises the daemon's open-files soft limit to its hard limit: it holds one descriptor per
 /// container (its event subscription), so thousands of containers need more than the usual
 /// 1024. Containers are not given the raised limit (as Go does for the processes it starts).
@@ -86,36 +91,62 @@ pub fn raise_nofile_limit() -> Option<(u64, u64)> {
     Some((soft, hard))
 }
 
-/// Starts a shim for the container whose state directory is `dir` and waits until it reports
-/// the container created (its state) or failed (the error).
+/// The shim's arguments for the container whose state directory is `dir`.
+fn shim_args(id: &str, dir: &Path, opts: &SpawnOptions) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--id".into(),
+        id.into(),
+        "--state".into(),
+        dir.to_string_lossy().into_owned(),
+    ];
+    if opts.stdin {
+        args.push("--stdin".into());
+    }
+    if opts.log_max_size > 0 {
+        args.extend([
+            "--log-max-size".into(),
+            opts.log_max_size.to_string(),
+            "--log-max-files".into(),
+            opts.log_max_files.max(1).to_string(),
+        ]);
+    }
+    if let Some((rows, cols)) = opts.console_size {
+        args.extend(["--console-size".into(), format!("{rows}x{cols}")]);
+    }
+    if opts.cgroup_devices == execdriver_shim::cgroups::DeviceMode::Bpf {
+        args.extend(["--cgroup-devices".into(), "bpf".into()]);
+    }
+    if opts.allow_missing_apparmor {
+        args.push("--allow-missing-apparmor".into());
+    }
+    if let Some(soft) = INHERITED_NOFILE.get() {
+        args.extend(["--nofile-soft".into(), soft.to_string()]);
+    }
+    args
+}
+
+/// Starts a shim for the container whose state directory is `dir` (or hands the create to a
+/// parked one from `pool`) and waits until it reports the container created (its state) or
+/// failed (the error).
 pub async fn spawn(
     shim_path: &Path,
+    pool: Option<&crate::pool::ShimPool>,
     id: &str,
     dir: &Path,
     opts: &SpawnOptions,
 ) -> Result<ShimState> {
+    let args = shim_args(id, dir, opts);
+    // A parked shim, when one is ready and the path is one it can be told.
+    if let Some(pool) = pool.filter(|_| dir.to_str().is_some()) {
+        while let Some(mut parked) = pool.take() {
+            if pool.adopt(&mut parked, &args).await.is_ok() {
+                drop(parked.stdin);
+                return await_report(parked.child, parked.stdout, dir).await;
+            }
+        }
+    }
     let mut cmd = Command::new(shim_path);
-    cmd.arg("--id").arg(id).arg("--state").arg(dir);
-    if opts.stdin {
-        cmd.arg("--stdin");
-    }
-    if opts.log_max_size > 0 {
-        cmd.arg("--log-max-size").arg(opts.log_max_size.to_string());
-        cmd.arg("--log-max-files")
-            .arg(opts.log_max_files.max(1).to_string());
-    }
-    if let Some((rows, cols)) = opts.console_size {
-        cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
-    }
-    if opts.cgroup_devices == execdriver_shim::cgroups::DeviceMode::Bpf {
-        cmd.arg("--cgroup-devices").arg("bpf");
-    }
-    if opts.allow_missing_apparmor {
-        cmd.arg("--allow-missing-apparmor");
-    }
-    if let Some(soft) = INHERITED_NOFILE.get() {
-        cmd.arg("--nofile-soft").arg(soft.to_string());
-    }
+    cmd.args(&args);
     // Started from a sealed copy (/proc/self/fd/N), it shows as itself.
     cmd.arg0("execdriver-shim");
     cmd.stdin(Stdio::null())
@@ -125,13 +156,21 @@ pub async fn spawn(
     let mut child = cmd
         .spawn()
         .map_err(Error::io(format!("starting {}", shim_path.display())))?;
-    let Some(mut stdout) = child.stdout.take() else {
+    let Some(stdout) = child.stdout.take() else {
         return Err(Error::Internal("shim stdout was not captured".into()));
     };
+    await_report(child, stdout, dir).await
+}
+
+/// Reads the shim's report of its create from `stdout`, and reaps the process started (which
+/// exits once the shim has reported: the shim detaches, the daemon holds no handle on it).
+async fn await_report(
+    mut child: tokio::process::Child,
+    mut stdout: tokio::process::ChildStdout,
+    dir: &Path,
+) -> Result<ShimState> {
     let report = tokio::time::timeout(CREATE_TIMEOUT, read_frame::<Response>(&mut stdout)).await;
     drop(stdout);
-    // The process started forked the shim and exited at once (the shim detaches: the daemon
-    // holds no handle on it); reap it.
     let started = child.wait().await;
     let report = match report {
         Ok(r) => r,

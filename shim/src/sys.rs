@@ -41,6 +41,86 @@ pub unsafe fn clone_process(flags: CloneFlags) -> nix::Result<Forked> {
     }
 }
 
+/// [`clone_process`] through `clone3(2)`, which can also place the child in the cgroup v2
+/// directory `cgroup` as it is born (`CLONE_INTO_CGROUP`: no migration, so none of the
+/// migration lock's cost). Falls back to `clone(2)` when the kernel has no `clone3` (before
+/// 5.3) or no `CLONE_INTO_CGROUP` (before 5.7) and no cgroup is asked for; with one asked
+/// for, `ENOSYS`/`E2BIG` come back to the caller, who moves the child instead.
+///
+/// # Safety
+///
+/// As [`clone_process`]: the calling process must be single-threaded.
+pub unsafe fn clone3_process(
+    flags: CloneFlags,
+    cgroup: Option<std::os::fd::BorrowedFd<'_>>,
+) -> nix::Result<Forked> {
+    use std::os::fd::AsRawFd;
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let mut args = CloneArgs {
+        flags: flags.bits() as u32 as u64,
+        // With CLONE_PARENT the child gets the caller's own exit signal, and clone3 wants 0.
+        exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` lives across the call and its size is passed with it; a null stack gives
+    // the child a copy-on-write copy of ours (fork semantics). Single-threaded: see above.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => match Errno::last() {
+            Errno::ENOSYS | Errno::E2BIG if cgroup.is_none() => {
+                // SAFETY: as above.
+                unsafe { clone_process(flags) }
+            }
+            e => Err(e),
+        },
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Whether the running kernel is at least `major.minor` (from uname; false when unreadable).
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(u) = nix::sys::utsname::uname() else {
+        return false;
+    };
+    let release = u.release().to_string_lossy().into_owned();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    have >= (major, minor)
+}
+
 /// Marks every descriptor from `first` up close-on-exec (`close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC`), falling back to walking /proc/self/fd on older kernels.
 pub fn cloexec_from(first: i32) -> nix::Result<()> {
@@ -187,14 +267,24 @@ pub fn send_with_fd(
     data: &[u8],
     fd: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> nix::Result<()> {
+    send_with_fds(sock, data, fd.as_slice())
+}
+
+/// Sends `data` on a unix socket with `fds` attached (SCM_RIGHTS), in one message.
+pub fn send_with_fds(
+    sock: std::os::fd::BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> nix::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     use std::os::fd::AsRawFd;
     let iov = [std::io::IoSlice::new(data)];
-    let raw = fd.map(|f| [f.as_raw_fd()]);
-    let cmsgs: Vec<ControlMessage<'_>> = raw
-        .as_ref()
-        .map(|r| vec![ControlMessage::ScmRights(r)])
-        .unwrap_or_default();
+    let raw: Vec<std::os::fd::RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsgs: Vec<ControlMessage<'_>> = if raw.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&raw)]
+    };
     sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).map(drop)
 }
 
@@ -203,30 +293,39 @@ pub fn recv_with_fd(
     sock: std::os::fd::BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> nix::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    recv_with_fds(sock, buf).map(|(n, fds)| (n, fds.into_iter().next()))
+}
+
+/// The most descriptors [`recv_with_fds`] takes with one message.
+pub const MAX_FDS: usize = 8;
+
+/// Receives one message from a unix socket and the descriptors sent with it (up to
+/// [`MAX_FDS`]), close-on-exec, in the order they were sent.
+pub fn recv_with_fds(
+    sock: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Vec<std::os::fd::OwnedFd>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
     let msg = recvmsg::<UnixAddr>(
         sock.as_raw_fd(),
         &mut iov,
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
-    let mut fd = None;
+    let mut out = Vec::new();
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             for raw in fds {
                 // SAFETY: the kernel just installed this descriptor in our table for us (it is
                 // new and owned by nobody else); wrapping it makes sure it is closed.
-                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                if fd.is_none() {
-                    fd = Some(owned);
-                }
+                out.push(unsafe { OwnedFd::from_raw_fd(raw) });
             }
         }
     }
-    Ok((msg.bytes, fd))
+    Ok((msg.bytes, out))
 }
 
 extern "C" fn noop_handler(_: libc::c_int) {}

@@ -334,18 +334,30 @@ impl Daemon {
         }
     }
 
-    /// The cgroup directories under this daemon's cgroup parent, in every hierarchy.
+    /// The containers' cgroup directories under this daemon's cgroup parent, in every
+    /// hierarchy (not its parked shims' pool sets, see [`is_pool`]).
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         cgroups_under(&self.cgroup_parent)
+            .into_iter()
+            .filter(|p| !is_pool(p))
+            .collect()
     }
 
-    /// Container state directories left in the root.
+    /// The pool sets of this daemon's parked shims (`--shim-pool`), in every hierarchy.
+    pub fn pool_cgroup_dirs(&self) -> Vec<PathBuf> {
+        cgroups_under(&self.cgroup_parent)
+            .into_iter()
+            .filter(|p| is_pool(p))
+            .collect()
+    }
+
+    /// Container state directories left in the root (not the parked shims' `.pool`).
     pub fn state_dirs(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.root)
             .map(|r| {
                 r.flatten()
                     .map(|e| e.path())
-                    .filter(|p| p.is_dir())
+                    .filter(|p| p.is_dir() && !is_pool(p))
                     .collect()
             })
             .unwrap_or_default()
@@ -476,6 +488,17 @@ pub fn unique_ifname(prefix: &str) -> String {
     let name = format!("{prefix}{:x}{n:x}", std::process::id() & 0xffff);
     assert!(name.len() <= 15, "{name} is too long for an interface name");
     name
+}
+
+/// Whether `path` is a parked shim's (`--shim-pool`): its directory under the root's `.pool`,
+/// or its cgroups, `.pool-TOKEN`. They come and go as the daemon refills its pool; tests of
+/// what containers leave behind look past them, and `pool` tests look at them.
+pub fn is_pool(path: &Path) -> bool {
+    path.components().any(|c| {
+        c.as_os_str()
+            .to_str()
+            .is_some_and(|s| s == ".pool" || s.starts_with(".pool-"))
+    })
 }
 
 /// The cgroup directories under `parent` in every mounted hierarchy.

@@ -147,7 +147,14 @@ impl Driver {
             cgroup_devices: self.config.defaults.cgroup_devices,
             allow_missing_apparmor: self.config.defaults.allow_missing_apparmor,
         };
-        shims::spawn(&self.shim_exe.program(), &meta.id, dir, &opts).await
+        // A parked shim's cgroups are made under the daemon's parent: only for a container
+        // whose cgroups go there too.
+        let pool = config
+            .cgroups
+            .as_ref()
+            .filter(|c| c.parent == self.config.defaults.cgroup_parent)
+            .map(|_| &*self.pool);
+        shims::spawn(&self.shim_exe.program(), pool, &meta.id, dir, &opts).await
     }
 
     /// Starts a created container, or (with an exec id) a created exec'd process.
@@ -232,6 +239,7 @@ impl Driver {
     /// the id is free either way.
     pub async fn delete(&self, id: &str, force: bool) -> Result<pb::DeleteResponse> {
         let c = self.get(id)?;
+        self.pool.touch();
         let _op = c.op.lock().await;
         // A Delete that held the lock before this one may have removed it.
         self.still_known(&c)?;

@@ -39,6 +39,8 @@ pub struct DriverConfig {
     pub defaults: Defaults,
     /// Events kept for Events subscribers that reconnect (0: the default).
     pub event_history: usize,
+    /// Shims kept parked for creates (`--shim-pool`; 0: none).
+    pub shim_pool: usize,
 }
 
 /// One container the driver knows.
@@ -94,6 +96,8 @@ pub struct Driver {
     ipam: Option<Mutex<Ipam>>,
     /// The shim binary, sealed in memory.
     shim_exe: shims::ShimExe,
+    /// Parked shims for creates.
+    pub pool: Arc<crate::pool::ShimPool>,
     /// Container events for Events subscribers.
     pub events: Arc<Hub>,
     /// Held while the driver lives: no second daemon works on the same root.

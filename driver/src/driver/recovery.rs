@@ -50,8 +50,19 @@ impl Driver {
             n => n,
         };
         let events = Arc::new(Hub::open(&config.root, history));
+        // What parked shims of an earlier daemon left (they end with it; a killed one leaves
+        // its cgroups).
+        crate::pool::sweep(&config.root, &config.defaults.cgroup_parent);
+        let shim_exe = shims::ShimExe::open(&config.shim_path);
+        let pool = crate::pool::ShimPool::new(
+            config.shim_pool,
+            &config.root,
+            &config.defaults.cgroup_parent,
+            shim_exe.program(),
+        );
         let mut driver = Driver {
-            shim_exe: shims::ShimExe::open(&config.shim_path),
+            shim_exe,
+            pool,
             config,
             table: Mutex::new(Table::default()),
             ipam: None,
@@ -117,6 +128,7 @@ impl Driver {
     /// Starts watching every container's shim for exits and OOM kills (after [`Driver::open`],
     /// in the runtime). An exit that happened while the driver was down is reported now.
     pub fn watch_containers(&self) {
+        tokio::spawn(self.pool.clone().refill());
         let all: Vec<Arc<Container>> = self.table().containers.values().cloned().collect();
         for c in all {
             c.events.clone().watch();
@@ -131,6 +143,7 @@ impl Driver {
         create_private_dir(&config.root)?;
         let _lock = lock_root(&config.root)?;
         let parent = &config.defaults.cgroup_parent;
+        crate::pool::sweep(&config.root, parent);
         let (mut report, _) = gc::pass(&config.root, parent, true);
         report.lines.extend(leftovers::retry(&config.root, parent));
         gc::orphan_cgroups(parent, &report.kept.clone(), &mut report);

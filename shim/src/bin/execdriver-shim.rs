@@ -13,9 +13,49 @@ use std::process::ExitCode;
 use execdriver_shim::logfile::Rotation;
 use execdriver_shim::supervisor::{self, Options};
 
-fn parse_args() -> Result<Options, String> {
+/// What the command line asks.
+enum Mode {
+    /// Create the container now.
+    Create(Options),
+    /// Park (`--park --state POOL_DIR --cgroup-parent PARENT`): wait for a create to adopt.
+    Park { dir: PathBuf, parent: String },
+}
+
+fn parse_mode() -> Result<Mode, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("--park") {
+        return parse_args(args).map(Mode::Create);
+    }
+    let (mut dir, mut parent) = (None, None);
+    let mut it = args.into_iter().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--state" => dir = it.next().map(PathBuf::from),
+            "--cgroup-parent" => parent = it.next(),
+            // Before the nursery is forked: containers inherit it from there.
+            "--nofile-soft" => apply_nofile_soft(&it.next().unwrap_or_default())?,
+            other => return Err(format!("--park: unknown argument {other:?}")),
+        }
+    }
+    match (dir, parent) {
+        (Some(dir), Some(parent)) if dir.is_absolute() => Ok(Mode::Park { dir, parent }),
+        _ => Err("usage: execdriver-shim --park --state /ABSOLUTE/DIR --cgroup-parent P".into()),
+    }
+}
+
+/// `--nofile-soft N`: the open-files soft limit of whoever started the daemon (which raised its
+/// own to the hard limit): the shim and its containers get it back.
+fn apply_nofile_soft(value: &str) -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let soft: u64 = value.parse().map_err(|_| "bad --nofile-soft")?;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard)
+        .map_err(|e| format!("--nofile-soft: {e}"))
+}
+
+fn parse_args(args: Vec<String>) -> Result<Options, String> {
     let mut opts = Options::default();
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -45,22 +85,7 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or("bad --cgroup-devices (auto or bpf)")?;
             }
             "--allow-missing-apparmor" => opts.allow_missing_apparmor = true,
-            "--nofile-soft" => {
-                // The open-files soft limit of whoever started the daemon (which raised its own
-                // to the hard limit): the shim and its containers get it back.
-                let soft: u64 = value("--nofile-soft")?
-                    .parse()
-                    .map_err(|_| "bad --nofile-soft")?;
-                let (_, hard) =
-                    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-                        .map_err(|e| format!("getrlimit: {e}"))?;
-                nix::sys::resource::setrlimit(
-                    nix::sys::resource::Resource::RLIMIT_NOFILE,
-                    soft.min(hard),
-                    hard,
-                )
-                .map_err(|e| format!("--nofile-soft: {e}"))?;
-            }
+            "--nofile-soft" => apply_nofile_soft(&value("--nofile-soft")?)?,
             "--version" => return Err(format!("execdriver-shim {}", env!("CARGO_PKG_VERSION"))),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -81,22 +106,79 @@ fn main() -> ExitCode {
     // Nothing the caller left open may reach the container.
     // SAFETY: first thing in main: one thread, and no Rust object owns a descriptor above 2.
     unsafe { execdriver_shim::sys::close_from(3) };
-    let opts = match parse_args() {
-        Ok(o) => o,
+    let mode = match parse_mode() {
+        Ok(m) => m,
         Err(msg) => {
             eprintln!("{msg}");
             return ExitCode::from(2);
         }
     };
-    let report = match supervisor::prepare_process(&opts.state_dir) {
+    let state_dir = match &mode {
+        Mode::Create(opts) => opts.state_dir.clone(),
+        Mode::Park { dir, .. } => dir.clone(),
+    };
+    let report = match supervisor::prepare_process(&state_dir, matches!(mode, Mode::Park { .. })) {
         Ok(r) => r,
         Err(e) => {
-            execdriver_shim::log::error!(
-                "execdriver-shim: preparing {}: {e}",
-                opts.state_dir.display()
-            );
+            execdriver_shim::log::error!("execdriver-shim: preparing {}: {e}", state_dir.display());
             return ExitCode::from(1);
         }
     };
-    ExitCode::from(supervisor::run(opts, report) as u8)
+    let code = match mode {
+        Mode::Create(opts) => supervisor::run(opts, report),
+        Mode::Park { dir, parent } => park(&dir, &parent, report),
+    };
+    ExitCode::from(code as u8)
+}
+
+/// A parked shim: makes its pool set, says so (one byte, `P`, on its stdout), and waits for
+/// the create that adopts it; then it is that container's shim.
+fn park(dir: &std::path::Path, parent: &str, mut report: supervisor::Report) -> i32 {
+    use std::io::Write;
+    let token = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parked = match supervisor::Parked::park(parent, &token) {
+        Ok(p) => p,
+        Err(e) => {
+            execdriver_shim::log::error!("parked shim {token}: {e}");
+            let _ = std::fs::remove_dir_all(dir);
+            return 1;
+        }
+    };
+    let adoption = report.adoption.take();
+    let said = report
+        .pipe
+        .write_all(b"P")
+        .and_then(|_| report.pipe.flush());
+    let args = match (said, adoption) {
+        (Ok(()), Some(from)) => supervisor::wait_for_adoption(from),
+        _ => None,
+    };
+    let Some(args) = args else {
+        // Not wanted (the daemon stopped): leave nothing.
+        parked.discard();
+        let _ = std::fs::remove_dir_all(dir);
+        return 0;
+    };
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(msg) => {
+            execdriver_shim::log::error!("parked shim {token}: adoption: {msg}");
+            parked.discard();
+            let _ = std::fs::remove_dir_all(dir);
+            return 2;
+        }
+    };
+    if let Err(e) = supervisor::move_in(dir, &opts.state_dir) {
+        execdriver_shim::log::error!(
+            "parked shim {token}: moving to {}: {e}",
+            opts.state_dir.display()
+        );
+        parked.discard();
+        let _ = std::fs::remove_dir_all(dir);
+        return 1;
+    }
+    supervisor::run_adopted(opts, report, Some(parked))
 }

@@ -150,48 +150,123 @@ impl Cgroup {
     /// container's directory gets their files.
     pub fn create(&self) -> Result<()> {
         for (h, dir) in &self.dirs {
-            let is_cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
-            // Walk down from the hierarchy root so each new level can be initialised.
-            let mut cur = h.mountpoint.clone();
-            for part in self.relative.components() {
-                if h.v2 {
-                    enable_controllers(&cur)?;
+            self.create_in(h, dir)?;
+        }
+        Ok(())
+    }
+
+    fn create_in(&self, h: &Hierarchy, dir: &Path) -> Result<()> {
+        let is_cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
+        // Walk down from the hierarchy root so each new level can be initialised.
+        let mut cur = h.mountpoint.clone();
+        for part in self.relative.components() {
+            if h.v2 {
+                enable_controllers(&cur)?;
+            }
+            cur.push(part);
+            match fs::create_dir(&cur) {
+                Ok(()) => {}
+                // The container's own directory must be new: never adopt one.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur == *dir => {
+                    return Err(Error::Exists(cur));
                 }
-                cur.push(part);
-                match fs::create_dir(&cur) {
-                    Ok(()) => {}
-                    // The container's own directory must be new: never adopt one.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur == *dir => {
-                        return Err(Error::Exists(cur));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(source) => {
-                        return Err(Error::Create {
-                            path: cur.clone(),
-                            source,
-                        })
-                    }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(Error::Create {
+                        path: cur.clone(),
+                        source,
+                    })
                 }
-                if is_cpuset {
-                    for file in ["cpuset.cpus", "cpuset.mems"] {
-                        let own = fs::read_to_string(cur.join(file)).unwrap_or_default();
-                        if own.trim().is_empty() {
-                            let parent = cur.parent().map(|p| p.join(file)).unwrap_or_default();
-                            let value = fs::read_to_string(&parent).unwrap_or_default();
-                            write(&cur.join(file), value.trim())?;
-                        }
+            }
+            if is_cpuset {
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    let own = fs::read_to_string(cur.join(file)).unwrap_or_default();
+                    if own.trim().is_empty() {
+                        let parent = cur.parent().map(|p| p.join(file)).unwrap_or_default();
+                        let value = fs::read_to_string(&parent).unwrap_or_default();
+                        write(&cur.join(file), value.trim())?;
                     }
                 }
             }
-            debug_assert_eq!(&cur, dir);
+        }
+        debug_assert_eq!(&cur, dir);
+        Ok(())
+    }
+
+    /// The v1 part of this cgroup only (a pool's: v2 has no rename, see [`Cgroup::adopt`]).
+    pub fn v1_only(mut self) -> Cgroup {
+        self.dirs.retain(|(h, _)| !h.v2);
+        self
+    }
+
+    /// Makes this cgroup out of `pool` (a set made ahead by a parked shim, see
+    /// [`crate::process::Nursery`], in the same parent): its v1 directories are renamed to
+    /// this cgroup's, which must not exist, and the v2 directory is made new (v2 has no
+    /// rename; the init is born into it). Then the counters the pool's own process ran up
+    /// are reset ([`Cgroup::reset_counters`]).
+    pub fn adopt(&self, pool: &Cgroup) -> Result<()> {
+        for (h, dir) in &self.dirs {
+            if h.v2 {
+                self.create_in(h, dir)?;
+                continue;
+            }
+            let from = pool
+                .dirs
+                .iter()
+                .find(|(p, _)| p.mountpoint == h.mountpoint)
+                .map(|(_, d)| d)
+                .ok_or_else(|| Error::Create {
+                    path: dir.clone(),
+                    source: io::Error::other("the pool has no directory in this hierarchy"),
+                })?;
+            match fs::rename(from, dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::Exists(dir.clone()))
+                }
+                // kernfs says EEXIST; a plain directory rename would say ENOTEMPTY.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                    return Err(Error::Exists(dir.clone()))
+                }
+                Err(source) => {
+                    return Err(Error::Create {
+                        path: dir.clone(),
+                        source,
+                    })
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Zeroes the v1 counters that can be: CPU time and the memory high-water marks and
+    /// failure counts (what a pool's process, gone before the container runs, left in them).
+    pub fn reset_counters(&self) {
+        for (h, dir) in &self.dirs {
+            if h.v2 {
+                continue;
+            }
+            for file in [
+                "cpuacct.usage",
+                "memory.max_usage_in_bytes",
+                "memory.memsw.max_usage_in_bytes",
+                "memory.kmem.max_usage_in_bytes",
+                "memory.failcnt",
+                "memory.memsw.failcnt",
+                "memory.kmem.failcnt",
+            ] {
+                let path = dir.join(file);
+                if path.exists() {
+                    let _ = fs::write(path, "0");
+                }
+            }
+        }
     }
 
     /// Moves `pid` into every one of the container's cgroups.
     pub fn add(&self, pid: Pid) -> Result<()> {
         for (_, dir) in &self.dirs {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            add_to(dir, pid)?;
         }
         Ok(())
     }
@@ -293,6 +368,11 @@ impl Cgroup {
             )),
         }
     }
+}
+
+/// Moves `pid` into the cgroup `dir`.
+pub fn add_to(dir: &Path, pid: Pid) -> Result<()> {
+    write(&dir.join("cgroup.procs"), &pid.to_string())
 }
 
 /// Adds the pids in `dir/cgroup.procs` to `out` (once each).
@@ -404,6 +484,21 @@ pub trait Manager {
     /// Writes the limits of `r` (every non-zero field; 0 leaves a limit as it is). Used at
     /// create and, with the merged values, by live updates.
     fn set(&self, r: &Cgroups) -> Result<()>;
+    /// Writes the pids limit alone (0 leaves it; negative: unlimited).
+    fn set_pids_limit(&self, limit: i64) -> Result<()> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let value = if limit < 0 {
+            UNLIMITED_TEXT.to_owned()
+        } else {
+            limit.to_string()
+        };
+        match self.cgroup().dir_for("pids") {
+            Some(dir) => write(&dir.join("pids.max"), &value),
+            None => Ok(()),
+        }
+    }
     /// Installs the device rules: the default list plus `r.devices` (`r.devices` alone, in
     /// order, with `r.devices_exact`), or everything with `r.device_access`. Once, at create.
     fn set_devices(&self, r: &Cgroups) -> Result<()>;

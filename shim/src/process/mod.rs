@@ -25,6 +25,7 @@ mod child;
 mod identity;
 mod joined;
 mod kernel;
+mod nursery;
 mod spec;
 mod sync;
 mod timens;
@@ -46,6 +47,7 @@ use child::{child_end, close_inherited, init_child, join_child, ChildError};
 pub use child::{find_executable, process_env};
 pub use identity::{Identity, DEFAULT_UMASK};
 pub use kernel::sysctl_path;
+pub use nursery::Nursery;
 pub use spec::{Launch, OwnSettings, ProcessSpec, StartGate, Stdio};
 use sync::{recv, recv_fd, send, sync_pair};
 pub use sync::{ChildErrorCode, Error, SyncMsg};
@@ -82,8 +84,50 @@ pub fn create_with(
     launch: Launch,
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
-    let spec = ProcessSpec::from_config(config);
     let (parent_sock, child_sock) = sync_pair()?;
+    let pid = clone_init(config, rootfs, stdio, child_sock, launch, &Birth::default())?;
+    Created::configure(pid, parent_sock, config, true, parent_setup)
+}
+
+/// [`create`], with the init cloned by `nursery` (a process parked in the container's cgroups
+/// beforehand, see [`Nursery`]): the init is born in its cgroups, with no migration. It is
+/// still the caller's child. `v2_cgroup`: the container's cgroup v2 directory, which the init
+/// is born into too (`CLONE_INTO_CGROUP`, Linux 5.7).
+pub fn create_by(
+    nursery: Nursery,
+    config_path: &Path,
+    config: &Config,
+    stdio: Stdio,
+    v2_cgroup: Option<&Path>,
+    parent_setup: ParentSetup<'_>,
+) -> Result<Created, Error> {
+    let (parent_sock, child_sock) = sync_pair()?;
+    let pid = nursery.bear(config_path, stdio, child_sock, v2_cgroup)?;
+    Created::configure(pid, parent_sock, config, true, parent_setup)
+}
+
+/// How [`clone_init`] makes the init, beyond the config's namespaces.
+#[derive(Default)]
+struct Birth<'a> {
+    /// CLONE_PARENT: the init becomes the caller's sibling (a nursery's: its parent's child).
+    sibling: bool,
+    /// The cgroup v2 directory to be born in (CLONE_INTO_CGROUP).
+    cgroup: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Leave out CLONE_NEWNET: the caller already is in the network namespace made for it.
+    in_own_netns: bool,
+}
+
+/// Clones a container's init into the config's namespaces; the child sets itself up (talking
+/// over `child_sock`) and never returns from here. Returns the child's pid in the caller.
+fn clone_init(
+    config: &Config,
+    rootfs: &Path,
+    stdio: Stdio,
+    child_sock: OwnedFd,
+    launch: Launch,
+    birth: &Birth<'_>,
+) -> Result<Pid, Error> {
+    let spec = ProcessSpec::from_config(config);
     // A `netns` network strategy replaces a new network namespace: its file is opened here,
     // the clone leaves out CLONE_NEWNET, and the init joins it.
     let join_net = crate::network::open_netns(config).map_err(Error::Network)?;
@@ -93,8 +137,11 @@ pub fn create_with(
     // attach.
     let idmapped = crate::rootfs::Idmapped::prepare(config).map_err(Error::Idmap)?;
     let mut flags = joined.clone_flags(config);
-    if join_net.is_some() {
+    if join_net.is_some() || birth.in_own_netns {
         flags.remove(CloneFlags::CLONE_NEWNET);
+    }
+    if birth.sibling {
+        flags.insert(CloneFlags::CLONE_PARENT);
     }
     // A cgroup namespace is rooted where its process is when it is made: the init unshares
     // it once it is in the container's cgroups (after Configured), so the container sees its
@@ -108,10 +155,15 @@ pub fn create_with(
             joined::in_pid_ns(
                 joined.pid(),
                 || {
-                    // SAFETY: the shim and nsinit are single-threaded (no code of theirs
-                    // starts a thread).
+                    // SAFETY: the shim, its nursery and nsinit are single-threaded (no code
+                    // of theirs starts a thread).
                     #[allow(unsafe_code)]
-                    let forked = unsafe { sys::clone_process(flags) };
+                    let forked = unsafe {
+                        match birth.cgroup {
+                            Some(fd) => sys::clone3_process(flags, Some(fd)),
+                            None => sys::clone_process(flags),
+                        }
+                    };
                     forked
                 },
                 |f| matches!(f, Forked::Parent(_)),
@@ -121,7 +173,6 @@ pub fn create_with(
     )?;
     match forked.map_err(Error::Clone)? {
         Forked::Child => {
-            drop(parent_sock);
             let mut keep = stdio.raw_fds();
             keep.push(child_sock.as_raw_fd());
             keep.extend(join_net.as_ref().map(|f| f.as_raw_fd()));
@@ -133,16 +184,12 @@ pub fn create_with(
                 paths: &joined,
                 idmapped: &idmapped,
             };
+            // Everything else (the parent's end of the sync socket among them) is closed.
             let r = close_inherited(&keep)
                 .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets, &launch));
             child_end(r, &child_sock)
         }
-        Forked::Parent(pid) => {
-            drop(child_sock);
-            drop(stdio);
-            drop(launch);
-            Created::configure(pid, parent_sock, config, true, parent_setup)
-        }
+        Forked::Parent(pid) => Ok(pid),
     }
 }
 

@@ -69,6 +69,9 @@ pub enum Error {
     /// An idmapped mount that cannot be made (it names its field).
     #[error("{0}")]
     Idmap(#[source] crate::rootfs::Error),
+    /// The nursery could not clone the init (`precondition`: the request is at fault).
+    #[error("{message}")]
+    Nursery { precondition: bool, message: String },
 }
 
 impl Error {
@@ -81,6 +84,9 @@ impl Error {
             } => ErrorCode::FailedPrecondition,
             Error::Network(e) => e.code(),
             Error::Namespace { .. } | Error::Idmap(_) => ErrorCode::FailedPrecondition,
+            Error::Nursery {
+                precondition: true, ..
+            } => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
         }
     }

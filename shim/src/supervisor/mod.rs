@@ -25,10 +25,12 @@ mod clients;
 mod container;
 mod dispatch;
 mod events;
+mod park;
 mod procs;
 mod relay;
 mod setup;
 
+pub use park::{move_in, pool_cgroup_name, pool_cgroups, wait_for_adoption, Parked};
 pub use procs::exec_log_name;
 pub use setup::{prepare_process, Report};
 
@@ -136,8 +138,13 @@ fn sys_err(what: &'static str) -> impl FnOnce(Errno) -> Error {
 
 /// Runs the shim: creates the container, reports on `report` (the driver's pipe) whether that
 /// worked, then supervises until deleted. Returns the process exit code.
-pub fn run(opts: Options, mut report: Report) -> i32 {
-    let mut shim = match Shim::create(&opts) {
+pub fn run(opts: Options, report: Report) -> i32 {
+    run_adopted(opts, report, None)
+}
+
+/// [`run`] for a parked shim that a create adopted: its pool set becomes the container's.
+pub fn run_adopted(opts: Options, mut report: Report, parked: Option<Parked>) -> i32 {
+    let mut shim = match Shim::create(&opts, parked) {
         Ok(shim) => shim,
         Err(e) => {
             log::error!("shim {}: create failed: {e}", opts.id);

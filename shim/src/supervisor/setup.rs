@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -16,13 +16,15 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::waitpid;
 
 use crate::cgroups::{self, Layout, Manager};
+use crate::config::Cgroups;
 use crate::config::Config;
 use crate::log;
 use crate::logfile::LogWriter;
 use crate::network;
-use crate::process::{self, Stdio};
+use crate::process::{self, Nursery, Stdio};
 use crate::state;
 
+use super::park::Parked;
 use super::procs::{make_stdio, Proc};
 use super::relay::READ_SIZE;
 use super::{
@@ -44,7 +46,7 @@ fn check_apparmor(opts: &Options, config: &Config) -> Result<(), Error> {
 }
 
 impl Shim {
-    pub(super) fn create(opts: &Options) -> Result<Shim, Error> {
+    pub(super) fn create(opts: &Options, parked: Option<Parked>) -> Result<Shim, Error> {
         let dir = opts.state_dir.clone();
         let config = Config::load(&dir.join(state::CONFIG))?;
         let rootfs = config.rootfs.clone().ok_or(Error::NoRootfs)?;
@@ -70,21 +72,46 @@ impl Shim {
         let net_plan = network::plan(&config)?;
 
         // The cgroups, with every limit and the device rules in place before the init exists.
+        // A parked shim's pool set becomes them when it fits (same parent); otherwise it is
+        // discarded and they are made here.
+        let mut parked = parked;
+        let mut nursery = None;
         let cgroup = match &config.cgroups {
             Some(cg) => {
                 let manager = cgroups::open(&Layout::detect()?, cg, opts.cgroup_devices)?;
-                let made = manager
-                    .create()
-                    .and_then(|_| manager.set(cg))
-                    .and_then(|_| manager.set_devices(cg));
+                let adopting = parked.take_if(|p| p.fits(cg));
+                let made = match &adopting {
+                    // pids.max waits until the nursery is gone (it counts until then).
+                    Some(p) => manager.cgroup().adopt(&p.pool).and_then(|_| {
+                        manager.set(&Cgroups {
+                            pids_limit: 0,
+                            ..cg.clone()
+                        })
+                    }),
+                    None => manager.create().and_then(|_| manager.set(cg)),
+                }
+                .and_then(|_| manager.set_devices(cg));
                 if let Err(e) = made {
                     let _ = manager.destroy();
+                    if let Some(p) = adopting {
+                        p.discard();
+                    }
+                    if let Some(p) = parked {
+                        p.discard();
+                    }
                     return Err(e.into());
+                }
+                if let Some(p) = adopting {
+                    log::info!("shim {}: made from a parked shim", opts.id);
+                    nursery = Some(p.nursery);
                 }
                 Some(manager)
             }
             None => None,
         };
+        if let Some(p) = parked {
+            p.discard();
+        }
         let oom = match cgroup.as_ref().map(|m| m.watch_oom()) {
             Some(Ok(w)) => w,
             Some(Err(e)) => {
@@ -101,6 +128,7 @@ impl Shim {
             &config,
             &rootfs,
             cgroup.as_deref(),
+            nursery,
             &net_plan,
             &mut links,
         );
@@ -166,15 +194,6 @@ impl Shim {
                 });
             }
         }
-        if !shim.links.is_empty() {
-            if let Err(e) = network::save_host_links(&dir, &shim.links) {
-                shim.abandon();
-                return Err(Error::Io {
-                    what: "writing network.json",
-                    source: e,
-                });
-            }
-        }
         Ok(shim)
     }
 
@@ -183,6 +202,7 @@ impl Shim {
         config: &Config,
         rootfs: &Path,
         cgroup: Option<&dyn Manager>,
+        nursery: Option<Nursery>,
         net_plan: &network::Plan,
         links: &mut Vec<network::HostLink>,
     ) -> Result<Proc, Error> {
@@ -191,14 +211,47 @@ impl Shim {
             .map_err(io_err("opening the log"))?;
         let mut io = make_stdio(config.tty, opts.stdin, opts.console_size)?;
         let child = std::mem::replace(&mut io.child, Stdio::Inherit);
-        let created = process::create(config, rootfs, child, &mut |pid| {
-            if let Some(cg) = cgroup {
-                cg.apply(pid).map_err(|e| format!("cgroups: {e}"))?;
+        let created = match (nursery, cgroup) {
+            (Some(nursery), Some(cg)) => {
+                // Born in its cgroups: the v1 ones are the nursery's, the v2 one by
+                // CLONE_INTO_CGROUP (on kernels that have it; moved otherwise).
+                let v2 = cg.cgroup().v2_dir().map(Path::to_path_buf);
+                let into_v2 = v2.as_ref().filter(|_| crate::sys::kernel_at_least(5, 7));
+                let pids_limit = config.cgroups.as_ref().map_or(0, |c| c.pids_limit);
+                process::create_by(
+                    nursery,
+                    &opts.state_dir.join(state::CONFIG),
+                    config,
+                    child,
+                    into_v2.map(PathBuf::as_path),
+                    &mut |pid| {
+                        if let (Some(dir), None) = (&v2, into_v2) {
+                            cgroups::add_to(dir, pid).map_err(|e| format!("cgroups: {e}"))?;
+                        }
+                        // The nursery is gone: its counts go, and the pids limit applies.
+                        cg.cgroup().reset_counters();
+                        cg.set_pids_limit(pids_limit)
+                            .map_err(|e| format!("cgroups: {e}"))?;
+                        *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
+                            .map_err(|e| format!("network: {e}"))?;
+                        Ok(())
+                    },
+                )?
             }
-            *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
-                .map_err(|e| format!("network: {e}"))?;
-            Ok(())
-        })?;
+            (nursery, cgroup) => {
+                if let Some(n) = nursery {
+                    n.dismiss();
+                }
+                process::create(config, rootfs, child, &mut |pid| {
+                    if let Some(cg) = cgroup {
+                        cg.apply(pid).map_err(|e| format!("cgroups: {e}"))?;
+                    }
+                    *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
+                        .map_err(|e| format!("network: {e}"))?;
+                    Ok(())
+                })?
+            }
+        };
         Proc::new(String::new(), created, io, opts.stdin, log)
     }
 
@@ -265,6 +318,8 @@ pub struct Report {
     /// The starter's pipe: one byte when the create succeeded; its closing without one (the
     /// shim exiting) means it failed.
     starter: File,
+    /// A parked shim's original stdin: the daemon's adoption comes on it.
+    pub adoption: Option<File>,
 }
 
 impl Report {
@@ -278,7 +333,7 @@ impl Report {
 /// Prepares the shim process itself: detached from its starter, its own session, a child
 /// subreaper, SIGPIPE ignored, working directory in the state directory, diagnostics to
 /// `shim.log`. Returns where to report the create.
-pub fn prepare_process(state_dir: &Path) -> io::Result<Report> {
+pub fn prepare_process(state_dir: &Path, parked: bool) -> io::Result<Report> {
     // Detach from whoever started it: the process started forks the shim and waits only
     // until the create's outcome is known (exit 0 created, 1 failed and cleaned up), and the
     // shim is reparented to the nearest subreaper. The driver then holds nothing per shim (no
@@ -291,6 +346,12 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<Report> {
     match forked {
         Ok(crate::sys::Forked::Parent(_)) => {
             drop(starter);
+            // It keeps no end of the daemon's pipes: they close when the shim goes (a parked
+            // shim's stdin too, so an adoption of a dead one fails at once).
+            if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+            }
             let mut byte = [1u8];
             let mut outcome = File::from(outcome);
             let code = match io::Read::read(&mut outcome, &mut byte) {
@@ -321,6 +382,17 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<Report> {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
     .map_err(io::Error::from)?;
+    let adoption = if parked {
+        let fd = nix::unistd::dup(io::stdin().as_fd()).map_err(io::Error::from)?;
+        nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(io::Error::from)?;
+        Some(File::from(fd))
+    } else {
+        None
+    };
     let null = File::options().read(true).write(true).open("/dev/null")?;
     let log = fs::OpenOptions::new()
         .create(true)
@@ -333,5 +405,6 @@ pub fn prepare_process(state_dir: &Path) -> io::Result<Report> {
     Ok(Report {
         pipe: File::from(report),
         starter: File::from(starter),
+        adoption,
     })
 }

@@ -7,7 +7,7 @@
 //!
 //! This file holds what the topics share: where a container's cgroup files are, requests with
 //! resources, and state, stats and delete calls. The tests are in `limits` (memory, pids, cpu),
-//! `freezer` (pause, resume, a frozen start), `update`, `stats`, `devices`, `hierarchy` (the
+//! `freezer` (pause, resume, a frozen start), `pool` (parked shims), `update`, `stats`, `devices`, `hierarchy` (the
 //! cgroup parent, delete), `requests` (bad resources, the CLI) and `shim` (the shim alone on a
 //! container.json).
 
@@ -21,6 +21,7 @@ mod devices;
 mod freezer;
 mod hierarchy;
 mod limits;
+mod pool;
 mod requests;
 mod shim;
 mod stats;

@@ -80,7 +80,7 @@ fn shims_under(root: &Path) -> Vec<i32> {
                 .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
                 .filter(|pid| {
                     std::fs::read_link(format!("/proc/{pid}/cwd"))
-                        .is_ok_and(|cwd| cwd.starts_with(root))
+                        .is_ok_and(|cwd| cwd.starts_with(root) && !execdriver_tests::is_pool(&cwd))
                 })
                 .filter(|pid| alive(*pid))
                 .collect()

@@ -1,0 +1,329 @@
+//! The nursery: a process parked, ahead of any request, in a fresh set of cgroups and a fresh
+//! network namespace, which clones a container's init when asked. The init is born where it
+//! belongs, so the create pays neither a cgroup migration (on a quiet host the first one waits
+//! a whole RCU grace period for the kernel's migration lock) nor a network namespace.
+//!
+//! ```text
+//! shim (parked)                         nursery (in .pool-TOKEN cgroups, own netns, lo up)
+//! fork ------------------------------->  joins the cgroups, unshares its network namespace
+//!          <---------------------------- Parked
+//! ... a create adopts the shim; the cgroups are renamed to the container's ...
+//! Bear {config} + fds (sync socket, stdio, v2 cgroup) -->
+//!                                        clone(CLONE_PARENT | namespaces): the init is the
+//!                                        shim's child, in the nursery's cgroups
+//!          <---------------------------- Born {pid}, then the nursery exits
+//! ```
+//!
+//! Nothing of the nursery reaches the container: it touches only its own pages (freed, and
+//! uncharged, when it exits), it is gone before the init runs any of the container's code, and
+//! the network namespace it made holds nothing but `lo`. A container that asks for a user
+//! namespace gets a new network namespace at its clone, as without a nursery (its user
+//! namespace must own it).
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::sync::{sync_pair, Error};
+use super::{clone_init, Birth, Launch, Stdio};
+use crate::config::Config;
+use crate::namespaces::Namespace;
+use crate::sys::{self, Forked};
+
+/// What the shim and its nursery say to each other.
+#[derive(Debug, Serialize, Deserialize)]
+enum Msg {
+    /// Nursery to shim: in its cgroups and network namespace, waiting.
+    Parked,
+    /// Shim to nursery: clone the init of the container.json at `config`. Descriptors: the
+    /// init's end of its sync socket; stdin, stdout and stderr with [`Pipes::Fds`]; then the
+    /// v2 cgroup directory with `into_cgroup`.
+    Bear {
+        config: PathBuf,
+        stdio: Pipes,
+        into_cgroup: bool,
+    },
+    /// Nursery to shim: the init is cloned (a child of the shim's); `in_cgroup`: born in the
+    /// v2 directory.
+    Born { pid: i32, in_cgroup: bool },
+    /// Nursery to shim: it could not (`precondition`: the request's fault).
+    Failed { precondition: bool, message: String },
+}
+
+/// [`Stdio`] without its descriptors (they travel beside the message).
+#[derive(Debug, Serialize, Deserialize)]
+enum Pipes {
+    Inherit,
+    Fds,
+    Pty { rows: u16, cols: u16 },
+}
+
+/// A parked nursery, seen from the shim.
+pub struct Nursery {
+    pid: Pid,
+    sock: OwnedFd,
+}
+
+impl Nursery {
+    /// Forks the nursery: it joins the cgroups whose `cgroup.procs` files are `procs`, and
+    /// makes a network namespace with `lo` up. Returns once it is parked.
+    pub fn start(procs: &[PathBuf]) -> Result<Nursery, Error> {
+        let (ours, theirs) = sync_pair()?;
+        // SAFETY: the shim is single-threaded.
+        #[allow(unsafe_code)]
+        let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
+        match forked.map_err(Error::Clone)? {
+            Forked::Child => {
+                drop(ours);
+                nursery_main(procs, theirs)
+            }
+            Forked::Parent(pid) => {
+                drop(theirs);
+                let nursery = Nursery { pid, sock: ours };
+                match nursery.recv()? {
+                    Msg::Parked => Ok(nursery),
+                    other => {
+                        let _ = waitpid(pid, None);
+                        Err(unexpected(other))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a nursery that will not be used: it exits when its socket closes; reaped here.
+    pub fn dismiss(self) {
+        let pid = self.pid;
+        drop(self.sock);
+        let _ = waitpid(pid, None);
+    }
+
+    /// Has the nursery clone the init of the container.json at `config_path` (the shim
+    /// loaded it too; the nursery, forked before it existed, reads its own copy), and reaps
+    /// the nursery. Returns the init's pid.
+    pub(super) fn bear(
+        self,
+        config_path: &Path,
+        stdio: Stdio,
+        child_sock: OwnedFd,
+        v2_cgroup: Option<&Path>,
+    ) -> Result<Pid, Error> {
+        let cgroup = match v2_cgroup {
+            Some(dir) => Some(File::open(dir).map_err(Error::Join)?),
+            None => None,
+        };
+        let (pipes, stdio_fds) = match &stdio {
+            Stdio::Inherit => (Pipes::Inherit, Vec::new()),
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => (
+                Pipes::Fds,
+                vec![stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+            ),
+            Stdio::Pty { rows, cols } => (
+                Pipes::Pty {
+                    rows: *rows,
+                    cols: *cols,
+                },
+                Vec::new(),
+            ),
+        };
+        let mut fds: Vec<BorrowedFd<'_>> = vec![child_sock.as_fd()];
+        fds.extend(stdio_fds);
+        fds.extend(cgroup.as_ref().map(|f| f.as_fd()));
+        let msg = Msg::Bear {
+            config: config_path.to_owned(),
+            stdio: pipes,
+            into_cgroup: cgroup.is_some(),
+        };
+        let sent = send(&self.sock, &msg, &fds);
+        // The init's ends are the nursery's (and the init's) now.
+        drop(child_sock);
+        drop(stdio);
+        let answer = sent.and_then(|_| self.recv());
+        // It exits once it has answered (or has failed to).
+        let _ = waitpid(self.pid, None);
+        match answer? {
+            Msg::Born { pid, .. } => Ok(Pid::from_raw(pid)),
+            Msg::Failed {
+                precondition,
+                message,
+            } => Err(Error::Nursery {
+                precondition,
+                message,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn recv(&self) -> Result<Msg, Error> {
+        recv(&self.sock)?
+            .map(|(m, _)| m)
+            .ok_or_else(|| Error::Nursery {
+                precondition: false,
+                message: "the nursery exited".into(),
+            })
+    }
+}
+
+fn unexpected(m: Msg) -> Error {
+    Error::Protocol(format!("from the nursery: {m:?}"))
+}
+
+fn send(sock: &OwnedFd, msg: &Msg, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
+    let data = serde_json::to_vec(msg).map_err(|e| Error::Protocol(e.to_string()))?;
+    sys::send_with_fds(sock.as_fd(), &data, fds).map_err(Error::Sync)
+}
+
+fn recv(sock: &OwnedFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, Error> {
+    let mut buf = [0u8; 4096];
+    let (n, fds) = loop {
+        match sys::recv_with_fds(sock.as_fd(), &mut buf) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.map_err(Error::Sync)?,
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let msg = serde_json::from_slice(&buf[..n]).map_err(|e| Error::Protocol(e.to_string()))?;
+    Ok(Some((msg, fds)))
+}
+
+/// The nursery's life: park, wait, bear (or, when the shim goes away, just exit).
+fn nursery_main(procs: &[PathBuf], sock: OwnedFd) -> ! {
+    let _ = nix::sys::prctl::set_name(c"execdriver-nurs");
+    // It dies with its shim; the shim's pool clean-up (or the daemon's sweep) removes the
+    // cgroups.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let host_net = match park(procs) {
+        Ok(f) => f,
+        Err(message) => {
+            let _ = send(
+                &sock,
+                &Msg::Failed {
+                    precondition: false,
+                    message,
+                },
+                &[],
+            );
+            sys::exit_now(1)
+        }
+    };
+    if send(&sock, &Msg::Parked, &[]).is_err() {
+        sys::exit_now(1);
+    }
+    let (msg, fds) = match recv(&sock) {
+        Ok(Some(x)) => x,
+        _ => sys::exit_now(0),
+    };
+    let answer = match msg {
+        Msg::Bear {
+            config,
+            stdio,
+            into_cgroup,
+        } => bear(&config, stdio, into_cgroup, fds, &host_net),
+        other => Msg::Failed {
+            precondition: false,
+            message: format!("unexpected {other:?}"),
+        },
+    };
+    let _ = send(&sock, &answer, &[]);
+    sys::exit_now(0)
+}
+
+/// Joins the pool's cgroups and makes the network namespace; returns the host's.
+fn park(procs: &[PathBuf]) -> Result<File, String> {
+    for p in procs {
+        // "0": the writing process.
+        std::fs::write(p, "0").map_err(|e| format!("joining {}: {e}", p.display()))?;
+    }
+    let host = File::open("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(NEWNET): {e}"))?;
+    crate::network::loopback_up().map_err(|e| format!("lo up: {e}"))?;
+    Ok(host)
+}
+
+fn bear(
+    config_path: &Path,
+    pipes: Pipes,
+    into_cgroup: bool,
+    fds: Vec<OwnedFd>,
+    host_net: &File,
+) -> Msg {
+    let failed = |e: Error| Msg::Failed {
+        precondition: e.code() == crate::protocol::ErrorCode::FailedPrecondition,
+        message: e.to_string(),
+    };
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            return Msg::Failed {
+                precondition: false,
+                message: e.to_string(),
+            }
+        }
+    };
+    let Some(rootfs) = config.rootfs.clone() else {
+        return Msg::Failed {
+            precondition: false,
+            message: "container.json: rootfs is not set".into(),
+        };
+    };
+    let mut fds = fds.into_iter();
+    let Some(child_sock) = fds.next() else {
+        return failed(Error::Protocol("no sync socket".into()));
+    };
+    let stdio = match pipes {
+        Pipes::Inherit => Stdio::Inherit,
+        Pipes::Pty { rows, cols } => Stdio::Pty { rows, cols },
+        Pipes::Fds => match (fds.next(), fds.next(), fds.next()) {
+            (Some(stdin), Some(stdout), Some(stderr)) => Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            },
+            _ => return failed(Error::Protocol("stdio descriptors missing".into())),
+        },
+    };
+    let cgroup = if into_cgroup { fds.next() } else { None };
+    // The namespace made here is the container's when it wants a new one of its own (and no
+    // user namespace, which must own it). Otherwise the init starts from the host's, as it
+    // would from the shim.
+    let own_netns = config.has_namespace(Namespace::Net)
+        && !config.has_namespace(Namespace::User)
+        && config.netns_path().is_none()
+        && !config.namespace_paths.contains_key(&Namespace::Net)
+        && !config.namespace_paths.contains_key(&Namespace::User);
+    if !own_netns {
+        if let Err(e) = nix::sched::setns(host_net, CloneFlags::CLONE_NEWNET) {
+            return failed(Error::Join(e.into()));
+        }
+    }
+    let birth = Birth {
+        sibling: true,
+        cgroup: cgroup.as_ref().map(|f| f.as_fd()),
+        in_own_netns: own_netns,
+    };
+    match clone_init(
+        &config,
+        &rootfs,
+        stdio,
+        child_sock,
+        Launch::default(),
+        &birth,
+    ) {
+        Ok(pid) => Msg::Born {
+            pid: pid.as_raw(),
+            in_cgroup: birth.cgroup.is_some(),
+        },
+        Err(e) => failed(e),
+    }
+}

@@ -1,0 +1,119 @@
+//! A parked shim: started ahead of any request (`execdriver-shim --park`), with a set of
+//! cgroups of its own in every v1 hierarchy (`<parent>/.pool-TOKEN`) and a nursery parked in
+//! them ([`Nursery`]). A create then adopts it: the daemon writes the shim's usual arguments
+//! on its stdin, the cgroups are renamed to the container's, and the init is born in them.
+//! What it saves on the create's path: starting a process, making the cgroups, the first
+//! cgroup migration after a quiet spell (an RCU grace period) and a network namespace.
+//!
+//! The daemon keeps a few (`execdriverd --shim-pool N`); one it does not use ends when the
+//! daemon goes away (its stdin closes): the nursery and the cgroups are removed, then the
+//! shim exits.
+
+use std::fs;
+use std::io::{self, BufRead};
+use std::path::{Path, PathBuf};
+
+use crate::cgroups::{self, Cgroup, Layout};
+use crate::config::Cgroups;
+use crate::process::Nursery;
+
+use super::Error;
+
+/// The cgroup name of the pool set `token` (never a container's: ids start with a letter or
+/// digit).
+pub fn pool_cgroup_name(token: &str) -> String {
+    format!(".pool-{token}")
+}
+
+/// A parked shim's cgroups and nursery.
+pub struct Parked {
+    pub(super) nursery: Nursery,
+    /// The pool's v1 directories (renamed to the container's when adopted).
+    pub(super) pool: Cgroup,
+    parent: String,
+}
+
+impl Parked {
+    /// Makes the pool cgroups under `parent` (named after `token`) and parks a nursery in them.
+    pub fn park(parent: &str, token: &str) -> Result<Parked, Error> {
+        let layout = Layout::detect()?;
+        let pool = Cgroup::new(&layout, parent, &pool_cgroup_name(token))?.v1_only();
+        pool.create()?;
+        let procs: Vec<PathBuf> = pool
+            .dirs
+            .iter()
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect();
+        match Nursery::start(&procs) {
+            Ok(nursery) => Ok(Parked {
+                nursery,
+                pool,
+                parent: parent.trim_matches('/').to_owned(),
+            }),
+            Err(e) => {
+                let _ = pool.destroy();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether a container with these cgroups can be made from this pool set (same parent).
+    pub(super) fn fits(&self, cg: &Cgroups) -> bool {
+        !cg.name.is_empty() && cg.parent.trim_matches('/') == self.parent
+    }
+
+    /// Ends the nursery and removes the pool's cgroups (what is left of them).
+    pub fn discard(self) {
+        self.nursery.dismiss();
+        if let Err(e) = self.pool.destroy() {
+            crate::log::warn!("parked shim: removing its cgroups: {e}");
+        }
+    }
+}
+
+/// Waits for the daemon's adoption: one line on `from`, a JSON array of the shim's arguments.
+/// `None` when the daemon closed it (or sent nothing readable): the shim is not wanted.
+pub fn wait_for_adoption(from: fs::File) -> Option<Vec<String>> {
+    let mut line = String::new();
+    match io::BufReader::new(from).read_line(&mut line) {
+        Ok(n) if n > 0 => serde_json::from_str(&line).ok(),
+        _ => None,
+    }
+}
+
+/// Moves the shim from its pool directory to the container's state directory `dir`: working
+/// directory, diagnostics (`shim.log`), and the pool directory removed.
+pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<()> {
+    std::env::set_current_dir(dir)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(crate::state::SHIM_LOG))?;
+    nix::unistd::dup2_stderr(&log).map_err(io::Error::from)?;
+    let _ = fs::remove_dir_all(pool_dir);
+    Ok(())
+}
+
+/// The pool sets under `parent` in every hierarchy (for the daemon's sweep of those a killed
+/// parked shim left).
+pub fn pool_cgroups(parent: &str) -> Vec<Cgroup> {
+    let Ok(layout) = Layout::detect() else {
+        return Vec::new();
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for h in &layout.hierarchies {
+        if let Ok(entries) = fs::read_dir(h.mountpoint.join(parent.trim_matches('/'))) {
+            for e in entries.flatten() {
+                if let Some(n) = e.file_name().to_str() {
+                    if n.starts_with(".pool-") {
+                        names.insert(n.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|n| cgroups::Cgroup::new(&layout, parent, &n).ok())
+        .collect()
+}

@@ -1,0 +1,207 @@
+//! Parked shims (`execdriverd --shim-pool N`): a create adopts one, its init is born in cgroups
+//! made ahead and renamed to the container's, in a network namespace made ahead; nothing of
+//! the pool shows in the container; the pool refills; a stopped daemon leaves none of it, and
+//! a parked shim killed by hand costs no create and nothing after a restart.
+
+use std::path::Path;
+use std::time::Duration;
+
+use execdriver_tests::{eventually, pb, run, Daemon};
+
+use super::{cgroup_dir, force_delete, state, with_resources, MIB};
+
+/// The pool sets of `d` (their names), once it has `n` of them.
+async fn pool_of(d: &Daemon, n: usize) -> Vec<String> {
+    let names = || {
+        let mut v: Vec<String> = d
+            .pool_cgroup_dirs()
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    eventually(Duration::from_secs(10), || {
+        let v = names();
+        (v.len() == n).then_some(v)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the pool never had {n} sets: {:?}\n{}", names(), d.log()))
+}
+
+/// The processes working in the pool directory of `root`: parked shims and their nurseries.
+fn parked_shims(root: &Path) -> Vec<i32> {
+    let pool = root.join(".pool");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&pool))
+        })
+        .collect()
+}
+
+fn procs(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_create_adopts_a_parked_shim_and_its_container_sees_only_its_own() {
+    let mut d = Daemon::start_with(&["--shim-pool", "2"]);
+    let mut c = d.client().await;
+    let before = pool_of(&d, 2).await;
+
+    let mut req = with_resources(&d, &["sleep", "1000"], |r| {
+        r.pids_limit = 3;
+        r.memory = 64 * MIB;
+    });
+    let id = req.id.clone();
+    req.hostname = "pooled".into();
+    c.run(req).await.expect("run");
+    let st = state(&mut c, &id).await;
+    let shim_log = std::fs::read_to_string(d.root.join(&id).join("shim.log")).unwrap();
+    assert!(shim_log.contains("made from a parked shim"), "{shim_log}");
+
+    // Its cgroups are named after it, in every hierarchy, the v2 one included, and hold its
+    // init alone (the nursery is gone); the pool set it came from is no more.
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", st.pid)).unwrap();
+    for line in cgroup.lines() {
+        assert!(
+            line.ends_with(&format!("/{}/{id}", d.cgroup_parent)),
+            "{cgroup}"
+        );
+    }
+    for controller in ["cpu", "memory", "pids", "freezer", "v2"] {
+        if let Some(dir) = cgroup_dir(&d.cgroup_parent, &id, controller) {
+            assert_eq!(procs(&dir), vec![st.pid as i32], "{}", dir.display());
+        }
+    }
+    let after: Vec<String> = d
+        .pool_cgroup_dirs()
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    assert!(
+        before.iter().any(|b| !after.contains(b)),
+        "{before:?} {after:?}"
+    );
+    // Its limits are its own: the pids limit (written once the nursery left) and memory.
+    let pids = cgroup_dir(&d.cgroup_parent, &id, "pids").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pids.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "3"
+    );
+    let mem = cgroup_dir(&d.cgroup_parent, &id, "memory").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mem.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        (64 * MIB).to_string()
+    );
+    assert_eq!(
+        std::fs::read_to_string(mem.join("memory.failcnt"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    // It is the shim's child, pid 1 of its namespace, with its hostname; its network
+    // namespace holds `lo` alone, up.
+    let status = execdriver_tests::parse_status(
+        &std::fs::read_to_string(format!("/proc/{}/status", st.pid)).unwrap(),
+    );
+    assert_eq!(status["PPid"], st.shim_pid.to_string());
+    let r = c
+        .exec_sync(pb::ExecSyncRequest {
+            id: id.clone(),
+            process: Some(pb::Process {
+                args: [
+                    "sh",
+                    "-c",
+                    "hostname; ls /sys/class/net; cat /sys/class/net/lo/flags",
+                ]
+                .map(String::from)
+                .to_vec(),
+                ..Default::default()
+            }),
+            timeout_seconds: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pooled", "{out}");
+    assert_eq!(lines[1], "lo", "{out}");
+    let flags = u32::from_str_radix(lines[2].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is not up: {out}");
+    force_delete(&mut c, &id).await;
+
+    // The pool refills, with new sets.
+    let refilled = pool_of(&d, 2).await;
+    assert!(refilled.iter().any(|r| !before.contains(r)));
+
+    // A stopped daemon leaves no parked shim, pool set or pool directory.
+    d.stop_daemon(libc::SIGTERM);
+    assert!(
+        d.pool_cgroup_dirs().is_empty(),
+        "{:?}",
+        d.pool_cgroup_dirs()
+    );
+    assert!(!d.root.join(".pool").exists());
+    assert!(parked_shims(&d.root).is_empty());
+}
+
+/// Parked shims killed by hand: the next create starts its own shim and succeeds; a restart
+/// removes the cgroups they left.
+#[tokio::test]
+async fn killed_parked_shims_cost_no_create_and_leave_nothing_after_a_restart() {
+    let mut d = Daemon::start_with(&["--shim-pool", "2"]);
+    let mut c = d.client().await;
+    pool_of(&d, 2).await;
+    let parked = parked_shims(&d.root);
+    assert_eq!(parked.len(), 4, "two shims and their nurseries: {parked:?}");
+    for pid in &parked {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    let out = run(&mut c, d.request(&["echo", "still here"])).await;
+    assert_eq!(out.stdout(), "still here\n", "{}", d.log());
+    assert_eq!(out.exit.exit_code, Some(0));
+    d.restart_with(&["--shim-pool", "0"]);
+    let _c = d.client().await;
+    assert!(
+        eventually(Duration::from_secs(5), || d
+            .pool_cgroup_dirs()
+            .is_empty()
+            .then_some(()))
+        .await
+        .is_some(),
+        "{:?}",
+        d.pool_cgroup_dirs()
+    );
+    assert!(!d.root.join(".pool").exists());
+    assert!(parked_shims(&d.root).is_empty());
+}
+
+/// With no pool (`--shim-pool 0`) nothing is parked and creates work as ever.
+#[tokio::test]
+async fn without_a_pool_nothing_is_parked() {
+    let d = Daemon::start_with(&["--shim-pool", "0"]);
+    let mut c = d.client().await;
+    let out = run(&mut c, d.request(&["echo", "ok"])).await;
+    assert_eq!(out.stdout(), "ok\n");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(d.pool_cgroup_dirs().is_empty());
+    assert!(parked_shims(&d.root).is_empty());
+}
