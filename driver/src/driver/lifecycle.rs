@@ -29,12 +29,15 @@ impl Driver {
         start: bool,
         owner: Option<u32>,
     ) -> Result<pb::ContainerState> {
-        // The shim will move the container's init into its cgroups; let the kernel's migration
-        // lock switch modes (an RCU grace period) while the request is checked and the shim
-        // starts, not after.
-        tokio::task::spawn_blocking(|| {
-            let _ = execdriver_shim::cgroups::prime_migration_lock();
-        });
+        // Without a parked shim, the shim will move the container's init into its cgroups;
+        // let the kernel's migration lock switch modes (an RCU grace period) while the request
+        // is checked and the shim starts, not after. (With one, the init is born in its
+        // cgroups; a migration now would only hold the cgroup lock the adoption needs.)
+        if self.pool.available() == 0 {
+            tokio::task::spawn_blocking(|| {
+                let _ = execdriver_shim::cgroups::prime_migration_lock();
+            });
+        }
         let (mut config, mut meta) =
             convert::create_request(req, &self.config.defaults, state::now_ns())?;
         if owner.is_some() {
