@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod claim;
+pub mod cli;
 pub mod convert;
 pub mod driver;
 pub mod error;
