@@ -199,13 +199,31 @@ fn unindent(c: &str) -> String {
         .lines()
         .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
         .collect();
-    let text = text.join("\n");
+    let text = escape_html(&text.join("\n"));
     let text = text.trim();
     if text.is_empty() {
         String::new()
     } else {
         format!("{text}\n")
     }
+}
+
+/// `<` and `>` outside code spans as entities, so `/proc/<pid>` is no HTML tag to Markdown.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut code = false;
+    for c in text.chars() {
+        match c {
+            '`' => {
+                code = !code;
+                out.push(c);
+            }
+            '<' if !code => out.push_str("&lt;"),
+            '>' if !code => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A comment as one table cell: one line, pipes escaped.
