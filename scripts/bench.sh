@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks side by side with runc, crun, containerd (ctr + containerd-shim-runc-v2)
 # and conmon, all from Debian packages, and prints the tables (also written to
-# bench-results.md) and the chart (docs/bench.svg). As root, best on an otherwise idle machine.
+# bench-results.md) and the chart (docs/src/bench.svg). As root, best on an otherwise idle machine.
 # Usage: scripts/bench.sh [start|exec|many|memory|throughput|oci...]   (default: all)
 #        BENCH_ROUNDS=N scripts/bench.sh   (rounds per latency figure; default 30)
 set -euo pipefail

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs execdriver: the binaries, the systemd unit, the default config (never over one that
-# exists), so `execdriverd` and `execdriverctl` are on the PATH. Or, with --uninstall, removes
+# Installs execdriver: the binaries, their man pages and bash, zsh and fish completions
+# (generated from their clap definitions by execdriver-docgen), the systemd unit, the default
+# config (never over one that exists), so `execdriverd` and `execdriverctl` are on the PATH. Or, with --uninstall, removes
 # what an install put there (the config stays unless --purge).
 #
 #   scripts/install.sh [--prefix /usr/local] [--destdir DIR] [--from BINDIR]
@@ -66,7 +67,7 @@ if [ -z "$from" ]; then
   build_release
   from=target/release
 fi
-for b in "${bins[@]}"; do
+for b in "${bins[@]}" execdriver-docgen; do
   [ -x "$from/$b" ] || { echo "install.sh: $from/$b is missing (build first, or give --from)" >&2; exit 1; }
 done
 
@@ -75,6 +76,23 @@ installed=()
 for b in "${bins[@]}"; do
   install -m 0755 "$from/$b" "$bindir/$b"
   installed+=("$prefix/bin/$b")
+done
+# Man pages and completions, from the binaries' own clap definitions (so they never drift).
+gen=$(mktemp -d)
+trap 'rm -rf "$gen"' EXIT
+"$from/execdriver-docgen" man "$gen/man"
+"$from/execdriver-docgen" completions "$gen/completions"
+install_doc() { # FILE DIR-UNDER-PREFIX NAME
+  install -D -m 0644 "$1" "$destdir$prefix/$2/$3"
+  installed+=("$prefix/$2/$3")
+}
+for f in "$gen"/man/*.1; do install_doc "$f" share/man/man1 "$(basename "$f")"; done
+for f in "$gen"/completions/bash/*; do
+  install_doc "$f" share/bash-completion/completions "$(basename "$f")"
+done
+for f in "$gen"/completions/zsh/*; do install_doc "$f" share/zsh/site-functions "$(basename "$f")"; done
+for f in "$gen"/completions/fish/*; do
+  install_doc "$f" share/fish/vendor_completions.d "$(basename "$f")"
 done
 # The unit, its paths pointed at this prefix.
 sed "s#/usr/local/bin/#$prefix/bin/#g" contrib/systemd/execdriverd.service > "$unitdir/execdriverd.service"

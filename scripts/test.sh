@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test, on a fresh machine too: installs what the tests need, builds, tests.
+# Runs every test, on a fresh machine too: installs what the tests need, builds, builds and
+# checks the documentation (scripts/docs.sh), tests.
 # As root: the integration tests make real containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,7 @@ apt_install_quiet_services docker.io podman conmon containerd runc crun
 # The Python example harness (tests/tests/surface.rs runs it against a daemon of its own).
 pip_install grpc:grpcio grpc_tools:grpcio-tools
 cargo build --workspace --bins
+# The book, man pages and completions; fails on a flag missing from its reference page, a
+# stale API page or a broken relative link (mdBook is installed once into a cache).
+bash scripts/docs.sh
 cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

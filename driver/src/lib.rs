@@ -5,7 +5,9 @@
 
 pub mod calls;
 pub mod claim;
+pub mod cli;
 pub mod convert;
+pub mod docgen;
 pub mod driver;
 pub mod error;
 pub mod events;

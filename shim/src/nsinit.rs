@@ -37,10 +37,14 @@ use crate::namespaces::Namespace;
 use crate::process::{self, Created, ProcessSpec, Stdio};
 use crate::state;
 
+mod cli;
+pub use cli::{Cli, Verb};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("usage: nsinit [--root DIR] [--allow-missing-apparmor] exec CMD [ARG...]")]
-    Usage,
+    /// A usage error, or `--help` / `--version` (clap's, which prints and exits).
+    #[error("{0}")]
+    Usage(clap::Error),
     /// The host cannot give what container.json asks (an AppArmor profile without AppArmor).
     #[error("{0}")]
     Refused(String),
@@ -74,41 +78,25 @@ pub struct Args {
     pub allow_missing_apparmor: bool,
 }
 
-/// Parses `[--root DIR] [--allow-missing-apparmor] exec CMD [ARG...]`.
+/// Parses `[--root DIR] [--allow-missing-apparmor] exec CMD [ARG...]` (without the program
+/// name). `--help`, `--version` and usage errors are `Error::Usage`, whose `exit()` prints them.
 pub fn parse_args(args: &[String], cwd: &Path) -> Result<Args, Error> {
-    let mut root = cwd.to_owned();
-    let mut allow_missing_apparmor = false;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--root" => {
-                let dir = args.get(i + 1).ok_or(Error::Usage)?;
-                root = cwd.join(dir);
-                i += 2;
-            }
-            "--allow-missing-apparmor" => {
-                allow_missing_apparmor = true;
-                i += 1;
-            }
-            "exec" => {
-                let command: Vec<String> = args[i + 1..]
-                    .iter()
-                    .skip_while(|a| *a == "--")
-                    .cloned()
-                    .collect();
-                if command.is_empty() {
-                    return Err(Error::Usage);
-                }
-                return Ok(Args {
-                    root,
-                    command,
-                    allow_missing_apparmor,
-                });
-            }
-            _ => return Err(Error::Usage),
-        }
+    use clap::error::ErrorKind;
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("nsinit").chain(args.iter().map(String::as_str)))
+        .map_err(Error::Usage)?;
+    let Verb::Exec { command } = cli.command;
+    let command: Vec<String> = command.into_iter().skip_while(|a| a == "--").collect();
+    if command.is_empty() {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        let e = cmd.error(ErrorKind::MissingRequiredArgument, "exec needs a command");
+        return Err(Error::Usage(e));
     }
-    Err(Error::Usage)
+    Ok(Args {
+        root: cli.root.map_or_else(|| cwd.to_owned(), |dir| cwd.join(dir)),
+        command,
+        allow_missing_apparmor: cli.allow_missing_apparmor,
+    })
 }
 
 /// Runs `nsinit`; returns the exit code (the command's, or 128 + its signal).

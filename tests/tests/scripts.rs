@@ -73,6 +73,29 @@ fn install_puts_everything_on_a_prefix_and_uninstall_takes_it_away() {
     );
     let config = stage.join("etc/execdriver/config.toml");
     assert!(config.is_file());
+    // Man pages (one per binary and subcommand) and completions, generated from clap.
+    let share = stage.join("opt/ed/share");
+    for page in [
+        "execdriverd.1",
+        "execdriverctl.1",
+        "execdriverctl-run.1",
+        "execdriver-runc.1",
+        "nsinit.1",
+    ] {
+        let text = std::fs::read_to_string(share.join("man/man1").join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    let run = std::fs::read_to_string(share.join("man/man1/execdriverctl-run.1")).unwrap();
+    assert!(run.contains("memory\\-swap"), "{run}");
+    for completion in [
+        "bash-completion/completions/execdriverctl",
+        "zsh/site-functions/_execdriverctl",
+        "fish/vendor_completions.d/execdriverctl.fish",
+        "bash-completion/completions/nsinit",
+    ] {
+        let text = std::fs::read_to_string(share.join(completion)).unwrap();
+        assert!(!text.is_empty(), "{completion}");
+    }
     let version = Command::new(stage.join("opt/ed/bin/execdriverctl"))
         .arg("--version")
         .output()
@@ -87,6 +110,8 @@ fn install_puts_everything_on_a_prefix_and_uninstall_takes_it_away() {
     );
     install(&["--uninstall"]);
     assert!(!stage.join("opt/ed/bin/execdriverd").exists());
+    assert!(!share.join("man/man1/execdriverctl-run.1").exists());
+    assert!(!share.join("zsh/site-functions/_execdriverctl").exists());
     assert!(!stage
         .join("etc/systemd/system/execdriverd.service")
         .exists());

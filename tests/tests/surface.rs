@@ -379,16 +379,36 @@ async fn config_file_sets_options_and_flags_win() {
     assert!(err.contains("cgroup_parnet"), "{err}");
 }
 
+/// `--version`: the version and the git commit built from ("unknown" outside a checkout).
 #[test]
 fn version_flags() {
-    for b in ["execdriverd", "execdriverctl"] {
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let version = env!("CARGO_PKG_VERSION");
+    for b in ["execdriverd", "execdriverctl", "nsinit"] {
         let out = Command::new(bin(b)).arg("--version").output().unwrap();
         assert!(out.status.success());
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            format!("{b} {}", env!("CARGO_PKG_VERSION"))
+            format!("{b} {version} (commit {commit})")
         );
     }
+    // As runc prints it: the version, the commit, the runtime-spec version.
+    let out = Command::new(bin("execdriver-runc"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("execdriver-runc version {version}\ncommit: {commit}\nspec: 1.2.0")
+    );
 }
 
 #[tokio::test]

@@ -13,8 +13,10 @@ fn main() -> ExitCode {
     };
     let parsed = match execdriver_shim::nsinit::parse_args(&args, &cwd) {
         Ok(a) => a,
+        // --help and --version print and exit 0; a usage error prints and exits 2.
+        Err(execdriver_shim::nsinit::Error::Usage(e)) => e.exit(),
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("nsinit: {e}");
             return ExitCode::from(2);
         }
     };

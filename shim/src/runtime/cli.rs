@@ -8,8 +8,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/execdriver-runc";
 
-/// `--version` as runc prints it: the runtime's version, then the runtime-spec version.
-const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0");
+/// `--version` as runc prints it: the runtime's version, the git commit it was built from,
+/// then the runtime-spec version.
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("EXECDRIVER_GIT_COMMIT"),
+    "\nspec: 1.2.0"
+);
 
 #[derive(Debug, Parser)]
 #[command(

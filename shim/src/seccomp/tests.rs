@@ -165,7 +165,7 @@ fn default_profile_allows_the_ordinary_and_refuses_the_dangerous() {
     );
     // syscall(-1) is just an unknown syscall.
     assert_eq!(run(&prog, Arch::X86_64.audit(), u32::MAX, [0; 6]), EPERM);
-    // Measured for the README: `cargo test -p execdriver-shim default_profile -- --nocapture`.
+    // Measured for the book (docs/src/benchmarks.md): `cargo test -p execdriver-shim default_profile -- --nocapture`.
     eprintln!("default profile: {} instructions", prog.insns.len());
     assert!(
         prog.insns.len() < MAX_INSNS_FOR_TEST,

@@ -5,7 +5,7 @@
 //! and runs this: `cargo bench -p execdriver-tests --bench bench -- [NAME...]` with NAME among
 //! start, exec, many, memory, throughput, oci, scale (default: all). Every peer is measured in the same
 //! run, alternating round by round, on the same busybox rootfs and the same namespaces. The
-//! tables go to stdout and `bench-results.md`, the chart to `docs/bench.svg`.
+//! tables go to stdout and `bench-results.md`, the chart to `docs/src/bench.svg`.
 //!
 //! crun refuses hybrid cgroup hosts (a cgroup2 mount beside the v1 hierarchies), which these
 //! machines are. It is run from a helper process (this binary with `--crun-runner`) in a
@@ -166,11 +166,11 @@ fn main() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     std::fs::write(root.join("bench-results.md"), &report.text).unwrap();
-    // The chart the README shows is redrawn only by a run of every section.
+    // The chart the book shows is redrawn only by a run of every section.
     if args.is_empty() && !report.charts.is_empty() {
         std::fs::create_dir_all(root.join("docs")).unwrap();
-        std::fs::write(root.join("docs/bench.svg"), svg(&report.charts)).unwrap();
-        println!("\nchart: docs/bench.svg; tables: bench-results.md");
+        std::fs::write(root.join("docs/src/bench.svg"), svg(&report.charts)).unwrap();
+        println!("\nchart: docs/src/bench.svg; tables: bench-results.md");
     } else {
         println!("\ntables: bench-results.md (the chart is drawn by a run of every section)");
     }

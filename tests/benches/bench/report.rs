@@ -1,5 +1,5 @@
 //! Statistics and reporting: a row of samples (median, min, max), the report's tables and
-//! lines (stdout and bench-results.md), and the SVG chart (docs/bench.svg).
+//! lines (stdout and bench-results.md), and the SVG chart (docs/src/bench.svg).
 
 use std::time::Duration;
 

@@ -2,13 +2,12 @@
 //!
 //! This file connects (saying so when no daemon listens) and hands the parsed command line to
 //! `commands`; it exits with the command's code or the failure's (see `client`). Beside it:
-//! `args` (the command line); `request`, `resources` and `security` (flags to requests, with
+//! `args` (the command line, `execdriver_driver::cli::ctl`); `request`, `resources` and `security` (flags to requests, with
 //! the daemon's defaults where a flag starts from them); `commands` (one function per
 //! subcommand); `attach` (streaming a container's stdio); `output` (what is printed) and
 //! `format` (--format templates); `terminal` (our terminal: -it's check, size, raw mode);
 //! `client` (the RPC client, failures and their exit codes).
 
-mod args;
 mod attach;
 mod client;
 mod commands;
@@ -18,6 +17,37 @@ mod request;
 mod resources;
 mod security;
 mod terminal;
+
+/// The command line's definitions live in the library (`execdriver_driver::cli`), where the man
+/// pages and shell completions are generated from them too.
+use execdriver_driver::cli::ctl as args;
+
+/// The command line as parsed, for the tests of `request` and `security`.
+#[cfg(test)]
+mod parsed {
+    use clap::Parser;
+
+    use crate::args::{Cli, Cmd, CreateArgs};
+
+    pub fn parse(args: &[&str]) -> Cmd {
+        let argv = std::iter::once("execdriverctl").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().cmd
+    }
+
+    /// `create --rootfs /rootfs FLAGS... -- true` as parsed.
+    pub fn create_args(flags: &[&str]) -> CreateArgs {
+        let args: Vec<&str> = ["create", "--rootfs", "/rootfs"]
+            .iter()
+            .chain(flags)
+            .chain(&["--", "true"])
+            .copied()
+            .collect();
+        match parse(&args) {
+            Cmd::Create(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+}
 
 use std::path::Path;
 use std::process::ExitCode;

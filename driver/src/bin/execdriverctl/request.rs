@@ -225,7 +225,8 @@ pub fn parse_since(s: &str) -> Result<prost_types::Timestamp, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{create_args, parse, Cmd};
+    use crate::args::Cmd;
+    use crate::parsed::{create_args, parse};
     use crate::security::needs_defaults;
 
     #[test]

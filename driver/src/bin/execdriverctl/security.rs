@@ -224,7 +224,7 @@ pub fn namespaces(a: &CreateArgs, defaults: Option<&Defaults>) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::create_args;
+    use crate::parsed::create_args;
 
     /// An Info as a daemon gives it: Docker's 14 capabilities and the five namespaces.
     fn info() -> pb::InfoResponse {

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "execdriverctl",
-    version,
+    version = super::VERSION,
     about = "Command-line client for execdriverd"
 )]
 pub struct Cli {
@@ -107,7 +107,7 @@ pub enum Cmd {
     /// Delete one or more stopped containers (-f: kill them first).
     #[command(visible_alias = "rm")]
     Delete {
-        /// Kill a running container first (it is always ended: see the README).
+        /// Kill a running container first (it is always ended: see the book's Reliability chapter).
         #[arg(short, long)]
         force: bool,
         /// The containers' ids; each is reported, and the exit is non-zero if any failed.
@@ -434,29 +434,27 @@ pub struct RunArgs {
 
 /// The parsed command line `execdriverctl ARGS...`, for the tests of the modules that read it.
 #[cfg(test)]
-pub fn parse(args: &[&str]) -> Cmd {
-    let argv = std::iter::once("execdriverctl").chain(args.iter().copied());
-    Cli::try_parse_from(argv).unwrap().cmd
-}
-
-/// `create --rootfs /rootfs FLAGS... -- true` as parsed.
-#[cfg(test)]
-pub fn create_args(flags: &[&str]) -> CreateArgs {
-    let args: Vec<&str> = ["create", "--rootfs", "/rootfs"]
-        .iter()
-        .chain(flags)
-        .chain(&["--", "true"])
-        .copied()
-        .collect();
-    match parse(&args) {
-        Cmd::Create(a) => a,
-        other => panic!("{other:?}"),
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Cmd {
+        let argv = std::iter::once("execdriverctl").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().cmd
+    }
+
+    fn create_args(flags: &[&str]) -> CreateArgs {
+        let args: Vec<&str> = ["create", "--rootfs", "/rootfs"]
+            .iter()
+            .chain(flags)
+            .chain(&["--", "true"])
+            .copied()
+            .collect();
+        match parse(&args) {
+            Cmd::Create(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn clap_definitions_are_consistent() {
