@@ -30,7 +30,7 @@ impl OutBuf {
         self.buf.len() - self.pos
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

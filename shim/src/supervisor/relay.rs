@@ -122,9 +122,21 @@ impl Shim {
             })
             .map(|(t, _)| *t)
             .collect();
+        let mut header = Vec::with_capacity(protocol::OUTPUT_HEADER_MAX);
         for t in tokens {
             if let Some(c) = self.clients.get_mut(&t) {
-                protocol::append_output_frame(&mut c.out.buf, stream, data);
+                if c.out.is_empty() {
+                    // Nothing queued: the frame goes out from where the output is (one writev,
+                    // no copy); only what the socket does not take now is queued.
+                    header.clear();
+                    protocol::append_output_header(&mut header, stream, data.len());
+                    let sent = write_now(&c.stream, &header, data);
+                    let (h, d) = (sent.min(header.len()), sent.saturating_sub(header.len()));
+                    c.out.buf.extend_from_slice(&header[h..]);
+                    c.out.buf.extend_from_slice(&data[d..]);
+                } else {
+                    protocol::append_output_frame(&mut c.out.buf, stream, data);
+                }
             }
             self.flush_client(t);
         }
@@ -221,6 +233,21 @@ impl Shim {
             if reading {
                 self.read_client(t);
             }
+        }
+    }
+}
+
+/// Writes `header` then `data` to a non-blocking socket with one writev, as much as it takes
+/// now; returns how many bytes went (0 when it would block or failed: the caller queues the
+/// rest, and the next flush sees the failure).
+fn write_now(stream: &std::os::unix::net::UnixStream, header: &[u8], data: &[u8]) -> usize {
+    use std::io::{IoSlice, Write};
+    let mut s = stream;
+    loop {
+        match s.write_vectored(&[IoSlice::new(header), IoSlice::new(data)]) {
+            Ok(n) => return n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return 0,
         }
     }
 }

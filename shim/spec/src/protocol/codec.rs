@@ -47,6 +47,17 @@ const OUTPUT_DATA: u32 = 2;
 /// Appends one frame holding `Response { Output { stream, data } }` to `out`, encoded directly:
 /// the output hot path, which copies `data` once (into `out`) and builds no message.
 pub fn append_output_frame(out: &mut Vec<u8>, stream: Stream, data: &[u8]) {
+    out.reserve(OUTPUT_HEADER_MAX + data.len());
+    append_output_header(out, stream, data.len());
+    out.extend_from_slice(data);
+}
+
+/// The most bytes [`append_output_header`] writes.
+pub const OUTPUT_HEADER_MAX: usize = 4 + 1 + 10 + 1 + 10 + 1 + 10;
+
+/// The start of the frame [`append_output_frame`] writes, all but the `data_len` bytes of
+/// output that follow it: for writing the output itself from where it is (writev).
+pub fn append_output_header(out: &mut Vec<u8>, stream: Stream, data_len: usize) {
     use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
     let stream_value = stream as i32 as u64;
     let stream_len = if stream_value != 0 {
@@ -54,14 +65,13 @@ pub fn append_output_frame(out: &mut Vec<u8>, stream: Stream, data: &[u8]) {
     } else {
         0
     };
-    let data_len = if data.is_empty() {
+    let data_field_len = if data_len == 0 {
         0
     } else {
-        1 + encoded_len_varint(data.len() as u64) + data.len()
+        1 + encoded_len_varint(data_len as u64) + data_len
     };
-    let inner = stream_len + data_len;
+    let inner = stream_len + data_field_len;
     let outer = 1 + encoded_len_varint(inner as u64) + inner;
-    out.reserve(4 + outer);
     out.extend_from_slice(&(outer as u32).to_le_bytes());
     encode_key(RESPONSE_OUTPUT, WireType::LengthDelimited, out);
     encode_varint(inner as u64, out);
@@ -69,10 +79,9 @@ pub fn append_output_frame(out: &mut Vec<u8>, stream: Stream, data: &[u8]) {
         encode_key(OUTPUT_STREAM, WireType::Varint, out);
         encode_varint(stream_value, out);
     }
-    if !data.is_empty() {
+    if data_len != 0 {
         encode_key(OUTPUT_DATA, WireType::LengthDelimited, out);
-        encode_varint(data.len() as u64, out);
-        out.extend_from_slice(data);
+        encode_varint(data_len as u64, out);
     }
 }
 
@@ -135,6 +144,22 @@ impl FrameDecoder {
 mod tests {
     use super::super::{request, Kill, Request};
     use super::*;
+
+    /// The header alone, then the output, is the whole frame (the shim's writev path).
+    #[test]
+    fn the_output_header_and_the_data_are_the_frame() {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            for data in [&b""[..], b"x", &[7u8; 300][..], &vec![1u8; 70_000][..]] {
+                let mut whole = Vec::new();
+                append_output_frame(&mut whole, stream, data);
+                let mut split = Vec::new();
+                append_output_header(&mut split, stream, data.len());
+                assert!(split.len() <= OUTPUT_HEADER_MAX);
+                split.extend_from_slice(data);
+                assert_eq!(whole, split);
+            }
+        }
+    }
 
     #[test]
     fn frames_round_trip_in_pieces() {

@@ -5,8 +5,8 @@
 pub mod codec;
 
 pub use codec::{
-    append_output_frame, decode_body, encode_frame, frame_len, read_frame, write_frame,
-    FrameDecoder, MAX_FRAME,
+    append_output_frame, append_output_header, decode_body, encode_frame, frame_len, read_frame,
+    write_frame, FrameDecoder, MAX_FRAME, OUTPUT_HEADER_MAX,
 };
 
 #[allow(clippy::all, missing_docs)]
