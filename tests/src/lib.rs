@@ -379,6 +379,34 @@ impl Daemon {
                 }
             }
         }
+        // Parked shims (and their nurseries) end when the daemon goes, each removing its own
+        // cgroups; one still parking could make its set (and the parent) after the parent is
+        // removed below. Ours work in our root's pool directory: killed by pid, waited for.
+        let pool = self.root.join(".pool");
+        let parked = || -> Vec<i32> {
+            std::fs::read_dir("/proc")
+                .map(|r| {
+                    r.flatten()
+                        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                        .filter(|pid| {
+                            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                                .is_ok_and(|cwd| cwd.starts_with(&pool))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = parked();
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in left {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         remove_cgroup_parent(&self.cgroup_parent);
     }
 }
