@@ -51,6 +51,8 @@ pub struct Parked {
 pub struct ShimPool {
     size: usize,
     dir: PathBuf,
+    /// Starts every token (see [`root_mark`]).
+    mark: String,
     cgroup_parent: String,
     program: PathBuf,
     parked: Mutex<Vec<Parked>>,
@@ -69,6 +71,7 @@ impl ShimPool {
         Arc::new(ShimPool {
             size,
             dir: root.join(POOL_DIR),
+            mark: root_mark(root),
             cgroup_parent: cgroup_parent.to_owned(),
             program,
             parked: Mutex::new(Vec::new()),
@@ -157,8 +160,11 @@ impl ShimPool {
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)?;
+        // The root's mark first: a daemon sweeps only its own sets, also where daemons on
+        // different roots were given one cgroup parent.
         let token = format!(
-            "{:x}{:x}",
+            "{}{:x}{:x}",
+            self.mark,
             std::process::id(),
             self.next.fetch_add(1, Ordering::Relaxed)
                 ^ (std::time::SystemTime::now()
@@ -244,7 +250,7 @@ impl ShimPool {
             warn!(dir = %p.dir.display(), error = %e, "a parked shim could not be used");
             let _ = p.child.wait().await;
             let _ = std::fs::remove_dir_all(&p.dir);
-            sweep_cgroups(&self.cgroup_parent, Some(&p.token()));
+            sweep_cgroups(&self.cgroup_parent, &p.token());
         }
         written
     }
@@ -269,18 +275,26 @@ pub fn sweep(root: &Path, cgroup_parent: &str) {
             warn!(dir = %dir.display(), error = %e, "removing the old pool directory");
         }
     }
-    sweep_cgroups(cgroup_parent, None);
+    sweep_cgroups(cgroup_parent, &root_mark(root));
 }
 
-/// Removes the pool cgroups under `parent` (only `token`'s with one).
-fn sweep_cgroups(parent: &str, token: Option<&str>) {
-    let want = token.map(execdriver_shim::supervisor::pool_cgroup_name);
+/// The start of the tokens of the parked shims of the daemon on `root`: `r` and the root's
+/// path hashed (FNV-1a, as the default cgroup parent), then `-`.
+fn root_mark(root: &Path) -> String {
+    format!("r{:08x}-", crate::convert::root_hash(root))
+}
+
+/// Removes the pool cgroups under `parent` whose token starts with `prefix` (one set: its
+/// whole token).
+fn sweep_cgroups(parent: &str, prefix: &str) {
+    let want = execdriver_shim::supervisor::pool_cgroup_name(prefix);
     for cg in execdriver_shim::supervisor::pool_cgroups(parent) {
         let name = cg
             .relative
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        if want.is_some() && name != want {
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.starts_with(&want) {
             continue;
         }
         match cg.destroy() {

@@ -209,6 +209,17 @@ impl Default for Defaults {
 /// The root the daemon uses unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/execdriver";
 
+/// The root's path hashed (FNV-1a: stable across builds): what tells apart the cgroups of
+/// daemons on different roots.
+pub fn root_hash(root: &std::path::Path) -> u32 {
+    root.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ *b as u32).wrapping_mul(0x0100_0193)
+        })
+}
+
 /// The cgroup parent of a daemon on `root` that names none: `execdriver` on the default root,
 /// `execdriver-` and 8 hex digits of the root's path elsewhere (FNV-1a: stable across builds),
 /// so two daemons on different roots never share, list, kill or clean up each other's cgroups.
@@ -216,12 +227,5 @@ pub fn default_cgroup_parent(root: &std::path::Path) -> String {
     if root == std::path::Path::new(DEFAULT_ROOT) {
         return "execdriver".into();
     }
-    let hash = root
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0x811c_9dc5u32, |h, b| {
-            (h ^ *b as u32).wrapping_mul(0x0100_0193)
-        });
-    format!("execdriver-{hash:08x}")
+    format!("execdriver-{:08x}", root_hash(root))
 }

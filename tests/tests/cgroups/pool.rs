@@ -205,3 +205,31 @@ async fn without_a_pool_nothing_is_parked() {
     assert!(d.pool_cgroup_dirs().is_empty());
     assert!(parked_shims(&d.root).is_empty());
 }
+
+/// A daemon sweeps only its own parked shims' sets at its start, also where another daemon
+/// (another root) was given the same cgroup parent: that one's parked shims stay usable.
+#[tokio::test]
+async fn a_daemon_sweeps_only_its_own_pool_sets() {
+    let a = Daemon::start_with(&["--shim-pool", "2"]);
+    let before = pool_of(&a, 2).await;
+    let mut b = Daemon::start_with(&["--shim-pool", "0"]);
+    b.cgroup_parent = a.cgroup_parent.clone();
+    b.restart_with(&["--shim-pool", "0"]);
+    let _b_client = b.client().await;
+    let mut now: Vec<String> = a
+        .pool_cgroup_dirs()
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    now.sort();
+    now.dedup();
+    assert_eq!(now, before, "{}", b.log());
+    let mut c = a.client().await;
+    let req = a.request(&["sleep", "1000"]);
+    let id = req.id.clone();
+    c.run(req).await.expect("run");
+    let shim_log = std::fs::read_to_string(a.root.join(&id).join("shim.log")).unwrap();
+    assert!(shim_log.contains("made from a parked shim"), "{shim_log}");
+    force_delete(&mut c, &id).await;
+    drop(b);
+}
