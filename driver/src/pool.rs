@@ -61,6 +61,8 @@ pub struct ShimPool {
     last_activity: AtomicU64,
     epoch: Instant,
     stopped: AtomicBool,
+    /// Held by the refill while a shim parks (see [`ShimPool::stop`]).
+    parking: tokio::sync::Mutex<()>,
     next: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl ShimPool {
             last_activity: AtomicU64::new(0),
             epoch: Instant::now(),
             stopped: AtomicBool::new(false),
+            parking: tokio::sync::Mutex::new(()),
             next: AtomicU64::new(0),
         })
     }
@@ -129,15 +132,15 @@ impl ShimPool {
                 tokio::time::sleep(QUIET - quiet).await;
                 continue;
             }
-            match self.park_one().await {
-                Ok(p) => {
-                    failures = 0;
-                    if self.stopped.load(Ordering::Relaxed) {
-                        drop(p);
-                        break;
-                    }
-                    self.parked().push(p);
-                }
+            // Held while a shim parks: a stop waits for it, then ends it with the rest.
+            let parking = self.parking.lock().await;
+            if self.stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            let parked = self.park_one().await.map(|p| self.parked().push(p));
+            drop(parking);
+            match parked {
+                Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
                     if failures >= MAX_FAILURES {
@@ -225,6 +228,7 @@ impl ShimPool {
     pub async fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.wake.notify_one();
+        let _parking = self.parking.lock().await;
         let all: Vec<Parked> = std::mem::take(&mut *self.parked());
         for mut p in all {
             drop(p.stdin);
