@@ -81,6 +81,66 @@ fn write_proc(path: String, data: &str) -> Result<(), Error> {
         .map_err(|source| Error::Write { path, source })
 }
 
+/// The maps of a rootless runtime's container (run by a user, not root). A map of the user's
+/// own id alone is written directly, as the kernel lets an unprivileged process do (for gids
+/// after `setgroups` is denied in the namespace: the container cannot change its groups).
+/// Anything more (the subordinate ids of /etc/subuid and /etc/subgid) goes through the
+/// setuid helpers `newuidmap` and `newgidmap` (Debian's `uidmap`), which check those files.
+fn rootless_maps(config: &Config, pid: Pid) -> Result<(), Error> {
+    let own =
+        |maps: &[IdMap], id: u32| maps.len() == 1 && maps[0].host_id == id && maps[0].size == 1;
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    if own(&config.uid_mappings, uid) {
+        write_proc(
+            format!("/proc/{pid}/uid_map"),
+            &id_map_text(&config.uid_mappings),
+        )?;
+    } else {
+        id_map_helper("newuidmap", pid, &config.uid_mappings)?;
+    }
+    if own(&config.gid_mappings, gid) {
+        write_proc(format!("/proc/{pid}/setgroups"), "deny")?;
+        write_proc(
+            format!("/proc/{pid}/gid_map"),
+            &id_map_text(&config.gid_mappings),
+        )?;
+    } else {
+        id_map_helper("newgidmap", pid, &config.gid_mappings)?;
+    }
+    Ok(())
+}
+
+/// Runs `newuidmap PID ID HOSTID SIZE...` (or `newgidmap`).
+fn id_map_helper(helper: &str, pid: Pid, maps: &[IdMap]) -> Result<(), Error> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.arg(m.container_id.to_string())
+            .arg(m.host_id.to_string())
+            .arg(m.size.to_string());
+    }
+    let failed = |why: String| Error::Write {
+        path: format!(
+            "/proc/{pid}/{}",
+            if helper == "newuidmap" {
+                "uid_map"
+            } else {
+                "gid_map"
+            }
+        ),
+        source: std::io::Error::other(format!(
+            "{helper} (Debian's uidmap; the ids must be the user's own or in /etc/sub{}id): {why}",
+            if helper == "newuidmap" { "u" } else { "g" }
+        )),
+    };
+    match cmd.stdin(std::process::Stdio::null()).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(failed(String::from_utf8_lossy(&o.stderr).trim().to_owned())),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
 /// The content of a uid_map or gid_map file.
 pub fn id_map_text(maps: &[IdMap]) -> String {
     maps.iter()
@@ -98,14 +158,18 @@ pub fn parent_setup(config: &Config, pid: Pid, init: bool) -> Result<(), Error> 
     let new_userns = config.has_namespace(Namespace::User)
         && !config.namespace_paths.contains_key(&Namespace::User);
     if init && new_userns {
-        write_proc(
-            format!("/proc/{pid}/uid_map"),
-            &id_map_text(&config.uid_mappings),
-        )?;
-        write_proc(
-            format!("/proc/{pid}/gid_map"),
-            &id_map_text(&config.gid_mappings),
-        )?;
+        if nix::unistd::geteuid().is_root() {
+            write_proc(
+                format!("/proc/{pid}/uid_map"),
+                &id_map_text(&config.uid_mappings),
+            )?;
+            write_proc(
+                format!("/proc/{pid}/gid_map"),
+                &id_map_text(&config.gid_mappings),
+            )?;
+        } else {
+            rootless_maps(config, pid)?;
+        }
     }
     for r in &config.rlimits {
         // Validated: the name is known.

@@ -60,9 +60,15 @@ impl Identity {
     }
 
     /// The supplementary groups, before the gid changes.
+    /// In a user namespace whose `setgroups` is denied (a rootless runtime mapped only the
+    /// user's own gid), the groups cannot change: fine when no group beyond the primary one
+    /// is asked for.
     pub fn set_groups(&self) -> nix::Result<()> {
         let groups: Vec<Gid> = self.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups)
+        match nix::unistd::setgroups(&groups) {
+            Err(nix::errno::Errno::EPERM) if self.groups.len() <= 1 && setgroups_denied() => Ok(()),
+            r => r,
+        }
     }
 
     /// The I/O priority and the execution domain, while the process still has its privileges
@@ -95,6 +101,11 @@ pub fn io_class(name: &str) -> Option<i32> {
         "IOPRIO_CLASS_IDLE" => Some(3),
         _ => None,
     }
+}
+
+/// Whether this process's user namespace denies setgroups (`/proc/self/setgroups`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 #[cfg(test)]

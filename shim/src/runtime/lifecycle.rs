@@ -20,6 +20,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cgroups::{self, DeviceMode, Layout, Manager};
+use crate::config::Cgroups;
 use crate::hooks;
 use crate::process::{self, Launch, StartGate, Stdio};
 use execdriver_spec::oci::{self, State, Status};
@@ -175,22 +176,30 @@ fn make_in(
         nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("opening the exec fifo", e.into()))?;
 
-    let config = &record.config;
-    let cgroup: Option<Box<dyn Manager>> = match &config.cgroups {
+    let cgroup: Option<Box<dyn Manager>> = match record.config.cgroups.clone() {
         Some(cg) => {
-            let m = cgroups::open(&Layout::detect()?, cg, DeviceMode::Auto)?;
+            let m = cgroups::open(&Layout::detect()?, &cg, DeviceMode::Auto)?;
             let made = m
                 .create()
-                .and_then(|_| m.set(cg))
-                .and_then(|_| m.set_devices(cg));
-            if let Err(e) = made {
-                let _ = m.destroy();
-                return Err(e.into());
+                .and_then(|_| m.set(&cg))
+                .and_then(|_| m.set_devices(&cg));
+            match made {
+                Ok(()) => Some(m),
+                Err(e) => {
+                    let _ = m.destroy();
+                    if !rootless_without_cgroups(&e, &cg)? {
+                        return Err(e.into());
+                    }
+                    // Recorded without cgroups: later commands (ps, kill --all, delete,
+                    // events) work from the init's pid.
+                    record.config.cgroups = None;
+                    None
+                }
             }
-            Some(m)
         }
         None => None,
     };
+    let config = &record.config;
     let stdio = if config.tty {
         let (rows, cols) = console_size.unwrap_or((0, 0));
         Stdio::Pty { rows, cols }
@@ -361,4 +370,31 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Whether a create whose cgroups could not be made (`e`) goes on without them: run rootless
+/// (not as root) with no cgroup the user may write, as runc does, when the config asks for no
+/// limit. A limit it asks for is refused, naming it (a delegated cgroup v2 subtree would be
+/// needed). Otherwise (root, or another failure) the error stands.
+fn rootless_without_cgroups(e: &cgroups::Error, cg: &Cgroups) -> Result<bool, Error> {
+    let denied = match e {
+        cgroups::Error::Create { source, .. } | cgroups::Error::Write { source, .. } => {
+            matches!(
+                source.raw_os_error(),
+                Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+            )
+        }
+        _ => false,
+    };
+    if !denied || nix::unistd::geteuid().is_root() {
+        return Ok(false);
+    }
+    match cg.first_limit() {
+        Some(field) => Err(Error::msg(format!(
+            "linux.resources.{field}: running rootless, with no cgroup this user may write \
+             ({e}): limits need a delegated cgroup v2 subtree; remove the limit or run as root"
+        ))),
+        // As runc: nothing said (an engine would log it for every container).
+        None => Ok(true),
+    }
 }

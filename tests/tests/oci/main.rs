@@ -19,6 +19,7 @@ mod exec;
 mod hooks;
 mod kernel;
 mod lifecycle;
+mod rootless;
 mod verbs;
 
 /// A test's runtime root and bundle.

@@ -161,6 +161,55 @@ pub const MAX_MAJOR: i64 = (1 << 12) - 1;
 pub const MAX_MINOR: i64 = (1 << 20) - 1;
 
 impl Cgroups {
+    /// The first field that asks the kernel for a limit (OCI's `linux.resources` name), if
+    /// any: what a container without cgroups of its own (rootless, with no cgroup it may
+    /// write) cannot be given. Device rules are not counted: without the privilege to make
+    /// device nodes, a rootless container reaches only devices bind-mounted in, with the
+    /// user's own permissions.
+    pub fn first_limit(&self) -> Option<&'static str> {
+        let set = |v: i64| v != 0 && v != -1;
+        [
+            (set(self.memory), "memory.limit"),
+            (set(self.memory_reservation), "memory.reservation"),
+            (set(self.memory_swap), "memory.swap"),
+            (self.memory_swappiness.is_some(), "memory.swappiness"),
+            (set(self.cpu_shares), "cpu.shares"),
+            (set(self.cpu_quota), "cpu.quota"),
+            (set(self.cpu_period), "cpu.period"),
+            (!self.cpuset_cpus.is_empty(), "cpu.cpus"),
+            (!self.cpuset_mems.is_empty(), "cpu.mems"),
+            (set(self.cpu_rt_runtime), "cpu.realtimeRuntime"),
+            (set(self.cpu_rt_period), "cpu.realtimePeriod"),
+            (set(self.blkio_weight), "blockIO.weight"),
+            (
+                !self.blkio_weight_devices.is_empty(),
+                "blockIO.weightDevice",
+            ),
+            (
+                !self.blkio_read_bps.is_empty(),
+                "blockIO.throttleReadBpsDevice",
+            ),
+            (
+                !self.blkio_write_bps.is_empty(),
+                "blockIO.throttleWriteBpsDevice",
+            ),
+            (
+                !self.blkio_read_iops.is_empty(),
+                "blockIO.throttleReadIOPSDevice",
+            ),
+            (
+                !self.blkio_write_iops.is_empty(),
+                "blockIO.throttleWriteIOPSDevice",
+            ),
+            (set(self.pids_limit), "pids.limit"),
+            (!self.hugepage_limits.is_empty(), "hugepageLimits"),
+            (!self.unified.is_empty(), "unified"),
+            (self.freezer == "FROZEN", "freezer"),
+        ]
+        .into_iter()
+        .find_map(|(on, name)| on.then_some(name))
+    }
+
     /// Checks the resource fields (not `name` and `parent`).
     pub fn validate_resources(&self) -> Result<(), ConfigError> {
         use CgroupField as F;

@@ -1,0 +1,122 @@
+//! `execdriver-runc` run by an ordinary user (rootless): a bundle made by `spec --rootless`
+//! runs in a user namespace with the user as root inside, without cgroups of its own (the
+//! user may write none here), and a bundle asking for a limit is refused, naming it.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use execdriver_tests::{bin, make_rootfs, run_as, unique, TempDir};
+
+/// A user made for the test (`useradd`, which also gives it subordinate ids), removed on
+/// drop.
+struct User {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl User {
+    fn new() -> User {
+        let name = unique("edrl").replace('-', "");
+        let out = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/sh", &name])
+            .output()
+            .expect("useradd (passwd)");
+        assert!(out.status.success(), "{out:?}");
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, &name]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        User { name, uid, gid }
+    }
+
+    fn run(&self, cwd: &Path, args: &[&str]) -> Output {
+        let runc = bin("execdriver-runc");
+        let mut argv: Vec<&OsStr> = vec![OsStr::new("env"), OsStr::new("-C"), cwd.as_os_str()];
+        argv.push(runc.as_os_str());
+        argv.extend(args.iter().map(OsStr::new));
+        run_as(self.uid, self.gid, &[], &argv)
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// The user's own directory for a bundle and the runtime's state.
+fn user_dir(user: &User) -> TempDir {
+    let dir = TempDir::new("edt-rootless");
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    make_rootfs(&dir.path.join("rootfs"));
+    std::os::unix::fs::chown(&dir.path, Some(user.uid), Some(user.gid)).unwrap();
+    dir
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+}
+
+#[test]
+fn a_rootless_bundle_runs_as_its_user() {
+    let user = User::new();
+    let dir = user_dir(&user);
+    let out = user.run(&dir.path, &["spec", "--rootless"]);
+    assert!(out.status.success(), "{out:?}");
+    edit_config(&dir.path, |c| {
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; echo pid $$; touch /proc/sysrq-trigger 2>&1 || echo denied"
+        ]);
+    });
+    let state = dir.path.join("state").display().to_string();
+    let out = user.run(&dir.path, &["--root", &state, "run", &unique("rl")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Root inside, the user outside, pid 1 of its own namespace.
+    assert_eq!(lines[0], "0", "{stdout}");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", &user.uid.to_string(), "1"], "{stdout}");
+    assert_eq!(lines[2], "pid 1", "{stdout}");
+    // No host privilege: a host file the user may not write stays unwritable.
+    assert!(
+        stdout.contains("denied") || !stdout.contains("sysrq"),
+        "{stdout}"
+    );
+    // Nothing is left in the runtime's state.
+    let list = user.run(&dir.path, &["--root", &state, "list", "-q"]);
+    assert!(list.status.success(), "{list:?}");
+    assert!(String::from_utf8_lossy(&list.stdout).trim().is_empty());
+}
+
+#[test]
+fn a_rootless_bundle_asking_for_a_limit_is_refused_naming_it() {
+    let user = User::new();
+    let dir = user_dir(&user);
+    assert!(user
+        .run(&dir.path, &["spec", "--rootless"])
+        .status
+        .success());
+    edit_config(&dir.path, |c| {
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!(["true"]);
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20});
+    });
+    let state = dir.path.join("state").display().to_string();
+    let out = user.run(&dir.path, &["--root", &state, "run", &unique("rl")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("linux.resources.memory.limit"), "{stderr}");
+    assert!(stderr.contains("rootless"), "{stderr}");
+}
