@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
-# libc6-dev: the static libc the tests' syscall helper links; util-linux: setpriv.
-apt_install busybox-static iproute2 procps libc6-dev util-linux
+# libc6-dev: the static libc the tests' syscall helper links; util-linux: setpriv; passwd:
+# useradd for the rootless tests' users; uidmap: newuidmap/newgidmap (rootless Podman).
+apt_install busybox-static iproute2 procps libc6-dev util-linux passwd uidmap
 # The engines tests/tests/engines/ runs on private paths (each started and stopped by the test),
 # and the reference runtimes: Docker, Podman + conmon, containerd + ctr, runc, crun.
 apt_install_quiet_services docker.io podman conmon containerd runc crun

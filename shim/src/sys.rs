@@ -121,6 +121,15 @@ pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     have >= (major, minor)
 }
 
+/// Whether this process runs in a user namespace other than the initial one (its uid map is
+/// not the whole identity range), as a rootless engine's runtime does.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        f != ["0", "0", "4294967295"]
+    })
+}
+
 /// Marks every descriptor from `first` up close-on-exec (`close_range(2)` with
 /// `CLOSE_RANGE_CLOEXEC`), falling back to walking /proc/self/fd on older kernels.
 pub fn cloexec_from(first: i32) -> nix::Result<()> {

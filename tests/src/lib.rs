@@ -838,6 +838,74 @@ pub fn run_as(
     cmd.arg("--").args(args).output().expect("run setpriv")
 }
 
+/// An ordinary user made for a test (`useradd`, which also gives it subordinate ids in
+/// /etc/subuid and /etc/subgid), with a home directory with `home`; removed (its home too) on
+/// drop, after its processes are killed.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    pub fn new(home: bool) -> TestUser {
+        let name = unique("edu").replace('-', "");
+        let out = Command::new("useradd")
+            .args(["--shell", "/bin/sh"])
+            .arg(if home {
+                "--create-home"
+            } else {
+                "--no-create-home"
+            })
+            .arg(&name)
+            .output()
+            .expect("useradd (passwd)");
+        assert!(out.status.success(), "{out:?}");
+        let id = |flag: &str| -> u32 {
+            let o = Command::new("id").args([flag, &name]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        TestUser { name, uid, gid }
+    }
+
+    /// Runs `argv` as the user in `cwd`, with `env` (and HOME set).
+    pub fn run(
+        &self,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        argv: &[&std::ffi::OsStr],
+    ) -> std::process::Output {
+        let home = format!("HOME=/home/{}", self.name);
+        let mut all: Vec<std::ffi::OsString> =
+            vec!["env".into(), "-C".into(), cwd.into(), home.into()];
+        all.extend(env.iter().map(|(k, v)| format!("{k}={v}").into()));
+        all.extend(argv.iter().map(|a| a.into()));
+        let refs: Vec<&std::ffi::OsStr> = all.iter().map(|a| a.as_os_str()).collect();
+        run_as(self.uid, self.gid, &[], &refs)
+    }
+
+    /// Makes `dir` (new) the user's own, mode 0700.
+    pub fn own_dir(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).unwrap();
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // Its processes (a rootless engine's pause process, say): ours, by their uid.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-U", &self.uid.to_string()])
+            .output();
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = Command::new("userdel")
+            .args(["--remove", &self.name])
+            .output();
+    }
+}
+
 /// Parses `KEY:\tVALUE` lines of /proc/PID/status.
 pub fn parse_status(text: &str) -> HashMap<String, String> {
     text.lines()

@@ -8,6 +8,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/execdriver-runc";
 
+/// The state root without `--root`: [`DEFAULT_ROOT`], or, run rootless (not root, or root of
+/// a user namespace, as under rootless Podman) with `XDG_RUNTIME_DIR` set, the user's
+/// `$XDG_RUNTIME_DIR/execdriver-runc` (as runc's `$XDG_RUNTIME_DIR/runc`).
+pub fn default_root() -> PathBuf {
+    let rootless = !nix::unistd::geteuid().is_root() || crate::sys::in_user_namespace();
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if rootless && !dir.is_empty() => PathBuf::from(dir).join("execdriver-runc"),
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
 /// `--version` as runc prints it: the runtime's version, the git commit it was built from,
 /// then the runtime-spec version.
 const VERSION: &str = concat!(
@@ -34,9 +45,10 @@ pub struct Cli {
     /// Set the log format.
     #[arg(long, value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
-    /// Root directory for storage of container state (this should be located in tmpfs).
-    #[arg(long, default_value = DEFAULT_ROOT, global = true)]
-    pub root: PathBuf,
+    /// Root directory for storage of container state (this should be located in tmpfs)
+    /// [default: /run/execdriver-runc; $XDG_RUNTIME_DIR/execdriver-runc when rootless]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Use systemd cgroup paths (`slice:prefix:name`); needs a host running systemd.
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,

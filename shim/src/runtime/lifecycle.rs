@@ -373,8 +373,8 @@ pub fn start(root: &Path, id: &str, log: &Logger) -> Result<(), Error> {
 }
 
 /// Whether a create whose cgroups could not be made (`e`) goes on without them: run rootless
-/// (not as root) with no cgroup the user may write, as runc does, when the config asks for no
-/// limit. A limit it asks for is refused, naming it (a delegated cgroup v2 subtree would be
+/// (not as root, or as root of a user namespace, as under rootless Podman) with no cgroup the
+/// user may write, as runc does, when the config asks for no limit. A limit it asks for is refused, naming it (a delegated cgroup v2 subtree would be
 /// needed). Otherwise (root, or another failure) the error stands.
 fn rootless_without_cgroups(e: &cgroups::Error, cg: &Cgroups) -> Result<bool, Error> {
     let denied = match e {
@@ -386,7 +386,8 @@ fn rootless_without_cgroups(e: &cgroups::Error, cg: &Cgroups) -> Result<bool, Er
         }
         _ => false,
     };
-    if !denied || nix::unistd::geteuid().is_root() {
+    let rootless = !nix::unistd::geteuid().is_root() || crate::sys::in_user_namespace();
+    if !denied || !rootless {
         return Ok(false);
     }
     match cg.first_limit() {

@@ -147,7 +147,7 @@ fn dispatch(cli: &Cli, log: &Logger) -> Result<i32, Error> {
         ));
     }
     log.log("debug", &format!("command: {:?}", cli.command));
-    let root = &cli.root;
+    let root = &cli.root.clone().unwrap_or_else(cli::default_root);
     match &cli.command {
         Command::Create(a) => lifecycle::create(root, a, log).map(|_| 0),
         Command::Start { id } => lifecycle::start(root, id, log).map(|_| 0),

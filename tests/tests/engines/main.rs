@@ -36,6 +36,7 @@ mod docker;
 mod docker_config;
 mod harness;
 mod podman;
+mod podman_rootless;
 
 /// The lines of `text`, trimmed, without empty ones.
 fn lines(text: &str) -> Vec<&str> {

@@ -5,51 +5,20 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use execdriver_tests::{bin, make_rootfs, run_as, unique, TempDir};
+use execdriver_tests::{bin, make_rootfs, unique, TempDir, TestUser};
 
-/// A user made for the test (`useradd`, which also gives it subordinate ids), removed on
-/// drop.
-struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl User {
-    fn new() -> User {
-        let name = unique("edrl").replace('-', "");
-        let out = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/sh", &name])
-            .output()
-            .expect("useradd (passwd)");
-        assert!(out.status.success(), "{out:?}");
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        User { name, uid, gid }
-    }
-
-    fn run(&self, cwd: &Path, args: &[&str]) -> Output {
-        let runc = bin("execdriver-runc");
-        let mut argv: Vec<&OsStr> = vec![OsStr::new("env"), OsStr::new("-C"), cwd.as_os_str()];
-        argv.push(runc.as_os_str());
-        argv.extend(args.iter().map(OsStr::new));
-        run_as(self.uid, self.gid, &[], &argv)
-    }
-}
-
-impl Drop for User {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).output();
-    }
+/// `execdriver-runc ARGS` as `user`, in `cwd`.
+fn runc_as(user: &TestUser, cwd: &Path, args: &[&str]) -> Output {
+    let runc = bin("execdriver-runc");
+    let mut argv: Vec<&OsStr> = vec![runc.as_os_str()];
+    argv.extend(args.iter().map(OsStr::new));
+    user.run(cwd, &[], &argv)
 }
 
 /// The user's own directory for a bundle and the runtime's state.
-fn user_dir(user: &User) -> TempDir {
+fn user_dir(user: &TestUser) -> TempDir {
     let dir = TempDir::new("edt-rootless");
     std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
     make_rootfs(&dir.path.join("rootfs"));
@@ -67,9 +36,9 @@ fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn a_rootless_bundle_runs_as_its_user() {
-    let user = User::new();
+    let user = TestUser::new(false);
     let dir = user_dir(&user);
-    let out = user.run(&dir.path, &["spec", "--rootless"]);
+    let out = runc_as(&user, &dir.path, &["spec", "--rootless"]);
     assert!(out.status.success(), "{out:?}");
     edit_config(&dir.path, |c| {
         c["process"]["terminal"] = false.into();
@@ -80,7 +49,7 @@ fn a_rootless_bundle_runs_as_its_user() {
         ]);
     });
     let state = dir.path.join("state").display().to_string();
-    let out = user.run(&dir.path, &["--root", &state, "run", &unique("rl")]);
+    let out = runc_as(&user, &dir.path, &["--root", &state, "run", &unique("rl")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -95,17 +64,16 @@ fn a_rootless_bundle_runs_as_its_user() {
         "{stdout}"
     );
     // Nothing is left in the runtime's state.
-    let list = user.run(&dir.path, &["--root", &state, "list", "-q"]);
+    let list = runc_as(&user, &dir.path, &["--root", &state, "list", "-q"]);
     assert!(list.status.success(), "{list:?}");
     assert!(String::from_utf8_lossy(&list.stdout).trim().is_empty());
 }
 
 #[test]
 fn a_rootless_bundle_asking_for_a_limit_is_refused_naming_it() {
-    let user = User::new();
+    let user = TestUser::new(false);
     let dir = user_dir(&user);
-    assert!(user
-        .run(&dir.path, &["spec", "--rootless"])
+    assert!(runc_as(&user, &dir.path, &["spec", "--rootless"])
         .status
         .success());
     edit_config(&dir.path, |c| {
@@ -114,7 +82,7 @@ fn a_rootless_bundle_asking_for_a_limit_is_refused_naming_it() {
         c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20});
     });
     let state = dir.path.join("state").display().to_string();
-    let out = user.run(&dir.path, &["--root", &state, "run", &unique("rl")]);
+    let out = runc_as(&user, &dir.path, &["--root", &state, "run", &unique("rl")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{out:?}");
     assert!(stderr.contains("linux.resources.memory.limit"), "{stderr}");
