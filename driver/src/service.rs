@@ -203,6 +203,22 @@ impl ExecDriver for Service {
             default_capabilities: crate::info::default_capabilities(),
             default_namespaces: crate::info::default_namespaces(),
             cpus: crate::info::online_cpus(),
+            rootless: self
+                .driver
+                .config
+                .defaults
+                .rootless
+                .as_ref()
+                .map(|r| {
+                    format!(
+                        "uid {}{}; no cgroups of its own: resource limits are refused",
+                        r.uid,
+                        r.subuids
+                            .map(|(s, n)| format!(", subordinate uids {s}-{}", s + n - 1))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default(),
             network_modes: {
                 let mut modes = vec![
                     pb::NetworkMode::None as i32,

@@ -885,6 +885,31 @@ impl TestUser {
         run_as(self.uid, self.gid, &[], &refs)
     }
 
+    /// Starts `argv` as the user in `cwd`, with `env` (and HOME set); output to `log`.
+    pub fn spawn(
+        &self,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        argv: &[&std::ffi::OsStr],
+        log: &Path,
+    ) -> Child {
+        let home = format!("HOME=/home/{}", self.name);
+        let log = std::fs::File::create(log).expect("log file");
+        Command::new("setpriv")
+            .arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .args(["--clear-groups", "--", "env", "-C"])
+            .arg(cwd)
+            .arg(home)
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("run setpriv")
+    }
+
     /// Makes `dir` (new) the user's own, mode 0700.
     pub fn own_dir(&self, dir: &Path) {
         std::fs::create_dir_all(dir).unwrap();

@@ -167,6 +167,27 @@ fn main() -> ExitCode {
         }
     }
     init_logging(&args.log_format, &args.log_level);
+    let rootless = execdriver_driver::convert::Rootless::detect();
+    if let Some(r) = &rootless {
+        // An ordinary user's daemon: its root and socket in the user's runtime directory
+        // unless given, no parked shims (they need cgroups).
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            let dir = PathBuf::from(dir);
+            if !given("root") && args.config.is_none() {
+                args.root = dir.join("execdriver");
+            }
+            if !given("socket") && args.config.is_none() {
+                args.socket = dir.join("execdriverd.sock");
+            }
+        }
+        args.shim_pool = 0;
+        tracing::info!(
+            uid = r.uid,
+            subuids = ?r.subuids,
+            "rootless: containers get a user namespace and no cgroups of their own"
+        );
+    }
     if let Some((old, new)) = execdriver_driver::shims::raise_nofile_limit() {
         tracing::debug!(
             old,
@@ -212,6 +233,7 @@ fn main() -> ExitCode {
                 .unwrap_or_default(),
             network,
             allow_missing_apparmor: args.allow_missing_apparmor,
+            rootless,
         },
         event_history: args.event_history,
         shim_pool: args.shim_pool,

@@ -193,6 +193,8 @@ pub struct Defaults {
     /// Run containers that ask for an AppArmor profile unconfined when the kernel has no
     /// AppArmor (`--allow-missing-apparmor`); otherwise they are refused.
     pub allow_missing_apparmor: bool,
+    /// The daemon runs as an ordinary user: containers get a user namespace and no cgroups.
+    pub rootless: Option<super::Rootless>,
 }
 
 impl Default for Defaults {
@@ -202,6 +204,7 @@ impl Default for Defaults {
             cgroup_devices: DeviceMode::Auto,
             network: None,
             allow_missing_apparmor: false,
+            rootless: None,
         }
     }
 }

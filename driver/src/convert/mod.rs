@@ -16,6 +16,7 @@ mod names;
 mod network;
 mod process;
 mod resources;
+mod rootless;
 mod security;
 
 use std::path::Path;
@@ -40,6 +41,7 @@ pub use process::{
     exec_request, generate_exec_id, process, timeout_seconds, validate_exec_id, ProcessParts,
 };
 pub use resources::update_request;
+pub use rootless::Rootless;
 
 /// Turns a Create request into the container's config and the driver's record of it.
 pub fn create_request(
@@ -196,6 +198,10 @@ pub fn create_request(
         gid_mappings: sec.gid_mappings,
         ..Default::default()
     };
+    let mut config = config;
+    if let Some(r) = &defaults.rootless {
+        r.apply(&mut config)?;
+    }
     config.validate().map_err(names::request_field)?;
     let meta = Meta {
         id: req.id.clone(),

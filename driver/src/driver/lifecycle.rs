@@ -33,7 +33,7 @@ impl Driver {
         // let the kernel's migration lock switch modes (an RCU grace period) while the request
         // is checked and the shim starts, not after. (With one, the init is born in its
         // cgroups; a migration now would only hold the cgroup lock the adoption needs.)
-        if self.pool.available() == 0 {
+        if self.pool.available() == 0 && self.config.defaults.rootless.is_none() {
             tokio::task::spawn_blocking(|| {
                 let _ = execdriver_shim::cgroups::prime_migration_lock();
             });

@@ -237,17 +237,35 @@ pub fn join_with(
     } else {
         None
     };
-    let forked = joined::in_pid_ns(
-        pid_ns.as_ref(),
-        || {
-            // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
-            // thread).
-            #[allow(unsafe_code)]
-            let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
-            forked
-        },
-        |f| matches!(f, Forked::Parent(_)),
-    )?;
+    // Rootless (the caller is not root), entering the container's PID namespace takes its
+    // user namespace first, which the caller cannot leave again: an intermediate process does
+    // both and clones the process as the caller's child (CLONE_PARENT).
+    let via_userns = !nix::unistd::geteuid().is_root()
+        && opened.iter().any(|(ns, _)| *ns == Namespace::User);
+    let forked = if via_userns {
+        clone_via_userns(&opened, pid_ns.as_ref())
+    } else {
+        joined::in_pid_ns(
+            pid_ns.as_ref(),
+            || {
+                // SAFETY: the shim and nsinit are single-threaded (no code of theirs starts a
+                // thread).
+                #[allow(unsafe_code)]
+                let forked = unsafe { sys::clone_process(CloneFlags::empty()) };
+                forked
+            },
+            |f| matches!(f, Forked::Parent(_)),
+        )?
+    };
+    // Joined on the way already.
+    let opened: Vec<(Namespace, std::fs::File)> = if via_userns {
+        opened
+            .into_iter()
+            .filter(|(ns, _)| *ns != Namespace::User)
+            .collect()
+    } else {
+        opened
+    };
     match forked.map_err(Error::Clone)? {
         Forked::Child => {
             drop(parent_sock);
@@ -268,6 +286,59 @@ pub fn join_with(
             drop(stdio);
             drop(launch);
             Created::configure(pid, parent_sock, config, false, parent_setup)
+        }
+    }
+}
+
+/// For [`join_with`] run rootless: an intermediate process enters the container's user
+/// namespace (its owner's process may) and then its PID namespace, and clones the process
+/// with CLONE_PARENT, so it is the caller's child, in the container's PID namespace, with the
+/// user namespace's capabilities for joining the rest. The intermediate tells the caller the
+/// pid (or the errno) and exits.
+fn clone_via_userns(
+    opened: &[(Namespace, std::fs::File)],
+    pid_ns: Option<&std::fs::File>,
+) -> nix::Result<Forked> {
+    use std::io::{Read, Write};
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the shim is single-threaded.
+    #[allow(unsafe_code)]
+    let mid = unsafe { sys::clone_process(CloneFlags::empty()) }?;
+    match mid {
+        Forked::Child => {
+            drop(r);
+            let user = opened.iter().find(|(ns, _)| *ns == Namespace::User);
+            let made = (|| -> nix::Result<Forked> {
+                if let Some((_, f)) = user {
+                    nix::sched::setns(f, CloneFlags::CLONE_NEWUSER)?;
+                }
+                if let Some(f) = pid_ns {
+                    nix::sched::setns(f, CloneFlags::CLONE_NEWPID)?;
+                }
+                // SAFETY: single-threaded, as above.
+                #[allow(unsafe_code)]
+                let forked = unsafe { sys::clone_process(CloneFlags::CLONE_PARENT) };
+                forked
+            })();
+            let answer: i32 = match made {
+                // The process itself: it goes on as the joined child.
+                Ok(Forked::Child) => return Ok(Forked::Child),
+                Ok(Forked::Parent(pid)) => pid.as_raw(),
+                Err(e) => -(e as i32),
+            };
+            let _ = std::fs::File::from(w).write_all(&answer.to_ne_bytes());
+            sys::exit_now(0)
+        }
+        Forked::Parent(mid) => {
+            drop(w);
+            let mut buf = [0u8; 4];
+            let read = std::fs::File::from(r).read_exact(&mut buf);
+            let _ = nix::sys::wait::waitpid(mid, None);
+            read.map_err(|_| nix::errno::Errno::ECHILD)?;
+            match i32::from_ne_bytes(buf) {
+                pid if pid > 0 => Ok(Forked::Parent(Pid::from_raw(pid))),
+                e => Err(nix::errno::Errno::from_raw(-e)),
+            }
         }
     }
 }

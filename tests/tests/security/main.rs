@@ -28,6 +28,7 @@ mod privileges;
 mod requests;
 mod restricted;
 mod restricted_owners;
+mod rootless;
 mod seccomp;
 mod user_namespace;
 

@@ -54,6 +54,9 @@ pub async fn info(client: &mut Client, json: bool) -> Result<ExitCode, Failure> 
             "Events:      {} kept, last sequence {}",
             info.event_history, info.last_event_sequence
         );
+        if !info.rootless.is_empty() {
+            println!("Rootless:    {}", info.rootless);
+        }
         println!("Root:        {}", info.root);
         println!("Shim:        {}", info.shim_path);
     }
