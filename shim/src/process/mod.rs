@@ -240,8 +240,8 @@ pub fn join_with(
     // Rootless (the caller is not root), entering the container's PID namespace takes its
     // user namespace first, which the caller cannot leave again: an intermediate process does
     // both and clones the process as the caller's child (CLONE_PARENT).
-    let via_userns = !nix::unistd::geteuid().is_root()
-        && opened.iter().any(|(ns, _)| *ns == Namespace::User);
+    let via_userns =
+        !nix::unistd::geteuid().is_root() && opened.iter().any(|(ns, _)| *ns == Namespace::User);
     let forked = if via_userns {
         clone_via_userns(&opened, pid_ns.as_ref())
     } else {

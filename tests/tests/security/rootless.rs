@@ -192,6 +192,18 @@ fn a_rootless_daemons_containers_take_exec_logs_and_a_restart() {
     );
     let logs = eventually_text(|| d.ok(&["logs", &id]), "started");
     assert!(logs.contains("started"), "{logs}");
+    // Root inside is the user outside: the host sees the container's process as the user.
+    let state = d.ok(&["state", "--format", "{{.pid}}", &id]);
+    let pid: i32 = state.trim().parse().unwrap_or_else(|_| panic!("{state}"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids = execdriver_tests::parse_status(&status)["Uid"].clone();
+    assert!(
+        uids.split_whitespace().all(|u| u == d.user.uid.to_string()),
+        "{uids}"
+    );
+    // Only its own processes are in sight.
+    let ps = d.ok(&["exec", &id, "--", "sh", "-c", "ls -d /proc/[0-9]* | wc -l"]);
+    assert!(ps.trim().parse::<u32>().unwrap() < 10, "{ps}");
     // A restart finds it running.
     d.stop();
     d.spawn();
