@@ -33,8 +33,11 @@ pub const QUIET: Duration = Duration::from_millis(30);
 /// How long a shim may take to park.
 const PARK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Failures to park in a row after which the pool gives up (and says why).
+/// Failures to park in a row after which the pool pauses for [`GIVE_UP`] (and says why).
 const MAX_FAILURES: u32 = 3;
+
+/// How long the pool rests after [`MAX_FAILURES`].
+const GIVE_UP: Duration = Duration::from_secs(60);
 
 /// A parked shim, as the daemon holds it.
 pub struct Parked {
@@ -144,11 +147,14 @@ impl ShimPool {
                 Err(e) => {
                     failures += 1;
                     if failures >= MAX_FAILURES {
+                        // Creates start their own shims meanwhile; tried again later.
                         warn!(
                             error = %e,
-                            "cannot park shims; creates start their own from now on"
+                            "cannot park shims; trying again in {GIVE_UP:?}"
                         );
-                        return;
+                        tokio::time::sleep(GIVE_UP).await;
+                        failures = 0;
+                        continue;
                     }
                     warn!(error = %e, "parking a shim");
                     tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
@@ -207,7 +213,9 @@ impl ShimPool {
             }),
             other => {
                 drop(stdin);
-                let _ = child.wait().await;
+                // The shim gives up parking by itself (its nursery's timeout); bounded here
+                // too, so a stop never waits for ever.
+                let _ = tokio::time::timeout(PARK_TIMEOUT, child.wait()).await;
                 let log = std::fs::read_to_string(dir.join(execdriver_spec::state::SHIM_LOG))
                     .unwrap_or_default();
                 let _ = std::fs::remove_dir_all(&dir);
@@ -252,9 +260,14 @@ impl ShimPool {
         };
         if let Err(e) = &written {
             warn!(dir = %p.dir.display(), error = %e, "a parked shim could not be used");
-            let _ = p.child.wait().await;
-            let _ = std::fs::remove_dir_all(&p.dir);
-            sweep_cgroups(&self.cgroup_parent, &p.token());
+            let _ = tokio::time::timeout(PARK_TIMEOUT, p.child.wait()).await;
+            let (dir, parent, token) = (p.dir.clone(), self.cgroup_parent.clone(), p.token());
+            // Removing cgroups may wait for killed processes: off the async threads.
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+                sweep_cgroups(&parent, &token);
+            })
+            .await;
         }
         written
     }

@@ -141,7 +141,10 @@ pub async fn spawn(
         while let Some(mut parked) = pool.take() {
             if pool.adopt(&mut parked, &args).await.is_ok() {
                 drop(parked.stdin);
-                return await_report(parked.child, parked.stdout, dir).await;
+                let report = await_report(parked.child, parked.stdout, dir).await;
+                // The quiet spell before a refill counts from the create's end.
+                pool.touch();
+                return report;
             }
         }
     }

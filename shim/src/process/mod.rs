@@ -85,7 +85,7 @@ pub fn create_with(
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
     let (parent_sock, child_sock) = sync_pair()?;
-    let pid = clone_init(config, rootfs, stdio, child_sock, launch, &Birth::default())?;
+    let (pid, _) = clone_init(config, rootfs, stdio, child_sock, launch, &Birth::default())?;
     Created::configure(pid, parent_sock, config, true, parent_setup)
 }
 
@@ -102,7 +102,16 @@ pub fn create_by(
     parent_setup: ParentSetup<'_>,
 ) -> Result<Created, Error> {
     let (parent_sock, child_sock) = sync_pair()?;
-    let pid = nursery.bear(config_path, stdio, child_sock, v2_cgroup)?;
+    let (pid, in_v2) = nursery.bear(config_path, stdio, child_sock, v2_cgroup)?;
+    // A kernel (or a seccomp policy) that refused CLONE_INTO_CGROUP: moved now, before it
+    // runs anything of the container's.
+    if let (Some(dir), false) = (v2_cgroup, in_v2) {
+        if let Err(e) = crate::cgroups::add_to(dir, pid) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(Error::ParentSetup(format!("cgroups: {e}")));
+        }
+    }
     Created::configure(pid, parent_sock, config, true, parent_setup)
 }
 
@@ -118,7 +127,9 @@ struct Birth<'a> {
 }
 
 /// Clones a container's init into the config's namespaces; the child sets itself up (talking
-/// over `child_sock`) and never returns from here. Returns the child's pid in the caller.
+/// over `child_sock`) and never returns from here. Returns the child's pid in the caller, and
+/// whether it was born in `birth.cgroup` (a kernel or seccomp policy without
+/// `CLONE_INTO_CGROUP` gets a plain clone instead, and the caller moves it).
 fn clone_init(
     config: &Config,
     rootfs: &Path,
@@ -126,7 +137,7 @@ fn clone_init(
     child_sock: OwnedFd,
     launch: Launch,
     birth: &Birth<'_>,
-) -> Result<Pid, Error> {
+) -> Result<(Pid, bool), Error> {
     let spec = ProcessSpec::from_config(config);
     // A `netns` network strategy replaces a new network namespace: its file is opened here,
     // the clone leaves out CLONE_NEWNET, and the init joins it.
@@ -149,6 +160,7 @@ fn clone_init(
     flags.remove(CloneFlags::CLONE_NEWCGROUP);
     // A new time namespace is made around the clone (see `timens`), never by it.
     let flags = timens::strip(flags);
+    let mut in_cgroup = birth.cgroup.is_some();
     let forked = timens::around_clone(
         config,
         || {
@@ -159,9 +171,17 @@ fn clone_init(
                     // of theirs starts a thread).
                     #[allow(unsafe_code)]
                     let forked = unsafe {
-                        match birth.cgroup {
-                            Some(fd) => sys::clone3_process(flags, Some(fd)),
-                            None => sys::clone_process(flags),
+                        match birth.cgroup.map(|fd| sys::clone3_process(flags, Some(fd))) {
+                            Some(Err(
+                                nix::errno::Errno::ENOSYS
+                                | nix::errno::Errno::E2BIG
+                                | nix::errno::Errno::EPERM,
+                            ))
+                            | None => {
+                                in_cgroup = false;
+                                sys::clone_process(flags)
+                            }
+                            Some(r) => r,
                         }
                     };
                     forked
@@ -189,7 +209,7 @@ fn clone_init(
                 .and_then(|_| init_child(config, &spec, rootfs, stdio, &child_sock, nets, &launch));
             child_end(r, &child_sock)
         }
-        Forked::Parent(pid) => Ok(pid),
+        Forked::Parent(pid) => Ok((pid, in_cgroup)),
     }
 }
 

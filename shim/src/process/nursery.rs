@@ -63,6 +63,9 @@ enum Pipes {
     Pty { rows: u16, cols: u16 },
 }
 
+/// How long a nursery may take to park, in seconds.
+const PARK_TIMEOUT_S: i64 = 8;
+
 /// A parked nursery, seen from the shim.
 pub struct Nursery {
     pid: Pid,
@@ -84,12 +87,23 @@ impl Nursery {
             }
             Forked::Parent(pid) => {
                 drop(theirs);
+                // Parking is bounded (a frozen parent cgroup would hold the nursery's move
+                // for ever): the nursery is killed and the park fails.
+                use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+                use nix::sys::time::{TimeVal, TimeValLike};
+                let _ = setsockopt(&ours, ReceiveTimeout, &TimeVal::seconds(PARK_TIMEOUT_S));
                 let nursery = Nursery { pid, sock: ours };
-                match nursery.recv()? {
-                    Msg::Parked => Ok(nursery),
+                let answer = nursery.recv();
+                let _ = setsockopt(&nursery.sock, ReceiveTimeout, &TimeVal::zero());
+                match answer {
+                    Ok(Msg::Parked) => Ok(nursery),
                     other => {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                         let _ = waitpid(pid, None);
-                        Err(unexpected(other))
+                        Err(match other {
+                            Ok(m) => unexpected(m),
+                            Err(e) => e,
+                        })
                     }
                 }
             }
@@ -105,14 +119,14 @@ impl Nursery {
 
     /// Has the nursery clone the init of the container.json at `config_path` (the shim
     /// loaded it too; the nursery, forked before it existed, reads its own copy), and reaps
-    /// the nursery. Returns the init's pid.
+    /// the nursery. Returns the init's pid and whether it was born in `v2_cgroup`.
     pub(super) fn bear(
         self,
         config_path: &Path,
         stdio: Stdio,
         child_sock: OwnedFd,
         v2_cgroup: Option<&Path>,
-    ) -> Result<Pid, Error> {
+    ) -> Result<(Pid, bool), Error> {
         let cgroup = match v2_cgroup {
             Some(dir) => Some(File::open(dir).map_err(Error::Join)?),
             None => None,
@@ -151,7 +165,7 @@ impl Nursery {
         // It exits once it has answered (or has failed to).
         let _ = waitpid(self.pid, None);
         match answer? {
-            Msg::Born { pid, .. } => Ok(Pid::from_raw(pid)),
+            Msg::Born { pid, in_cgroup } => Ok((Pid::from_raw(pid), in_cgroup)),
             Msg::Failed {
                 precondition,
                 message,
@@ -320,9 +334,9 @@ fn bear(
         Launch::default(),
         &birth,
     ) {
-        Ok(pid) => Msg::Born {
+        Ok((pid, in_cgroup)) => Msg::Born {
             pid: pid.as_raw(),
-            in_cgroup: birth.cgroup.is_some(),
+            in_cgroup,
         },
         Err(e) => failed(e),
     }

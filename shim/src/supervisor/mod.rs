@@ -144,7 +144,14 @@ pub fn run(opts: Options, report: Report) -> i32 {
 
 /// [`run`] for a parked shim that a create adopted: its pool set becomes the container's.
 pub fn run_adopted(opts: Options, mut report: Report, parked: Option<Parked>) -> i32 {
-    let mut shim = match Shim::create(&opts, parked) {
+    let mut parked = parked;
+    let made = Shim::create(&opts, &mut parked);
+    // What of the pool set the create did not take (it failed before, or it did not fit)
+    // goes, whatever happened.
+    if let Some(p) = parked {
+        p.discard();
+    }
+    let mut shim = match made {
         Ok(shim) => shim,
         Err(e) => {
             log::error!("shim {}: create failed: {e}", opts.id);

@@ -38,7 +38,11 @@ impl Parked {
     pub fn park(parent: &str, token: &str) -> Result<Parked, Error> {
         let layout = Layout::detect()?;
         let pool = Cgroup::new(&layout, parent, &pool_cgroup_name(token))?.v1_only();
-        pool.create()?;
+        if let Err(e) = pool.create() {
+            // What it made in the hierarchies before the one that failed.
+            let _ = pool.destroy();
+            return Err(e.into());
+        }
         let procs: Vec<PathBuf> = pool
             .dirs
             .iter()

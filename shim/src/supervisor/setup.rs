@@ -46,7 +46,9 @@ fn check_apparmor(opts: &Options, config: &Config) -> Result<(), Error> {
 }
 
 impl Shim {
-    pub(super) fn create(opts: &Options, parked: Option<Parked>) -> Result<Shim, Error> {
+    /// `parked`: a parked shim's set and nursery; taken when the container is made from it,
+    /// left for the caller to discard otherwise (also when this fails before).
+    pub(super) fn create(opts: &Options, parked: &mut Option<Parked>) -> Result<Shim, Error> {
         let dir = opts.state_dir.clone();
         let config = Config::load(&dir.join(state::CONFIG))?;
         let rootfs = config.rootfs.clone().ok_or(Error::NoRootfs)?;
@@ -74,7 +76,6 @@ impl Shim {
         // The cgroups, with every limit and the device rules in place before the init exists.
         // A parked shim's pool set becomes them when it fits (same parent); otherwise it is
         // discarded and they are made here.
-        let mut parked = parked;
         let mut nursery = None;
         let cgroup = match &config.cgroups {
             Some(cg) => {
@@ -96,9 +97,6 @@ impl Shim {
                     if let Some(p) = adopting {
                         p.discard();
                     }
-                    if let Some(p) = parked {
-                        p.discard();
-                    }
                     return Err(e.into());
                 }
                 if let Some(p) = adopting {
@@ -109,9 +107,6 @@ impl Shim {
             }
             None => None,
         };
-        if let Some(p) = parked {
-            p.discard();
-        }
         let oom = match cgroup.as_ref().map(|m| m.watch_oom()) {
             Some(Ok(w)) => w,
             Some(Err(e)) => {

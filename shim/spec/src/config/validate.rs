@@ -96,6 +96,10 @@ pub mod check {
             if part.is_empty() || part == "." || part == ".." {
                 return bad("has an empty, '.' or '..' component");
             }
+            // The daemon's parked shims' sets (`.pool-TOKEN`) are no container's to use.
+            if part.starts_with(".pool-") {
+                return bad("has a '.pool-' component (the daemon's own)");
+            }
             if !part
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.:@".contains(&b))
@@ -383,5 +387,19 @@ impl Config {
             net::parse_mac(&n.mac_address).map_err(at(field(NetworkField::MacAddress)))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check::cgroup_component;
+
+    #[test]
+    fn cgroup_paths_keep_out_of_the_daemons_pool() {
+        assert!(cgroup_component("execdriver/.pool-r1234-5", true).is_err());
+        assert!(cgroup_component(".pool-x", false).is_err());
+        assert!(cgroup_component("execdriver/pool-x", true).is_ok());
+        assert!(cgroup_component("a/.hidden", true).is_ok());
+        assert!(cgroup_component("a/../b", true).is_err());
     }
 }
