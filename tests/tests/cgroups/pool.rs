@@ -233,3 +233,45 @@ async fn a_daemon_sweeps_only_its_own_pool_sets() {
     force_delete(&mut c, &id).await;
     drop(b);
 }
+
+/// A create refused by the shim before its cgroups are made (its bridge was deleted behind
+/// the daemon's back) leaves no pool set behind: the parked set it took is removed.
+#[tokio::test]
+async fn a_create_refused_early_leaves_no_pool_set() {
+    let br = execdriver_tests::unique_ifname("edpb");
+    let d = Daemon::start_in_netns(
+        &[
+            "--bridge",
+            &br,
+            "--subnet",
+            "10.233.0.0/24",
+            "--shim-pool",
+            "2",
+        ],
+        &[],
+    );
+    let mut c = d.client().await;
+    let before = pool_of(&d, 2).await;
+    d.netns().ip(&["link", "del", &br]);
+    let err = c.create(d.request(&["true"])).await.unwrap_err();
+    assert!(err.message().contains(&br), "{err:?}");
+    // The pool refills to two; the set the failed create took is gone.
+    let after = eventually(Duration::from_secs(10), || {
+        let now: Vec<String> = d
+            .pool_cgroup_dirs()
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        (now.len() == 2 && before.iter().any(|b| !now.contains(b))).then_some(now)
+    })
+    .await;
+    assert!(
+        after.is_some(),
+        "{before:?} {:?}\n{}",
+        d.pool_cgroup_dirs(),
+        d.log()
+    );
+    assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+}
