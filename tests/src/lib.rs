@@ -407,6 +407,8 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A shim the daemon started as it was killed, not yet in the pool directory, sees
+        // the daemon gone before it makes anything (`supervisor::daemon_gone`).
         remove_cgroup_parent(&self.cgroup_parent);
     }
 }

@@ -139,6 +139,16 @@ fn park(dir: &std::path::Path, parent: &str, mut report: supervisor::Report) -> 
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A daemon gone already (killed as it started this shim) wants nothing parked: nothing is
+    // made for it.
+    if report
+        .adoption
+        .as_ref()
+        .is_some_and(supervisor::daemon_gone)
+    {
+        let _ = std::fs::remove_dir_all(dir);
+        return 0;
+    }
     let parked = match supervisor::Parked::park(parent, &token) {
         Ok(p) => p,
         Err(e) => {

@@ -75,6 +75,19 @@ impl Parked {
     }
 }
 
+/// Whether the daemon's end of the adoption pipe `from` is closed (the daemon is gone).
+pub fn daemon_gone(from: &fs::File) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(from.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(1) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        _ => false,
+    }
+}
+
 /// Waits for the daemon's adoption: one line on `from`, a JSON array of the shim's arguments.
 /// `None` when the daemon closed it (or sent nothing readable): the shim is not wanted.
 pub fn wait_for_adoption(from: fs::File) -> Option<Vec<String>> {

@@ -70,13 +70,15 @@ async fn deletes_under_fd_exhaustion_leave_every_container_manageable() {
     assert!(list.is_empty(), "{list:?}");
     // No shim of this daemon runs on.
     let root = d.root.display().to_string();
+    // (Its parked shims, `--state ROOT/.pool/TOKEN`, are no container's.)
     let stray = std::process::Command::new("pgrep")
-        .args(["-f", &root])
+        .args(["-af", &root])
         .output()
         .unwrap();
     let pids: Vec<_> = String::from_utf8_lossy(&stray.stdout)
         .lines()
-        .map(str::to_owned)
+        .filter(|l| !l.contains("/.pool/"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .filter(|p| p.parse::<u32>() != Ok(daemon))
         .collect();
     assert!(pids.is_empty(), "processes left under {root}: {pids:?}");
