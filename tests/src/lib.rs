@@ -912,6 +912,17 @@ impl TestUser {
             .expect("run setpriv")
     }
 
+    /// Checks what `id -u`, the first line of `/proc/self/uid_map` and `echo pid $$` printed,
+    /// as the first three of `lines`: root inside, mapped to this user outside, pid 1 of its
+    /// own namespace.
+    pub fn assert_root_inside(&self, lines: &[&str]) {
+        assert!(lines.len() >= 3, "{lines:?}");
+        assert_eq!(lines[0], "0", "{lines:?}");
+        let map: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(map, ["0", &self.uid.to_string(), "1"], "{lines:?}");
+        assert_eq!(lines[2], "pid 1", "{lines:?}");
+    }
+
     /// Makes `dir` (new) the user's own, mode 0700.
     pub fn own_dir(&self, dir: &Path) {
         std::fs::create_dir_all(dir).unwrap();

@@ -54,34 +54,24 @@ fn rootless_podman_runs_containers_with_execdriver_runc() {
     };
     let out = podman_as(&["import", "--quiet", &tar.display().to_string(), IMAGE]);
     assert!(out.status.success(), "{out:?}");
-    let out = podman_as(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        "id -u; head -n 1 /proc/self/uid_map; echo pid $$",
-    ]);
+    let run = |script: &str| {
+        podman_as(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+            "-c",
+            script,
+        ])
+    };
+    let out = run("id -u; head -n 1 /proc/self/uid_map; echo pid $$");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "0", "{stdout}");
-    let map: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(map, ["0", &user.uid.to_string(), "1"], "{stdout}");
-    assert_eq!(lines[2], "pid 1", "{stdout}");
+    user.assert_root_inside(&stdout.lines().collect::<Vec<_>>());
     // The exit code comes back, and the runtime kept its state where the user may write.
-    let out = podman_as(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        IMAGE,
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
+    let out = run("exit 3");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(runtime_dir.join("execdriver-runc").is_dir());
 }

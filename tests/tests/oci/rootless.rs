@@ -52,12 +52,8 @@ fn a_rootless_bundle_runs_as_its_user() {
     let out = runc_as(&user, &dir.path, &["--root", &state, "run", &unique("rl")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    let lines: Vec<&str> = stdout.lines().collect();
     // Root inside, the user outside, pid 1 of its own namespace.
-    assert_eq!(lines[0], "0", "{stdout}");
-    let map: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(map, ["0", &user.uid.to_string(), "1"], "{stdout}");
-    assert_eq!(lines[2], "pid 1", "{stdout}");
+    user.assert_root_inside(&stdout.lines().collect::<Vec<_>>());
     // No host privilege: a host file the user may not write stays unwritable.
     assert!(
         stdout.contains("denied") || !stdout.contains("sysrq"),
