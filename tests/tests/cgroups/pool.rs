@@ -166,8 +166,13 @@ async fn killed_parked_shims_cost_no_create_and_leave_nothing_after_a_restart() 
     let mut d = Daemon::start_with(&["--shim-pool", "2"]);
     let mut c = d.client().await;
     pool_of(&d, 2).await;
-    let parked = parked_shims(&d.root);
-    assert_eq!(parked.len(), 4, "two shims and their nurseries: {parked:?}");
+    // The sets are made before the nursery is forked into them: wait for all four.
+    let parked = eventually(Duration::from_secs(10), || {
+        let p = parked_shims(&d.root);
+        (p.len() == 4).then_some(p)
+    })
+    .await
+    .unwrap_or_else(|| panic!("two shims and their nurseries: {:?}", parked_shims(&d.root)));
     for pid in &parked {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid),
