@@ -98,6 +98,11 @@ done
 sed "s#/usr/local/bin/#$prefix/bin/#g" contrib/systemd/execdriverd.service > "$unitdir/execdriverd.service"
 chmod 0644 "$unitdir/execdriverd.service"
 installed+=("/etc/systemd/system/execdriverd.service")
+install -d "$destdir/etc/systemd/user"
+sed "s#/usr/local/bin/#$prefix/bin/#g" contrib/systemd/user/execdriverd.service \
+  > "$destdir/etc/systemd/user/execdriverd.service"
+chmod 0644 "$destdir/etc/systemd/user/execdriverd.service"
+installed+=("/etc/systemd/user/execdriverd.service")
 if [ -e "$confdir/config.toml" ]; then
   echo "kept $confdir/config.toml (it exists; the default is contrib/config.toml)"
 else

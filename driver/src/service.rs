@@ -180,7 +180,7 @@ fn deadline_stream<T: Send + 'static>(
 #[tonic::async_trait]
 impl ExecDriver for Service {
     async fn info(&self, _req: Request<pb::InfoRequest>) -> Reply<pb::InfoResponse> {
-        let layout = Layout::detect().unwrap_or_default();
+        let layout = Layout::detect_host().unwrap_or_default();
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -209,15 +209,7 @@ impl ExecDriver for Service {
                 .defaults
                 .rootless
                 .as_ref()
-                .map(|r| {
-                    format!(
-                        "uid {}{}; no cgroups of its own: resource limits are refused",
-                        r.uid,
-                        r.subuids
-                            .map(|(s, n)| format!(", subordinate uids {s}-{}", s + n - 1))
-                            .unwrap_or_default()
-                    )
-                })
+                .map(|r| r.describe())
                 .unwrap_or_default(),
             network_modes: {
                 let mut modes = vec![

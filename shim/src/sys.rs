@@ -121,6 +121,12 @@ pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     have >= (major, minor)
 }
 
+/// Whether this process runs rootless: not as root, or as root of a user namespace (a
+/// rootless engine's runtime).
+pub fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || in_user_namespace()
+}
+
 /// Whether this process runs in a user namespace other than the initial one (its uid map is
 /// not the whole identity range), as a rootless engine's runtime does.
 pub fn in_user_namespace() -> bool {

@@ -895,10 +895,32 @@ impl TestUser {
         argv: &[&std::ffi::OsStr],
         log: &Path,
     ) -> Child {
+        self.spawn_in(None, cwd, env, argv, log)
+    }
+
+    /// [`TestUser::spawn`], started in the cgroup v2 directory `cgroup` when given (moved
+    /// there by root before it becomes the user, as systemd starts a delegated unit).
+    pub fn spawn_in(
+        &self,
+        cgroup: Option<&Path>,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        argv: &[&std::ffi::OsStr],
+        log: &Path,
+    ) -> Child {
         let home = format!("HOME=/home/{}", self.name);
         let log = std::fs::File::create(log).expect("log file");
-        Command::new("setpriv")
-            .arg(format!("--reuid={}", self.uid))
+        let mut cmd = match cgroup {
+            Some(dir) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+                    .arg(dir)
+                    .arg("setpriv");
+                c
+            }
+            None => Command::new("setpriv"),
+        };
+        cmd.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .args(["--clear-groups", "--", "env", "-C"])
             .arg(cwd)

@@ -71,6 +71,13 @@ fn install_puts_everything_on_a_prefix_and_uninstall_takes_it_away() {
         unit.contains("ExecStart=/opt/ed/bin/execdriverd --config /etc/execdriver/config.toml"),
         "{unit}"
     );
+    let user_unit =
+        std::fs::read_to_string(stage.join("etc/systemd/user/execdriverd.service")).unwrap();
+    assert!(
+        user_unit.contains("ExecStart=/opt/ed/bin/execdriverd\n")
+            && user_unit.contains("Delegate=yes"),
+        "{user_unit}"
+    );
     let config = stage.join("etc/execdriver/config.toml");
     assert!(config.is_file());
     // Man pages (one per binary and subcommand) and completions, generated from clap.
@@ -115,6 +122,7 @@ fn install_puts_everything_on_a_prefix_and_uninstall_takes_it_away() {
     assert!(!stage
         .join("etc/systemd/system/execdriverd.service")
         .exists());
+    assert!(!stage.join("etc/systemd/user/execdriverd.service").exists());
     assert!(config.exists());
     install(&["--from", bin_dir().to_str().unwrap()]);
     install(&["--uninstall", "--purge"]);

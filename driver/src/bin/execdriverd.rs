@@ -167,8 +167,10 @@ fn main() -> ExitCode {
         }
     }
     init_logging(&args.log_format, &args.log_level);
-    let rootless = execdriver_driver::convert::Rootless::detect();
-    if let Some(r) = &rootless {
+    let mut rootless = execdriver_driver::convert::Rootless::detect();
+    if let Some(r) = &mut rootless {
+        // Before any thread starts: the move takes the whole process.
+        r.claim_cgroups();
         // An ordinary user's daemon: its root and socket in the user's runtime directory
         // unless given, no parked shims (they need cgroups).
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
@@ -185,7 +187,8 @@ fn main() -> ExitCode {
         tracing::info!(
             uid = r.uid,
             subuids = ?r.subuids,
-            "rootless: containers get a user namespace and no cgroups of their own"
+            cgroups = ?r.cgroups,
+            "rootless: containers get a user namespace, and cgroups only in a delegated subtree"
         );
     }
     if let Some((old, new)) = execdriver_driver::shims::raise_nofile_limit() {
@@ -220,10 +223,18 @@ fn main() -> ExitCode {
         }
         _ => None,
     };
-    let cgroup_parent = args
-        .cgroup_parent
-        .clone()
-        .unwrap_or_else(|| execdriver_driver::convert::default_cgroup_parent(&root));
+    let cgroup_parent = match rootless.as_ref().map(|r| &r.cgroups) {
+        // Rootless, the delegated subtree is the only place the daemon may make cgroups
+        // (a --cgroup-parent is placed below it).
+        Some(Ok(d)) => match &args.cgroup_parent {
+            Some(p) => format!("{}/{}", d.parent, p.trim_matches('/')),
+            None => d.parent.clone(),
+        },
+        _ => args
+            .cgroup_parent
+            .clone()
+            .unwrap_or_else(|| execdriver_driver::convert::default_cgroup_parent(&root)),
+    };
     let driver_cfg = DriverConfig {
         root,
         shim_path: args.shim.clone().unwrap_or_else(default_shim_path),

@@ -40,8 +40,8 @@ pub use network::{bridge_network, netns_network};
 pub use process::{
     exec_request, generate_exec_id, process, timeout_seconds, validate_exec_id, ProcessParts,
 };
-pub use resources::update_request;
-pub use rootless::Rootless;
+pub use resources::{update_limits, update_request};
+pub use rootless::{Delegated, Rootless};
 
 /// Turns a Create request into the container's config and the driver's record of it.
 pub fn create_request(

@@ -158,6 +158,11 @@ fn device(i: usize, d: &execdriver_proto::DeviceRule) -> Result<config::Device> 
 
 /// An Update request's limits, checked; what it does not set stays as it is.
 pub fn update_request(req: &execdriver_proto::UpdateRequest) -> Result<protocol::Resources> {
+    update_limits(req).map(|cg| protocol::Resources::of(&cg))
+}
+
+/// The limits an UpdateRequest asks for, checked (as [`update_request`]).
+pub fn update_limits(req: &execdriver_proto::UpdateRequest) -> Result<Cgroups> {
     validate_id(&req.id)?;
     let Some(r) = &req.resources else {
         return Err(Error::invalid("resources", "missing"));
@@ -203,5 +208,5 @@ pub fn update_request(req: &execdriver_proto::UpdateRequest) -> Result<protocol:
             ),
         ));
     }
-    Ok(protocol::Resources::of(&cg))
+    Ok(cg)
 }

@@ -101,7 +101,11 @@ impl Driver {
 
     /// Changes the limits of a live container; returns the limits in force.
     pub async fn update(&self, req: &pb::UpdateRequest) -> Result<pb::Resources> {
-        let resources = convert::update_request(req)?;
+        let limits = convert::update_limits(req)?;
+        if let Some(r) = &self.config.defaults.rootless {
+            r.check_limits(&limits)?;
+        }
+        let resources = protocol::Resources::of(&limits);
         let c = self.get(&req.id)?;
         let _op = c.op.lock().await;
         let reply = self

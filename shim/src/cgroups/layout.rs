@@ -25,7 +25,21 @@ impl Layout {
     /// Reads /proc/self/mountinfo, and keeps the hierarchies whose mount point the kernel says
     /// is one (statfs: a cgroup or cgroup2 filesystem): a mount hidden under another (a tmpfs
     /// mounted over /sys/fs/cgroup/unified, say) is not a hierarchy anyone can use there.
+    ///
+    /// Run rootless (not as root, or as root of a user namespace), only the unified hierarchy
+    /// is kept: a user writes cgroups only where a cgroup v2 subtree was delegated to it (as
+    /// systemd's `Delegate=yes` does); v1 hierarchies belong to the host's root.
+    /// [`Layout::detect_host`] keeps them all.
     pub fn detect() -> Result<Layout> {
+        let mut layout = Layout::detect_host()?;
+        if crate::sys::rootless() {
+            layout.hierarchies.retain(|h| h.v2);
+        }
+        Ok(layout)
+    }
+
+    /// Every hierarchy the host has mounted, whoever asks (what `info` reports).
+    pub fn detect_host() -> Result<Layout> {
         let text = fs::read_to_string("/proc/self/mountinfo").map_err(Error::Mounts)?;
         Ok(Layout::from_candidates(Layout::candidates(&text), |h| {
             is_hierarchy(&h.mountpoint, h.v2)

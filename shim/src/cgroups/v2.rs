@@ -192,6 +192,12 @@ impl Manager for V2 {
     }
 
     fn set_devices(&self, r: &Cgroups) -> Result<()> {
+        if crate::sys::rootless() {
+            // A user may not load a cgroup device program. Nothing is lost: unprivileged, the
+            // container cannot make device nodes, and reaches only those bind-mounted in,
+            // with the user's own permissions.
+            return Ok(());
+        }
         bpf::attach(&self.dir, &devices::rules_for(r))
     }
 

@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 
 use execdriver_tests::{bin, make_rootfs, unique, TempDir, TestUser};
 
-/// A rootless daemon: its user, its runtime directory, its process.
+/// A rootless daemon: its user, its runtime directory, its process, and the cgroup v2
+/// subtree delegated to it, if any.
 struct RootlessDaemon {
     user: TestUser,
+    /// Dropped after the user's processes are killed.
+    delegated: Option<Delegated>,
     dir: TempDir,
     xdg: PathBuf,
     rootfs: PathBuf,
@@ -21,7 +24,14 @@ struct RootlessDaemon {
 
 impl RootlessDaemon {
     fn start() -> RootlessDaemon {
+        RootlessDaemon::start_with(false)
+    }
+
+    /// With `delegate`, the daemon starts in a cgroup v2 directory of its own that root gave
+    /// the user, as systemd's `Delegate=yes` does.
+    fn start_with(delegate: bool) -> RootlessDaemon {
         let user = TestUser::new(true);
+        let delegated = delegate.then(|| Delegated::new(&user));
         let dir = TempDir::new("edt-rootlessd");
         std::fs::set_permissions(
             &dir.path,
@@ -34,6 +44,7 @@ impl RootlessDaemon {
         make_rootfs(&rootfs);
         let mut d = RootlessDaemon {
             user,
+            delegated,
             dir,
             xdg,
             rootfs,
@@ -51,7 +62,8 @@ impl RootlessDaemon {
         let _ = std::fs::remove_file(self.socket());
         let daemon = bin("execdriverd");
         let xdg = self.xdg.display().to_string();
-        let child = self.user.spawn(
+        let child = self.user.spawn_in(
+            self.delegated.as_ref().map(|d| d.dir.as_path()),
             &self.xdg,
             &[("XDG_RUNTIME_DIR", &xdg)],
             &[daemon.as_os_str()],
@@ -110,6 +122,75 @@ impl Drop for RootlessDaemon {
         self.stop();
         // The user's processes (containers, shims) go with it (TestUser's drop).
     }
+}
+
+/// A cgroup v2 directory given to a user as systemd delegates one: the directory and its
+/// `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads` are the user's. Removed
+/// (with everything below it, its processes killed) on drop.
+struct Delegated {
+    dir: PathBuf,
+}
+
+impl Delegated {
+    fn new(user: &TestUser) -> Delegated {
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        let unified = if unified.join("cgroup.procs").exists() {
+            unified
+        } else {
+            Path::new("/sys/fs/cgroup")
+        };
+        let dir = unified.join(unique("edtest-deleg"));
+        std::fs::create_dir(&dir).unwrap();
+        for p in [
+            dir.clone(),
+            dir.join("cgroup.procs"),
+            dir.join("cgroup.subtree_control"),
+            dir.join("cgroup.threads"),
+        ] {
+            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        Delegated { dir }
+    }
+
+    /// The directory relative to the hierarchy's root, as /proc/PID/cgroup shows it.
+    fn relative(&self) -> String {
+        let root = self.dir.parent().unwrap();
+        format!("/{}", self.dir.strip_prefix(root).unwrap().display())
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("cgroup.kill"), "1");
+        let mut dirs = Vec::new();
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+            out.push(d.to_owned());
+        }
+        walk(&self.dir, &mut dirs);
+        for d in dirs {
+            for _ in 0..100 {
+                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The cgroup v2 path of `pid` (`0::PATH` of /proc/PID/cgroup).
+fn v2_cgroup_of(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn run_lines(d: &RootlessDaemon, script: &str) -> Vec<String> {
@@ -222,4 +303,114 @@ fn eventually_text(mut f: impl FnMut() -> String, want: &str) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A daemon started in a cgroup v2 subtree delegated to its user: each container gets a
+/// cgroup there (the daemon and its shims a leaf of their own), pause and stats work on it,
+/// a limit the subtree offers no controller for is refused naming it, a delete removes it,
+/// and a restarted daemon finds the container in it.
+#[test]
+fn a_rootless_daemon_in_a_delegated_cgroup_gives_each_container_one() {
+    let mut d = RootlessDaemon::start_with(true);
+    let deleg = d.delegated.as_ref().unwrap();
+    let (dir, rel) = (deleg.dir.clone(), deleg.relative());
+    let info = d.ok(&["info"]);
+    assert!(
+        info.contains(&format!("cgroups in the delegated {}", dir.display())),
+        "{info}\n{}",
+        d.log()
+    );
+    let daemon_pid = d.child.as_ref().unwrap().id().to_string();
+    assert_eq!(v2_cgroup_of(&daemon_pid), format!("{rel}/execdriverd"));
+
+    let id = unique("rlcg");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &id,
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let pid = d.ok(&["state", "--format", "{{.pid}}", &id]);
+    let mine = format!("{rel}/containers/{id}");
+    assert_eq!(v2_cgroup_of(&pid), mine);
+    let cg = dir.join("containers").join(&id);
+    let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
+    assert_eq!(procs.trim(), pid.trim());
+    // An exec'd process joins it.
+    let inside = d.ok(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; sleep 0.2",
+    ]);
+    assert!(inside.contains("0::"), "{inside}");
+    let pids = d.ok(&["pids", &id]);
+    assert!(pids.contains(pid.trim()), "{pids}");
+
+    // Pause freezes the cgroup (cgroup.freeze); resume thaws it.
+    d.ok(&["pause", &id]);
+    assert_eq!(
+        std::fs::read_to_string(cg.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert!(d.ok(&["state", &id]).contains("paused"));
+    d.ok(&["resume", &id]);
+    assert_eq!(
+        std::fs::read_to_string(cg.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    // Its busy loop shows in its cgroup's CPU time.
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = d.ok(&["stats", "--json", &id]);
+    let v: serde_json::Value =
+        serde_json::from_str(&stats).unwrap_or_else(|e| panic!("{e}: {stats}"));
+    let usage = v
+        .pointer("/cpu/usage_ns")
+        .and_then(|u| u.as_u64())
+        .unwrap_or(0);
+    assert!(usage > 10_000_000, "{stats}");
+
+    // This host's subtree offers no memory controller: a memory limit is refused, saying so.
+    let out = d.ctl(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr.contains("memory") && stderr.contains("offers no memory controller"),
+        "{stderr}"
+    );
+
+    // And so is an update asking for one.
+    let out = d.ctl(&["update", "--memory", "64m", &id]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr.contains("offers no memory controller"), "{stderr}");
+
+    // A restart finds it, still in its cgroup; a delete removes the cgroup.
+    d.stop();
+    d.spawn();
+    assert!(d.ok(&["state", &id]).contains("running"), "{}", d.log());
+    assert_eq!(v2_cgroup_of(&pid), mine);
+    d.ok(&["delete", "-f", &id]);
+    assert!(!cg.exists(), "{}", d.log());
 }

@@ -167,6 +167,12 @@ impl Cgroups {
     /// device nodes, a rootless container reaches only devices bind-mounted in, with the
     /// user's own permissions.
     pub fn first_limit(&self) -> Option<&'static str> {
+        self.limits().into_iter().next()
+    }
+
+    /// Every field that asks the kernel for a limit (OCI's `linux.resources` names), in the
+    /// order of [`Cgroups::first_limit`].
+    pub fn limits(&self) -> Vec<&'static str> {
         let set = |v: i64| v != 0 && v != -1;
         [
             (set(self.memory), "memory.limit"),
@@ -207,7 +213,32 @@ impl Cgroups {
             (self.freezer == "FROZEN", "freezer"),
         ]
         .into_iter()
-        .find_map(|(on, name)| on.then_some(name))
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
+    /// The cgroup v2 controller a field of [`Cgroups::limits`] needs: `Some("")` for the core
+    /// files every v2 cgroup has (freezing), None for what only cgroup v1 has (swappiness,
+    /// real-time CPU time). `unified` asks for the controllers its keys name.
+    pub fn v2_controllers_of(&self, field: &str) -> Option<Vec<String>> {
+        let one = |c: &str| Some(vec![c.to_owned()]);
+        match field {
+            "memory.swappiness" | "cpu.realtimeRuntime" | "cpu.realtimePeriod" => None,
+            "cpu.cpus" | "cpu.mems" => one("cpuset"),
+            "hugepageLimits" => one("hugetlb"),
+            "freezer" => one(""),
+            "unified" => Some(
+                self.unified
+                    .keys()
+                    .map(|k| match k.split('.').next().unwrap_or("") {
+                        "cgroup" => String::new(),
+                        c => c.to_owned(),
+                    })
+                    .collect(),
+            ),
+            f if f.starts_with("blockIO.") => one("io"),
+            f => one(f.split('.').next().unwrap_or("")),
+        }
     }
 
     /// Checks the resource fields (not `name` and `parent`).
