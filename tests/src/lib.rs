@@ -623,6 +623,12 @@ impl Drop for Daemon {
     }
 }
 
+/// A client of the daemon serving `socket` (one this harness did not start: a rootless
+/// daemon's, say; root is admitted by every daemon).
+pub async fn connect(socket: &Path) -> Client {
+    ExecDriverClient::new(execdriver_driver_connect(socket).await)
+}
+
 async fn execdriver_driver_connect(socket: &Path) -> Channel {
     let socket = socket.to_owned();
     tonic::transport::Endpoint::from_static("http://execdriverd.sock")

@@ -414,3 +414,181 @@ fn a_rootless_daemon_in_a_delegated_cgroup_gives_each_container_one() {
     d.ok(&["delete", "-f", &id]);
     assert!(!cg.exists(), "{}", d.log());
 }
+
+/// `--network host` rootless: the container sees the daemon's interfaces (no namespace).
+#[test]
+fn a_rootless_daemons_container_takes_the_host_network() {
+    let d = RootlessDaemon::start();
+    // The host's network: the daemon's interfaces, not a namespace with lo alone.
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "id -u; ls /sys/class/net",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"0"), "{out}");
+    let mut inside: Vec<&str> = lines[1..]
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    inside.sort();
+    let mut host: Vec<&str> = host.iter().map(String::as_str).collect();
+    host.sort();
+    assert_eq!(inside, host, "{out}\n{}", d.log());
+}
+
+/// A terminal with its size, stdin through attach, and the events of the container (its exit
+/// once), through a rootless daemon's API.
+#[test]
+fn a_rootless_daemons_containers_take_a_terminal_attach_and_events() {
+    use execdriver_tests::pb;
+    use tokio_stream::StreamExt;
+    let d = RootlessDaemon::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = execdriver_tests::connect(&d.socket()).await;
+        let id = unique("rltty");
+        let mut events = c
+            .events(pb::EventsRequest {
+                ids: vec![id.clone()],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        c.create(pb::CreateRequest {
+            id: id.clone(),
+            rootfs: d.rootfs().into(),
+            process: Some(pb::Process {
+                args: [
+                    "sh",
+                    "-c",
+                    "id -u; tty; stty size; read line; echo got $line",
+                ]
+                .map(String::from)
+                .to_vec(),
+                tty: true,
+                open_stdin: true,
+                console_size: Some(pb::ConsoleSize { rows: 33, cols: 77 }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", d.log()));
+        let out =
+            execdriver_tests::attach_collect(&mut c, &id, Some(b"hello\n".to_vec()), true).await;
+        // The terminal echoes what was typed ("hello") wherever it came in.
+        let text = out.stdout().replace('\r', "");
+        let lines: Vec<&str> = text.lines().filter(|l| *l != "hello").collect();
+        assert_eq!(lines, ["0", "/dev/pts/0", "33 77", "got hello"], "{text}");
+        assert_eq!(out.exit.exit_code, Some(0), "{:?}", out.exit);
+
+        // Created, started, exited: the exit once.
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(e))) =
+            tokio::time::timeout(Duration::from_millis(700), events.next()).await
+        {
+            seen.push(pb::EventType::try_from(e.r#type).unwrap_or_default());
+        }
+        let exits = seen.iter().filter(|t| **t == pb::EventType::Exited).count();
+        assert_eq!(exits, 1, "{seen:?}");
+        assert!(seen.contains(&pb::EventType::Started), "{seen:?}");
+        c.delete(pb::DeleteRequest { id, force: false })
+            .await
+            .unwrap();
+    });
+}
+
+/// What a rootless container can do is what its user can: host files the user may not write
+/// stay unwritable (also to root inside), the user's own are writable, and a setuid binary
+/// gains nothing: one owned by the host's root (unmapped inside) runs as its caller, one owned
+/// by root inside runs as the user on the host.
+#[test]
+fn a_rootless_container_reaches_no_further_than_its_user() {
+    let d = RootlessDaemon::start();
+    let theirs = d.dir.path.join("roots");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("file"), "root's\n").unwrap();
+    let own = d.dir.path.join("own");
+    d.user.own_dir(&own);
+    // Others may enter it: uid 1000 inside is one of the user's subordinate ids outside.
+    std::fs::set_permissions(&own, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(own.join("h")).unwrap();
+    let bb = own.join("h/edtest-sys");
+    std::fs::copy(execdriver_tests::sys_helper(), &bb).unwrap();
+    std::os::unix::fs::chown(&bb, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&bb, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    for m in ["theirs", "own"] {
+        std::fs::create_dir(d.rootfs.join(m)).unwrap();
+    }
+    let theirs_m = format!("{}:/theirs:rw", theirs.display());
+    let own_m = format!("{}:/own:rw", own.display());
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &theirs_m,
+        "-v",
+        &own_m,
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "echo x >> /theirs/file 2>/dev/null && echo wrote-theirs || echo refused-theirs; \
+         touch /theirs/new 2>/dev/null && echo made-theirs || echo refused-new; \
+         echo mine > /own/mine && echo wrote-own; \
+         mkdir /own/i && cp /own/h/edtest-sys /own/i/ && chmod 4755 /own/i/edtest-sys && echo suid-made",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["refused-theirs", "refused-new", "wrote-own", "suid-made"],
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("file")).unwrap(),
+        "root's\n"
+    );
+    assert!(!theirs.join("new").exists());
+    // What the container made is the user's on the host.
+    let meta = std::fs::metadata(own.join("mine")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), d.user.uid);
+    // Run as uid 1000 inside, setuid bits honoured (no_new_privileges off): the host-root
+    // setuid binary changes nothing (host root is not mapped inside); the one root inside
+    // owns makes it root inside, which is the user on the host.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "--security-opt",
+        "no-new-privileges=false",
+        "-v",
+        &own_m,
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "sh",
+        "-c",
+        "/own/h/edtest-sys uids; /own/i/edtest-sys uids",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["1000 1000 1000 1000", "1000 0 0 0"], "{out}");
+    let _ = std::fs::remove_file(&bb);
+}
