@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
-apt_install busybox-static runc crun containerd conmon libc6-dev
+apt_install busybox-static runc crun containerd containernetworking-plugins conmon libc6-dev
 # The `oci` section's `docker run` (a private dockerd, started and stopped by the benchmark).
 apt_install_quiet_services docker.io
 build_release

@@ -11,7 +11,7 @@ require_root
 apt_install busybox-static iproute2 procps libc6-dev util-linux passwd uidmap
 # The engines tests/tests/engines/ runs on private paths (each started and stopped by the test),
 # and the reference runtimes: Docker, Podman + conmon, containerd + ctr, runc, crun.
-apt_install_quiet_services docker.io podman conmon containerd runc crun
+apt_install_quiet_services docker.io podman conmon containerd containernetworking-plugins runc crun
 # The Python example harness (tests/tests/surface.rs runs it against a daemon of its own).
 pip_install grpc:grpcio grpc_tools:grpcio-tools
 cargo build --workspace --bins

@@ -787,38 +787,46 @@ pub fn host_mounts_under(path: &Path) -> Vec<String> {
 /// `+crt-static` so it runs in the busybox rootfs.
 pub fn sys_helper() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("helper/edtest-sys.rs");
-            let out = bin_dir().join("edtest-sys");
-            let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            if mtime(&out).is_none() || mtime(&out) < mtime(&src) {
-                // The rustc of the toolchain building the tests.
-                let rustc = Path::new(env!("CARGO"))
-                    .parent()
-                    .map(|d| d.join("rustc"))
-                    .filter(|p| p.exists())
-                    .unwrap_or_else(|| PathBuf::from("rustc"));
-                let tmp = out.with_extension(format!("tmp{}", std::process::id()));
-                let status = Command::new(&rustc)
-                    .args([
-                        "--edition",
-                        "2021",
-                        "-O",
-                        "-C",
-                        "target-feature=+crt-static",
-                    ])
-                    .arg("-o")
-                    .arg(&tmp)
-                    .arg(&src)
-                    .status()
-                    .expect("run rustc for the test helper");
-                assert!(status.success(), "building {} failed", src.display());
-                std::fs::rename(&tmp, &out).expect("install the test helper");
-            }
-            out
-        })
-        .clone()
+    BUILT.get_or_init(|| static_helper("edtest-sys")).clone()
+}
+
+/// The pod sandbox's process of the CRI tests' pause image (tests/helper/edtest-pause.rs:
+/// waits for signals, reaps children), built as [`sys_helper`] is.
+pub fn pause_helper() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| static_helper("edtest-pause")).clone()
+}
+
+/// Builds tests/helper/NAME.rs into a static binary beside the test binaries (again only
+/// when the source is newer), with the rustc of the toolchain building the tests.
+fn static_helper(name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("helper/{name}.rs"));
+    let out = bin_dir().join(name);
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if mtime(&out).is_none() || mtime(&out) < mtime(&src) {
+        let rustc = Path::new(env!("CARGO"))
+            .parent()
+            .map(|d| d.join("rustc"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("rustc"));
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        let status = Command::new(&rustc)
+            .args([
+                "--edition",
+                "2021",
+                "-O",
+                "-C",
+                "target-feature=+crt-static",
+            ])
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("run rustc for a test helper");
+        assert!(status.success(), "building {} failed", src.display());
+        std::fs::rename(&tmp, &out).expect("install the test helper");
+    }
+    out
 }
 
 /// Copies the test helper into a rootfs as /bin/edtest-sys.

@@ -138,16 +138,30 @@ fn blob(dir: &Path, data: &[u8]) -> (String, usize) {
 /// An OCI image archive (a tar of an image layout) of the busybox rootfs, named `name`, in
 /// `dir`; returns its path.
 pub fn oci_archive(dir: &Path, name: &str) -> PathBuf {
-    let layout = dir.join("oci-layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("layout");
     let tar = busybox_tar(dir);
-    let layer = sha256_file(&tar);
-    let layer_size = std::fs::metadata(&tar).expect("layer").len();
-    std::fs::rename(&tar, layout.join("blobs/sha256").join(&layer)).expect("layer blob");
+    let config = serde_json::json!({"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]});
+    image_archive(dir, name, &tar, config, "busybox-oci.tar")
+}
+
+/// An OCI image archive in `dir` (file `archive`) of one uncompressed layer (the tarball
+/// `tar`, moved into it) with the image config `config` (`Env`, `Cmd`, `Entrypoint`), named
+/// `name`; returns its path.
+pub fn image_archive(
+    dir: &Path,
+    name: &str,
+    tar: &Path,
+    config: serde_json::Value,
+    archive: &str,
+) -> PathBuf {
+    let layout = dir.join(format!("{archive}.layout"));
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("layout");
+    let layer = sha256_file(tar);
+    let layer_size = std::fs::metadata(tar).expect("layer").len();
+    std::fs::rename(tar, layout.join("blobs/sha256").join(&layer)).expect("layer blob");
     let config = serde_json::json!({
         "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
         "os": "linux",
-        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer}")]},
     });
     let (config, config_size) = blob(&layout, config.to_string().as_bytes());
@@ -181,7 +195,7 @@ pub fn oci_archive(dir: &Path, name: &str) -> PathBuf {
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .expect("oci-layout");
-    let archive = dir.join("busybox-oci.tar");
+    let archive = dir.join(archive);
     let status = Command::new("tar")
         .arg("-C")
         .arg(&layout)

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use crate::{bin_dir, make_rootfs, remove_cgroup_parent, unique, TempDir};
 
 pub mod containerd;
+pub mod cri;
 pub mod docker;
 pub mod podman;
 
 pub use containerd::Containerd;
+pub use cri::Cri;
 pub use docker::Docker;
 pub use podman::Podman;
 

@@ -32,6 +32,7 @@ macro_rules! variants {
 }
 
 mod containerd;
+mod cri;
 mod docker;
 mod docker_config;
 mod harness;
