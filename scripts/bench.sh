@@ -2,7 +2,7 @@
 # Runs the benchmarks side by side with runc, crun, containerd (ctr + containerd-shim-runc-v2)
 # and conmon, all from Debian packages, and prints the tables (also written to
 # bench-results.md) and the chart (docs/src/bench.svg). As root, best on an otherwise idle machine.
-# Usage: scripts/bench.sh [start|exec|many|memory|throughput|oci...]   (default: all)
+# Usage: scripts/bench.sh [start|exec|many|memory|throughput|oci|cri|scale...]   (default: all)
 #        BENCH_ROUNDS=N scripts/bench.sh   (rounds per latency figure; default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."

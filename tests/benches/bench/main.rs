@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use execdriver_tests::{pb, Client};
 
+mod cri;
 mod crun;
 mod exec;
 mod many;
@@ -39,6 +40,7 @@ mod scale;
 mod start;
 mod throughput;
 
+use cri::cri;
 use crun::crun_runner;
 use exec::exec_latency;
 use many::many;
@@ -160,6 +162,9 @@ fn main() {
     }
     if want("oci") {
         oci(&mut env, rounds, &mut report);
+    }
+    if want("cri") {
+        rt.block_on(cri(rounds, &mut report));
     }
     if want("scale") {
         rt.block_on(scale(&mut env, &mut report));
