@@ -157,3 +157,49 @@ async fn a_failed_slirp4netns_create_leaves_no_slirp4netns() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("network.mtu"), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_slirp4netns_container_with_a_user_namespace_of_a_root_daemon() {
+    require_slirp4netns();
+    let d = Daemon::start_in_netns(&[], &[]);
+    let ns = d.netns();
+    let server = ns.serve_loopback();
+    let mut c = d.client().await;
+    let script = format!(
+        "cat /proc/self/uid_map; ip -o -4 addr show dev tap0; echo userns | nc -w 5 10.0.2.2 {}",
+        server.port
+    );
+    let mut req = request(
+        &d,
+        &["sh", "-c", &script],
+        network(pb::NetworkMode::Slirp4netns),
+    );
+    req.namespaces = ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET", "NEWUSER"]
+        .map(String::from)
+        .to_vec();
+    // The rootfs stays root's: readable and executable by the mapped root as by anyone.
+    let map = pb::IdMapping {
+        container_id: 0,
+        host_id: 100_000,
+        size: 65536,
+    };
+    let s = req.security.get_or_insert_with(Default::default);
+    s.uid_mappings = vec![map];
+    s.gid_mappings = vec![map];
+    let id = req.id.clone();
+    create(&mut c, req).await;
+    // slirp4netns joined the container's user namespace, which owns its network namespace.
+    let slirps = ns.processes_named("slirp4netns");
+    assert_eq!(slirps.len(), 1, "{slirps:?}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", slirps[0])).unwrap();
+    assert!(cmdline.contains("--userns-path=/proc/"), "{cmdline:?}");
+    let out = attach_collect(&mut c, &id, None, true).await;
+    assert_eq!(out.code(), 0, "{}\n{}", out.stdout(), out.stderr());
+    let text = out.stdout();
+    assert!(text.contains("100000"), "{text}");
+    assert!(text.contains("inet 10.0.2.100/24"), "{text}");
+    assert!(text.contains("pong userns"), "{text}");
+    assert_eq!(server.finish(), ["userns"]);
+    delete(&mut c, &id).await;
+    assert_eq!(slirps_gone(ns), Vec::<i32>::new());
+}
