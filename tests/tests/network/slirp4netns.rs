@@ -203,3 +203,24 @@ async fn a_slirp4netns_container_with_a_user_namespace_of_a_root_daemon() {
     delete(&mut c, &id).await;
     assert_eq!(slirps_gone(ns), Vec::<i32>::new());
 }
+
+#[tokio::test]
+async fn slirp4netns_ends_with_a_killed_shim() {
+    require_slirp4netns();
+    let d = Daemon::start_in_netns(&[], &[]);
+    let ns = d.netns();
+    let mut c = d.client().await;
+    let req = request(&d, &["sleep", "60"], network(pb::NetworkMode::Slirp4netns));
+    let id = req.id.clone();
+    let st = create(&mut c, req).await;
+    assert_eq!(ns.processes_named("slirp4netns").len(), 1);
+    assert!(st.shim_pid > 0, "{st:?}");
+    // The test's own shim, by the pid its daemon reported.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(st.shim_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the shim");
+    assert_eq!(slirps_gone(ns), Vec::<i32>::new());
+    delete(&mut c, &id).await;
+}
