@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 require_root
 # libc6-dev: the static libc the tests' syscall helper links; util-linux: setpriv; passwd:
-# useradd for the rootless tests' users; uidmap: newuidmap/newgidmap (rootless Podman).
-apt_install busybox-static iproute2 procps libc6-dev util-linux passwd uidmap
+# useradd for the rootless tests' users; uidmap: newuidmap/newgidmap (rootless Podman);
+# slirp4netns: the user-mode network's tests.
+apt_install busybox-static iproute2 procps libc6-dev util-linux passwd uidmap slirp4netns
 # The engines tests/tests/engines/ runs on private paths (each started and stopped by the test),
 # and the reference runtimes: Docker, Podman + conmon, containerd + ctr, runc, crun.
 apt_install_quiet_services docker.io podman conmon containerd containernetworking-plugins runc crun

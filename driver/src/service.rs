@@ -221,6 +221,10 @@ impl ExecDriver for Service {
                 if self.driver.config.defaults.network.is_some() {
                     modes.insert(0, pb::NetworkMode::Bridge as i32);
                 }
+                // The program is there and the tun device open to the daemon's user.
+                if execdriver_shim::slirp4netns::available() {
+                    modes.push(pb::NetworkMode::Slirp4netns as i32);
+                }
                 modes
             },
             event_history: self.driver.events.capacity() as u32,

@@ -23,6 +23,7 @@ pub mod rootfs;
 pub mod runtime;
 pub mod seccomp;
 pub mod security;
+pub mod slirp4netns;
 pub mod state;
 pub mod supervisor;
 pub mod sys;

@@ -505,6 +505,106 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// The pids of the processes named `comm` (their `/proc/PID/comm`) whose network namespace
+    /// is this one: only a test's own can be there.
+    pub fn processes_named(&self, comm: &str) -> Vec<i32> {
+        let ours = std::fs::read_link(&self.path).expect("the test netns");
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim_end() == comm)
+                    && std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                        .ok()
+                        .as_ref()
+                        == Some(&ours)
+            })
+            .collect()
+    }
+
+    /// A TCP server on 127.0.0.1 (an ephemeral port) of this namespace: each connection's
+    /// first line `L` is answered `pong L`. Stopped on drop.
+    pub fn serve_loopback(&self) -> LoopbackServer {
+        let ns = std::fs::File::open(&self.path).expect("open the test netns");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            // This thread alone enters the namespace; the socket stays in it.
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+            listener.set_nonblocking(true).expect("nonblocking");
+            let port = listener.local_addr().expect("local_addr").port();
+            let _ = tx.send(port);
+            let mut lines = Vec::new();
+            while !stopping.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        use std::io::{BufRead, Write};
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut reader = std::io::BufReader::new(&stream);
+                        let mut line = String::new();
+                        let _ = reader.read_line(&mut line);
+                        let line = line.trim_end().to_owned();
+                        let _ = (&stream).write_all(format!("pong {line}\n").as_bytes());
+                        lines.push(line);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            lines
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the loopback server's port");
+        LoopbackServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// See [`Netns::serve_loopback`].
+pub struct LoopbackServer {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl LoopbackServer {
+    /// Stops it; the first lines of the connections it answered.
+    pub fn finish(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Fails the test, saying how to fix it, when slirp4netns is not installed (scripts/test.sh
+/// installs it): a test of the user-mode network must not pass without it.
+pub fn require_slirp4netns() {
+    assert!(
+        execdriver_shim::slirp4netns::find().is_some(),
+        "slirp4netns is not installed: apt-get install -y slirp4netns (scripts/test.sh installs it)"
+    );
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = self.holder.kill();
@@ -909,14 +1009,14 @@ impl TestUser {
         argv: &[&std::ffi::OsStr],
         log: &Path,
     ) -> Child {
-        self.spawn_in(None, cwd, env, argv, log)
+        self.spawn_under(&[], cwd, env, argv, log)
     }
 
-    /// [`TestUser::spawn`], started in the cgroup v2 directory `cgroup` when given (moved
-    /// there by root before it becomes the user, as systemd starts a delegated unit).
-    pub fn spawn_in(
+    /// [`TestUser::spawn`] through `wrapper` (run as root, it execs the rest of its command
+    /// line, `setpriv ...`, in the end: e.g. `nsenter --net=... --`).
+    pub fn spawn_under(
         &self,
-        cgroup: Option<&Path>,
+        wrapper: &[&std::ffi::OsStr],
         cwd: &Path,
         env: &[(&str, &str)],
         argv: &[&std::ffi::OsStr],
@@ -924,12 +1024,10 @@ impl TestUser {
     ) -> Child {
         let home = format!("HOME=/home/{}", self.name);
         let log = std::fs::File::create(log).expect("log file");
-        let mut cmd = match cgroup {
-            Some(dir) => {
-                let mut c = Command::new("sh");
-                c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
-                    .arg(dir)
-                    .arg("setpriv");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("setpriv");
                 c
             }
             None => Command::new("setpriv"),

@@ -372,8 +372,9 @@ pub struct CreateArgs {
     /// Cgroup parent (relative to the hierarchy roots), instead of the daemon's.
     #[arg(long)]
     pub cgroup_parent: Option<String>,
-    /// Network: bridge, none, host, container:ID (share ID's), or the path of a network
-    /// namespace to join (default: bridge when the daemon has one, else none).
+    /// Network: bridge, none, host, slirp4netns (user-mode, outbound access without a
+    /// bridge), container:ID (share ID's), or the path of a network namespace to join
+    /// (default: bridge when the daemon has one, else none).
     #[arg(long)]
     pub network: Option<String>,
     /// The address in the daemon's subnet (bridge network; default: a free one).
@@ -382,7 +383,8 @@ pub struct CreateArgs {
     /// eth0's MAC address (bridge network; default: a random locally administered one).
     #[arg(long)]
     pub mac: Option<String>,
-    /// eth0's MTU (bridge network; default: the daemon's).
+    /// eth0's MTU (bridge network; default: the daemon's), or tap0's (slirp4netns; default
+    /// 65520).
     #[arg(long)]
     pub mtu: Option<u32>,
     #[command(flatten)]

@@ -48,7 +48,7 @@ pub struct Meta {
 /// container's details).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkMeta {
-    /// "none", "bridge", "host", "container" or "netns".
+    /// "none", "bridge", "host", "container", "netns" or "slirp4netns".
     #[serde(default)]
     pub mode: String,
     /// BRIDGE: before allocation the requested address (dotted, or empty for any); after it,
@@ -74,6 +74,7 @@ pub const MODE_BRIDGE: &str = "bridge";
 pub const MODE_HOST: &str = "host";
 pub const MODE_CONTAINER: &str = "container";
 pub const MODE_NETNS: &str = "netns";
+pub const MODE_SLIRP4NETNS: &str = "slirp4netns";
 
 /// The prefix of the host ends of bridge-mode veths.
 pub const VETH_PREFIX: &str = "veth";

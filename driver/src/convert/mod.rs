@@ -33,7 +33,7 @@ use checks::{
 pub use checks::{validate_id, MAX_ID};
 pub use daemon::{
     default_cgroup_parent, root_hash, BridgeNetwork, Defaults, Meta, NetworkMeta, DEFAULT_ROOT,
-    MODE_BRIDGE, MODE_CONTAINER, MODE_HOST, MODE_NETNS, MODE_NONE, VETH_PREFIX,
+    MODE_BRIDGE, MODE_CONTAINER, MODE_HOST, MODE_NETNS, MODE_NONE, MODE_SLIRP4NETNS, VETH_PREFIX,
 };
 pub use names::request_field;
 pub use network::{bridge_network, netns_network};

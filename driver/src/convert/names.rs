@@ -62,7 +62,7 @@ pub fn request_name(field: &Field) -> String {
                 "network.netns_path".into()
             }
             // The bridge and the veth prefix are the daemon's (--bridge), not the request's.
-            NetworkField::Context(_) => "network".into(),
+            NetworkField::Context(_) | NetworkField::Contexts => "network".into(),
         },
         Field::Rlimit(i, f) => format!(
             "security.rlimits[{i}].{}",

@@ -1,5 +1,6 @@
 //! A request's `network`: the mode settled against the namespaces asked for, and the
-//! container.json strategies (loopback, a veth on the daemon's bridge, a netns to join).
+//! container.json strategies (loopback, a veth on the daemon's bridge, a netns to join, the
+//! user-mode network of slirp4netns).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,7 +14,7 @@ use execdriver_spec::network as spec_net;
 use super::checks::{absolute, check_string, validate_id};
 use super::daemon::{
     BridgeNetwork, Defaults, NetworkMeta, MODE_BRIDGE, MODE_CONTAINER, MODE_HOST, MODE_NETNS,
-    MODE_NONE, VETH_PREFIX,
+    MODE_NONE, MODE_SLIRP4NETNS, VETH_PREFIX,
 };
 use crate::error::{Error, Result};
 
@@ -58,14 +59,19 @@ pub(super) fn network(
         !n.mac_address.is_empty(),
         NetworkMode::Bridge,
     )?;
-    only("mtu", n.mtu != 0, NetworkMode::Bridge)?;
+    if n.mtu != 0 && !matches!(mode, NetworkMode::Bridge | NetworkMode::Slirp4netns) {
+        return Err(Error::invalid(
+            "network.mtu",
+            "only with NETWORK_MODE_BRIDGE or NETWORK_MODE_SLIRP4NETNS",
+        ));
+    }
     let loopback = || Network {
         kind: spec_net::LOOPBACK.into(),
         ..Default::default()
     };
     let mut meta = NetworkMeta::default();
     let networks = match mode {
-        NetworkMode::None | NetworkMode::Bridge if !has_net => {
+        NetworkMode::None | NetworkMode::Bridge | NetworkMode::Slirp4netns if !has_net => {
             return Err(Error::invalid(
                 "network.mode",
                 format!("{} needs NEWNET in namespaces", mode.as_str_name()),
@@ -100,6 +106,30 @@ pub(super) fn network(
             }
             meta.mtu = n.mtu;
             vec![loopback()]
+        }
+        NetworkMode::Slirp4netns => {
+            if n.mtu != 0 && !(MIN_MTU..=spec_net::SLIRP_MAX_MTU).contains(&n.mtu) {
+                return Err(Error::invalid(
+                    "network.mtu",
+                    format!("{} is not {MIN_MTU} to {}", n.mtu, spec_net::SLIRP_MAX_MTU),
+                ));
+            }
+            meta.mode = MODE_SLIRP4NETNS.into();
+            meta.address = spec_net::SLIRP_ADDRESS.into();
+            meta.gateway = spec_net::SLIRP_GATEWAY.into();
+            meta.mtu = if n.mtu != 0 {
+                n.mtu
+            } else {
+                spec_net::SLIRP_DEFAULT_MTU
+            };
+            vec![
+                loopback(),
+                Network {
+                    kind: spec_net::SLIRP4NETNS.into(),
+                    mtu: n.mtu,
+                    ..Default::default()
+                },
+            ]
         }
         NetworkMode::Host => {
             if explicit_namespaces && has_net {

@@ -546,6 +546,72 @@ fn network_modes_convert() {
 }
 
 #[test]
+fn slirp4netns_mode_converts() {
+    let slirp = |mtu: u32| {
+        with_network(NetworkConfig {
+            mode: NetworkMode::Slirp4netns as i32,
+            mtu,
+            ..Default::default()
+        })
+    };
+    // Also on a daemon with a bridge: nothing of the bridge is used.
+    let (c, m) = create_request(&slirp(0), &bridged(), 0).unwrap();
+    assert_eq!(m.network.mode, MODE_SLIRP4NETNS);
+    assert_eq!(m.network.address, "10.0.2.100/24");
+    assert_eq!(m.network.gateway, "10.0.2.2");
+    assert_eq!(m.network.mtu, 65520);
+    assert!(m.network.bridge.is_empty());
+    assert!(c.has_namespace(Namespace::Net));
+    let kinds: Vec<&str> = c.networks.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["loopback", "slirp4netns"]);
+    assert_eq!(c.networks[1].mtu, 0);
+    c.validate().unwrap();
+    let (c, m) = create_request(&slirp(1500), &Defaults::default(), 0).unwrap();
+    assert_eq!((m.network.mtu, c.networks[1].mtu), (1500, 1500));
+
+    // The field each refusal names.
+    let cases: Vec<(CreateRequest, &str)> = vec![
+        (slirp(67), "network.mtu"),
+        (slirp(65522), "network.mtu"),
+        (
+            with_network(NetworkConfig {
+                mode: NetworkMode::Slirp4netns as i32,
+                address: "10.0.2.100".into(),
+                ..Default::default()
+            }),
+            "network.address",
+        ),
+        (
+            with_network(NetworkConfig {
+                mode: NetworkMode::Slirp4netns as i32,
+                mac_address: "02:00:00:00:00:01".into(),
+                ..Default::default()
+            }),
+            "network.mac_address",
+        ),
+        (
+            CreateRequest {
+                namespaces: vec!["NEWNS".into(), "NEWPID".into()],
+                ..slirp(0)
+            },
+            "network.mode",
+        ),
+        (
+            with_network(NetworkConfig {
+                mode: NetworkMode::None as i32,
+                mtu: 1500,
+                ..Default::default()
+            }),
+            "network.mtu",
+        ),
+    ];
+    for (r, field) in cases {
+        let (got, reason) = net_error(r, &bridged());
+        assert_eq!(got, field, "{reason}");
+    }
+}
+
+#[test]
 fn network_errors_name_the_field() {
     let d = bridged();
     let cases: Vec<(CreateRequest, &str)> = vec![

@@ -170,6 +170,7 @@ fn read_network_status(c: &Container) -> (pb::NetworkStatus, bool) {
         convert::MODE_HOST => pb::NetworkMode::Host,
         convert::MODE_CONTAINER => pb::NetworkMode::Container,
         convert::MODE_NETNS => pb::NetworkMode::Netns,
+        convert::MODE_SLIRP4NETNS => pb::NetworkMode::Slirp4netns,
         _ => pb::NetworkMode::Unspecified,
     };
     let links = if mode == pb::NetworkMode::Bridge {

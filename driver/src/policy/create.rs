@@ -5,7 +5,8 @@
 //!   files, writable paths on a filesystem without nosuid,nodev (`paths.rs`);
 //! - `namespaces` that leave out NEWNS, NEWUTS, NEWIPC, NEWPID or NEWNET (a host namespace);
 //! - `network`: NETWORK_MODE_HOST, NETWORK_MODE_NETNS (a namespace joined by path, such as
-//!   /proc/1/ns/net), NETWORK_MODE_CONTAINER with a container the caller did not create;
+//!   /proc/1/ns/net), NETWORK_MODE_CONTAINER with a container the caller did not create,
+//!   NETWORK_MODE_SLIRP4NETNS (it reaches the daemon's 127.0.0.1 as the daemon's user);
 //! - `resources.devices`, `resources.allow_all_devices`, `resources.cgroup_parent`;
 //! - `security.capabilities` beyond Docker's default set (`ALL` included),
 //!   `no_new_privileges: false`, rlimits whose hard limit is above the daemon's own,
@@ -202,6 +203,10 @@ impl Rules<'_> {
                     Err(e) => Err(e),
                 }
             }
+            Ok(NetworkMode::Slirp4netns) => Err(Error::denied(
+                "network.mode",
+                "NETWORK_MODE_SLIRP4NETNS reaches the daemon's 127.0.0.1 (10.0.2.2) as the daemon's user",
+            )),
             Ok(NetworkMode::Unspecified) if !listed(Namespace::Net) => Err(Error::denied(
                 "namespaces",
                 "leaves out NEWNET: the container would share the host's network",

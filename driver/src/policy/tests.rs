@@ -333,6 +333,10 @@ fn host_namespaces_are_refused() {
         "network.mode"
     );
     assert_eq!(
+        refused(&t, |r| r.network = net(NetworkMode::Slirp4netns)),
+        "network.mode"
+    );
+    assert_eq!(
         refused(&t, |r| {
             r.network = Some(pb::NetworkConfig {
                 mode: NetworkMode::Netns as i32,

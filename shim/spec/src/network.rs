@@ -11,6 +11,21 @@ pub const LOOPBACK: &str = "loopback";
 pub const VETH: &str = "veth";
 /// `type` of the join-a-network-namespace strategy.
 pub const NETNS: &str = "netns";
+/// `type` of the user-mode strategy: `slirp4netns` gives the container's own network
+/// namespace a tap device and routes its traffic through the host's sockets.
+pub const SLIRP4NETNS: &str = "slirp4netns";
+/// The tap device slirp4netns makes in the container.
+pub const SLIRP_IFNAME: &str = "tap0";
+/// What slirp4netns gives the container (its defaults, `--cidr` 10.0.2.0/24): the address,
+/// the gateway (the host; its 127.0.0.1 too, as slirp4netns runs without
+/// `--disable-host-loopback`) and the DNS forwarder.
+pub const SLIRP_ADDRESS: &str = "10.0.2.100/24";
+pub const SLIRP_GATEWAY: &str = "10.0.2.2";
+pub const SLIRP_DNS: &str = "10.0.2.3";
+/// The tap's MTU when `mtu` is 0 (what Podman and rootlesskit give slirp4netns).
+pub const SLIRP_DEFAULT_MTU: u32 = 65520;
+/// The largest MTU slirp4netns takes.
+pub const SLIRP_MAX_MTU: u32 = 65521;
 /// The veth strategy's `context` keys.
 pub const CONTEXT_BRIDGE: &str = "bridge";
 pub const CONTEXT_PREFIX: &str = "prefix";

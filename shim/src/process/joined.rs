@@ -43,6 +43,12 @@ impl Joined {
                     format!("the network namespace is also joined by networks[{i}] (netns)"),
                 ));
             }
+            if let Some((i, _)) = config.slirp4netns() {
+                return Err(refuse(
+                    Namespace::Net,
+                    format!("a joined network namespace is not configured: networks[{i}] (slirp4netns) cannot be made in it"),
+                ));
+            }
             if let Some((i, _)) = config.veths().next() {
                 return Err(refuse(
                     Namespace::Net,

@@ -52,6 +52,7 @@ use crate::logfile::Rotation;
 use crate::network;
 use crate::process;
 use crate::protocol::{self, response, ErrorCode, ExecFailure, Response, Stream};
+use crate::slirp4netns::Slirp4netns;
 use crate::state;
 
 use clients::Client;
@@ -100,6 +101,8 @@ pub enum Error {
     Process(#[from] process::Error),
     #[error("network: {0}")]
     Network(#[from] crate::network::Error),
+    #[error("network: {0}")]
+    Slirp4netns(#[from] crate::slirp4netns::Error),
     /// The host cannot give what container.json asks (FAILED_PRECONDITION).
     #[error("{0}")]
     Precondition(String),
@@ -113,6 +116,7 @@ impl Error {
             Error::Cgroup(e) if e.is_precondition() => ErrorCode::FailedPrecondition,
             Error::Process(p) => p.code(),
             Error::Network(n) => n.code(),
+            Error::Slirp4netns(n) => n.code(),
             Error::Precondition(_) => ErrorCode::FailedPrecondition,
             _ => ErrorCode::Internal,
         }
@@ -207,6 +211,8 @@ struct Shim {
     oom_reported: u64,
     /// The host ends of the container's veths, removed when the init ends.
     links: Vec<network::HostLink>,
+    /// The user-mode network's slirp4netns (a child of the shim's), ended when the init ends.
+    slirp: Option<Slirp4netns>,
     log_rotation: Rotation,
     /// Slot 0 is the init; exec'd processes take the others (None: free).
     procs: Vec<Option<Proc>>,

@@ -209,9 +209,17 @@ impl Shim {
                 p.as_ref()
                     .is_some_and(|p| p.pid == pid && p.status != Status::Stopped)
             });
-            // Anything else is an orphan reparented to us: reaped, nothing to record.
+            // Anything else is an orphan reparented to us (or the user-mode network's
+            // slirp4netns): reaped, nothing to record.
             if let Some(slot) = slot {
                 self.on_exit(slot, code, signal);
+            } else if self.slirp.as_mut().is_some_and(|s| s.collected(pid))
+                && self.init().status != Status::Stopped
+            {
+                log::warn!(
+                    "shim {}: slirp4netns {pid} ended (exit code {code:?}, signal {signal:?}) while the container runs: it has no network now",
+                    self.id
+                );
             }
         }
     }
@@ -236,6 +244,10 @@ impl Shim {
             // The kernel would remove the veths with the namespace; a namespace that outlives
             // the init (joined by another container) must not keep them on the bridge.
             network::remove_host_links(&self.links);
+            // The namespace's tap goes with slirp4netns.
+            if let Some(s) = &mut self.slirp {
+                s.stop();
+            }
         }
         let oom_killed = slot == INIT && self.oom_seen;
         let Some(p) = self.procs.get_mut(slot).and_then(|p| p.as_mut()) else {

@@ -22,6 +22,7 @@ use crate::log;
 use crate::logfile::LogWriter;
 use crate::network;
 use crate::process::{self, Nursery, Stdio};
+use crate::slirp4netns::{self, Slirp4netns};
 use crate::state;
 
 use super::park::Parked;
@@ -70,8 +71,12 @@ impl Shim {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys_err("signalfd"))?;
 
-        // Bridges are looked up before anything is made: a missing one fails cleanly.
+        // Bridges are looked up before anything is made: a missing one fails cleanly. So is
+        // slirp4netns, for the user-mode network.
         let net_plan = network::plan(&config)?;
+        if config.slirp4netns().is_some() {
+            slirp4netns::check()?;
+        }
 
         // The cgroups, with every limit and the device rules in place before the init exists.
         // A parked shim's pool set becomes them when it fits (same parent); otherwise it is
@@ -118,6 +123,7 @@ impl Shim {
         let oom_base = cgroup.as_ref().and_then(|m| m.oom_kills()).unwrap_or(0);
 
         let mut links = Vec::new();
+        let mut slirp = None;
         let made = Self::create_init(
             opts,
             &config,
@@ -126,10 +132,13 @@ impl Shim {
             nursery,
             &net_plan,
             &mut links,
+            &mut slirp,
         );
         let init = match made {
             Ok(x) => x,
             Err(e) => {
+                // The init is gone: slirp4netns goes too (before the cgroups).
+                drop(slirp);
                 network::remove_host_links(&links);
                 if let Some(cg) = &cgroup {
                     let _ = cg.destroy();
@@ -148,6 +157,7 @@ impl Shim {
             oom_seen: false,
             oom_reported: 0,
             links,
+            slirp,
             log_rotation: opts.log_rotation,
             procs: vec![Some(init)],
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys_err("epoll"))?,
@@ -192,6 +202,9 @@ impl Shim {
         Ok(shim)
     }
 
+    /// Makes the init; `links` and `slirp` get the network it was given on the host side
+    /// (theirs to undo if this fails).
+    #[allow(clippy::too_many_arguments)]
     fn create_init(
         opts: &Options,
         config: &Config,
@@ -200,8 +213,24 @@ impl Shim {
         nursery: Option<Nursery>,
         net_plan: &network::Plan,
         links: &mut Vec<network::HostLink>,
+        slirp: &mut Option<Slirp4netns>,
     ) -> Result<Proc, Error> {
         let force_ioctl = network::force_ioctl_from_env();
+        // After the id maps are written (slirp4netns joins the init's user namespace) and
+        // before the init goes on: its command starts with the network up.
+        let mut start_slirp = |pid: nix::unistd::Pid| -> Result<(), String> {
+            if let Some((_, n)) = config.slirp4netns() {
+                let started = slirp4netns::start(&slirp4netns::Options {
+                    init: pid,
+                    userns: slirp4netns::own_userns(pid),
+                    mtu: n.mtu,
+                    state_dir: &opts.state_dir,
+                })
+                .map_err(|e| format!("network: {e}"))?;
+                *slirp = Some(started);
+            }
+            Ok(())
+        };
         let log = LogWriter::open(&opts.state_dir.join(state::LOG), opts.log_rotation)
             .map_err(io_err("opening the log"))?;
         let mut io = make_stdio(config.tty, opts.stdin, opts.console_size)?;
@@ -229,7 +258,7 @@ impl Shim {
                             .map_err(|e| format!("cgroups: {e}"))?;
                         *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
                             .map_err(|e| format!("network: {e}"))?;
-                        Ok(())
+                        start_slirp(pid)
                     },
                 )?
             }
@@ -243,7 +272,7 @@ impl Shim {
                     }
                     *links = network::setup_host(net_plan, pid.as_raw(), force_ioctl)
                         .map_err(|e| format!("network: {e}"))?;
-                    Ok(())
+                    start_slirp(pid)
                 })?
             }
         };
@@ -276,6 +305,9 @@ impl Shim {
         let pid = self.init().pid;
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
+        if let Some(s) = &mut self.slirp {
+            s.stop();
+        }
         network::remove_host_links(&self.links);
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();

@@ -9,7 +9,8 @@
 //! configs and requests, create/state/delete calls, and readers of the addresses a container
 //! got and the daemon allocated. The tests are in `bridge` (a container on the bridge, traffic
 //! between two), `modes` (host, none, shared and joined namespaces), `addresses` (allocation,
-//! release, restart) and `errors` (bad requests and daemon flags).
+//! release, restart), `errors` (bad requests and daemon flags) and `slirp4netns` (the user-mode
+//! network).
 
 use execdriver_tests::{pb, unique_ifname, Client, Daemon};
 
@@ -17,6 +18,7 @@ mod addresses;
 mod bridge;
 mod errors;
 mod modes;
+mod slirp4netns;
 
 /// A daemon in its own netns with bridge `edbr…` on `subnet`.
 fn bridge_daemon(subnet: &str, env: &[(&str, &str)]) -> (Daemon, String) {

@@ -1,17 +1,19 @@
 //! `execdriverd` run by an ordinary user (made with `useradd`, with subordinate ids):
 //! its socket and state under the user's `XDG_RUNTIME_DIR`, containers in a user namespace
 //! (root inside is the user, the subordinate range mapped through `newuidmap`), limits
-//! refused naming them, exec and logs, and a restart that finds its containers again.
+//! refused naming them, exec and logs, a restart that finds its containers again, cgroups in a
+//! delegated subtree, and the slirp4netns network (with the daemon in a network namespace of
+//! the test's).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use execdriver_tests::{bin, make_rootfs, unique, TempDir, TestUser};
+use execdriver_tests::{bin, make_rootfs, require_slirp4netns, unique, Netns, TempDir, TestUser};
 
-/// A rootless daemon: its user, its runtime directory, its process, and the cgroup v2
-/// subtree delegated to it, if any.
+/// A rootless daemon: its user, its runtime directory, its process, the cgroup v2 subtree
+/// delegated to it, if any, and the network namespace of the test's it runs in, if any.
 struct RootlessDaemon {
     user: TestUser,
     /// Dropped after the user's processes are killed.
@@ -20,16 +22,30 @@ struct RootlessDaemon {
     xdg: PathBuf,
     rootfs: PathBuf,
     child: Option<Child>,
+    netns: Option<Netns>,
 }
+
+/// Run as root by `sh -c` before the daemon (its arguments: a directory, then the command):
+/// in the daemon's private mount namespace, /dev/net/tun becomes a node of mode 0666, as
+/// Debian's udev makes it (this host's may be 0600, which only root may open), on a tmpfs
+/// mounted over the directory there. The host's /dev is not touched.
+const TUN_0666: &str = "d=$1; shift; mount -t tmpfs -o size=16k,mode=0755 edt-tun \"$d\" && \
+    mknod -m 0666 \"$d/tun\" c 10 200 && mount --bind \"$d/tun\" /dev/net/tun && exec \"$@\"";
 
 impl RootlessDaemon {
     fn start() -> RootlessDaemon {
-        RootlessDaemon::start_with(false)
+        RootlessDaemon::start_with(false, None)
+    }
+
+    /// The daemon (its shims and their slirp4netns too) in a network namespace of the test's,
+    /// in a private mount namespace where /dev/net/tun is open to the user.
+    fn start_in_netns() -> RootlessDaemon {
+        RootlessDaemon::start_with(false, Some(Netns::new()))
     }
 
     /// With `delegate`, the daemon starts in a cgroup v2 directory of its own that root gave
-    /// the user, as systemd's `Delegate=yes` does.
-    fn start_with(delegate: bool) -> RootlessDaemon {
+    /// the user, as systemd's `Delegate=yes` does; with `netns`, in that network namespace.
+    fn start_with(delegate: bool, netns: Option<Netns>) -> RootlessDaemon {
         let user = TestUser::new(true);
         let delegated = delegate.then(|| Delegated::new(&user));
         let dir = TempDir::new("edt-rootlessd");
@@ -49,6 +65,7 @@ impl RootlessDaemon {
             xdg,
             rootfs,
             child: None,
+            netns,
         };
         d.spawn();
         d
@@ -62,13 +79,47 @@ impl RootlessDaemon {
         let _ = std::fs::remove_file(self.socket());
         let daemon = bin("execdriverd");
         let xdg = self.xdg.display().to_string();
-        let child = self.user.spawn_in(
-            self.delegated.as_ref().map(|d| d.dir.as_path()),
-            &self.xdg,
-            &[("XDG_RUNTIME_DIR", &xdg)],
-            &[daemon.as_os_str()],
-            &self.dir.path.join("daemon.log"),
-        );
+        let env = [("XDG_RUNTIME_DIR", xdg.as_str())];
+        let log = self.dir.path.join("daemon.log");
+        // Each wrapper execs the next (no fork): the child's pid is the daemon's. Root
+        // first moves it into the delegated cgroup, then into the network namespace.
+        let procs = self.delegated.as_ref().map(|d| d.dir.clone());
+        let mut wrapper: Vec<&OsStr> = Vec::new();
+        if let Some(dir) = &procs {
+            wrapper.extend(
+                ["sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""].map(OsStr::new),
+            );
+            wrapper.push(dir.as_os_str());
+        }
+        let tun = self.dir.path.join("tun");
+        let net = self
+            .netns
+            .as_ref()
+            .map(|ns| format!("--net={}", ns.path.display()));
+        if let Some(net) = &net {
+            std::fs::create_dir_all(&tun).unwrap();
+            wrapper.extend(
+                [
+                    "nsenter",
+                    net,
+                    "--",
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-c",
+                    TUN_0666,
+                    "sh",
+                ]
+                .map(OsStr::new),
+            );
+            wrapper.push(tun.as_os_str());
+        }
+        let child = self
+            .user
+            .spawn_under(&wrapper, &self.xdg, &env, &[daemon.as_os_str()], &log);
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
@@ -311,7 +362,7 @@ fn eventually_text(mut f: impl FnMut() -> String, want: &str) -> String {
 /// and a restarted daemon finds the container in it.
 #[test]
 fn a_rootless_daemon_in_a_delegated_cgroup_gives_each_container_one() {
-    let mut d = RootlessDaemon::start_with(true);
+    let mut d = RootlessDaemon::start_with(true, None);
     let deleg = d.delegated.as_ref().unwrap();
     let (dir, rel) = (deleg.dir.clone(), deleg.relative());
     let info = d.ok(&["info"]);
@@ -591,4 +642,67 @@ fn a_rootless_container_reaches_no_further_than_its_user() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, ["1000 1000 1000 1000", "1000 0 0 0"], "{out}");
     let _ = std::fs::remove_file(&bb);
+}
+
+#[test]
+fn a_rootless_daemons_container_gets_the_slirp4netns_network() {
+    require_slirp4netns();
+    let d = RootlessDaemon::start_in_netns();
+    let ns = d.netns.as_ref().expect("in a netns");
+    let server = ns.serve_loopback();
+    let info = d.ok(&["info"]);
+    assert!(info.contains("slirp4netns"), "{info}\n{}", d.log());
+
+    let id = unique("rls");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &id,
+        "--network",
+        "slirp4netns",
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    // One slirp4netns, the user's, in the daemon's namespace (the test's), joined to the
+    // container's user namespace.
+    let slirps = ns.processes_named("slirp4netns");
+    assert_eq!(slirps.len(), 1, "{slirps:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", slirps[0])).unwrap();
+    let uids = execdriver_tests::parse_status(&status)["Uid"].clone();
+    assert!(
+        uids.split_whitespace().all(|u| u == d.user.uid.to_string()),
+        "{uids}"
+    );
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", slirps[0])).unwrap();
+    assert!(cmdline.contains("--userns-path=/proc/"), "{cmdline:?}");
+
+    let script = format!(
+        "id -u; head -n 1 /proc/self/uid_map; ls /sys/class/net | tr '\\n' ' '; echo; \
+         ip -o -4 addr show dev tap0; ip route; echo rootless | nc -w 5 10.0.2.2 {}",
+        server.port
+    );
+    let out = d.ok(&["exec", &id, "--", "sh", "-c", &script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 5, "{out}");
+    assert_eq!(lines[0], "0", "{out}");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", &d.user.uid.to_string(), "1"], "{out}");
+    let mut links: Vec<&str> = lines[2].split_whitespace().collect();
+    links.sort();
+    assert_eq!(links, ["lo", "tap0"], "{out}");
+    assert!(lines[3].contains("inet 10.0.2.100/24"), "{out}");
+    assert!(out.contains("default via 10.0.2.2 dev tap0"), "{out}");
+    assert!(out.contains("pong rootless"), "{out}");
+    assert_eq!(server.finish(), ["rootless"]);
+
+    d.ok(&["delete", "-f", &id]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ns.processes_named("slirp4netns").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ns.processes_named("slirp4netns"), Vec::<i32>::new());
 }

@@ -66,6 +66,7 @@ pub fn network_config(a: &CreateArgs) -> Result<Option<pb::NetworkConfig>, Strin
         Some("bridge") => pb::NetworkMode::Bridge,
         Some("none") => pb::NetworkMode::None,
         Some("host") => pb::NetworkMode::Host,
+        Some("slirp4netns") => pb::NetworkMode::Slirp4netns,
         Some(s) if s.starts_with("container:") => {
             n.container_id = s["container:".len()..].to_owned();
             pb::NetworkMode::Container
@@ -76,7 +77,7 @@ pub fn network_config(a: &CreateArgs) -> Result<Option<pb::NetworkConfig>, Strin
         }
         Some(s) => {
             return Err(format!(
-                "--network {s:?}: expected bridge, none, host, container:ID or a /path"
+                "--network {s:?}: expected bridge, none, host, slirp4netns, container:ID or a /path"
             ))
         }
     } as i32;
@@ -385,6 +386,8 @@ mod tests {
         assert_eq!(mode(&["--network", "bridge"]).0, pb::NetworkMode::Bridge);
         assert_eq!(mode(&["--network", "none"]).0, pb::NetworkMode::None);
         assert_eq!(mode(&["--network", "host"]).0, pb::NetworkMode::Host);
+        let (m, n) = mode(&["--network", "slirp4netns", "--mtu", "1500"]);
+        assert_eq!((m, n.mtu), (pb::NetworkMode::Slirp4netns, 1500));
         let (m, n) = mode(&["--network", "/run/netns/x"]);
         assert_eq!(
             (m, n.netns_path.as_str()),

@@ -127,6 +127,8 @@ pub enum NetworkField {
     MacAddress,
     /// `context.bridge`, `context.prefix`, `context.nspath`.
     Context(&'static str),
+    /// `context` as a whole (a strategy that takes none).
+    Contexts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +290,7 @@ impl NetworkField {
             NetworkField::Mtu => "mtu".into(),
             NetworkField::MacAddress => "mac_address".into(),
             NetworkField::Context(key) => format!("context.{key}"),
+            NetworkField::Contexts => "context".into(),
         }
     }
 }

@@ -366,6 +366,14 @@ impl Config {
             .filter(|(_, n)| n.kind == crate::network::VETH)
     }
 
+    /// The `slirp4netns` strategy and its index, if the config has one.
+    pub fn slirp4netns(&self) -> Option<(usize, &Network)> {
+        self.networks
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.kind == crate::network::SLIRP4NETNS)
+    }
+
     /// The `netns` strategy's path and its index, if the config has one.
     pub fn netns_path(&self) -> Option<(usize, &str)> {
         self.networks

@@ -256,6 +256,87 @@ fn network_errors_name_the_field() {
 }
 
 #[test]
+fn slirp4netns_networks_are_checked() {
+    let slirp = || Network {
+        kind: "slirp4netns".into(),
+        ..Default::default()
+    };
+    let lo = Network {
+        kind: "loopback".into(),
+        ..Default::default()
+    };
+    let mut c = valid();
+    c.networks = vec![lo.clone(), slirp()];
+    c.validate().unwrap();
+    assert_eq!(c.slirp4netns().map(|(i, _)| i), Some(1));
+    for mtu in [MIN_MTU, 1500, 65520, 65521] {
+        let mut n = slirp();
+        n.mtu = mtu;
+        c.networks = vec![lo.clone(), n];
+        c.validate().unwrap();
+    }
+
+    type Mutation = Box<dyn Fn(&mut Network)>;
+    let cases: Vec<(Mutation, &str)> = vec![
+        (
+            Box::new(|n| n.address = "10.0.2.100/24".into()),
+            "networks[1].address",
+        ),
+        (
+            Box::new(|n| n.gateway = "10.0.2.2".into()),
+            "networks[1].gateway",
+        ),
+        (
+            Box::new(|n| n.mac_address = "02:00:00:00:00:01".into()),
+            "networks[1].mac_address",
+        ),
+        (
+            Box::new(|n| {
+                n.context.insert("bridge".into(), "br0".into());
+            }),
+            "networks[1].context",
+        ),
+        (Box::new(|n| n.mtu = 67), "networks[1].mtu"),
+        (Box::new(|n| n.mtu = 65522), "networks[1].mtu"),
+    ];
+    for (mutate, field) in cases {
+        let mut n = slirp();
+        mutate(&mut n);
+        c.networks = vec![lo.clone(), n];
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field.json_path(), field, "{err}");
+    }
+
+    // At most one; never with a veth or a joined namespace; only with NEWNET.
+    c.networks = vec![slirp(), slirp()];
+    let err = c.validate().unwrap_err();
+    assert_eq!(err.field.json_path(), "networks[0].type", "{err}");
+    assert!(err.reason.contains("at most one"), "{err}");
+    c.networks = vec![slirp(), veth()];
+    assert_eq!(
+        c.validate().unwrap_err().field.json_path(),
+        "networks[0].type"
+    );
+    c.networks = vec![
+        Network {
+            kind: "netns".into(),
+            context: BTreeMap::from([("nspath".to_string(), "/proc/1/ns/net".to_string())]),
+            ..Default::default()
+        },
+        slirp(),
+    ];
+    assert_eq!(
+        c.validate().unwrap_err().field.json_path(),
+        "networks[0].type"
+    );
+    c.namespaces.retain(|n| *n != Namespace::Net);
+    c.networks = vec![slirp()];
+    let err = c.validate().unwrap_err();
+    assert_eq!(err.field.json_path(), "networks[0].type", "{err}");
+    assert!(err.reason.contains("NEWNET"), "{err}");
+}
+
+#[test]
 fn unknown_fields_and_namespaces_are_rejected() {
     assert!(serde_json::from_str::<Config>(r#"{"capabilites_mask": []}"#).is_err());
     assert!(serde_json::from_str::<Config>(r#"{"namespaces": ["NEWFOO"]}"#).is_err());

@@ -259,6 +259,11 @@ impl Config {
             .filter(|n| n.kind == net::NETNS)
             .count();
         let veths = self.networks.iter().filter(|n| n.kind == net::VETH).count();
+        let slirps = self
+            .networks
+            .iter()
+            .filter(|n| n.kind == net::SLIRP4NETNS)
+            .count();
         if veths > net::MAX_VETHS {
             return Err(ConfigError::new(
                 Field::Networks,
@@ -281,10 +286,10 @@ impl Config {
                     if joins > 1 {
                         return err(NetworkField::Type, "only one netns network can be joined");
                     }
-                    if veths > 0 {
+                    if veths > 0 || slirps > 0 {
                         return err(
                             NetworkField::Type,
-                            "netns cannot be combined with veth (the joined namespace is configured by its owner)",
+                            "netns cannot be combined with veth or slirp4netns (the joined namespace is configured by its owner)",
                         );
                     }
                     let path = n.context.get(net::CONTEXT_NSPATH).map(String::as_str);
@@ -316,13 +321,69 @@ impl Config {
                     }
                     self.check_veth(i, n, &mut gateways)?;
                 }
+                net::SLIRP4NETNS => self.check_slirp4netns(i, n, veths, slirps)?,
                 other => {
                     return Err(ConfigError::new(
                         field(NetworkField::Type),
-                        format!("unknown network type {other:?} (loopback, veth, netns)"),
+                        format!(
+                            "unknown network type {other:?} (loopback, veth, netns, slirp4netns)"
+                        ),
                     ))
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The user-mode network: in the container's own network namespace, alone (slirp4netns
+    /// sets the address, gateway and default route itself), with an MTU slirp4netns takes.
+    fn check_slirp4netns(
+        &self,
+        i: usize,
+        n: &super::Network,
+        veths: usize,
+        slirps: usize,
+    ) -> Result<(), ConfigError> {
+        let field = |f: NetworkField| Field::Network(i, f);
+        let err = |f: NetworkField, why: &str| Err(ConfigError::new(field(f), why));
+        if !self.has_namespace(Namespace::Net) {
+            return err(NetworkField::Type, "slirp4netns needs the NEWNET namespace");
+        }
+        if slirps > 1 {
+            return err(NetworkField::Type, "at most one slirp4netns network");
+        }
+        if veths > 0 {
+            return err(
+                NetworkField::Type,
+                "slirp4netns cannot be combined with veth (both would set the default route)",
+            );
+        }
+        let fixed = "slirp4netns gives 10.0.2.100/24, gateway 10.0.2.2; leave it empty";
+        if !n.address.is_empty() {
+            return err(NetworkField::Address, fixed);
+        }
+        if !n.gateway.is_empty() {
+            return err(NetworkField::Gateway, fixed);
+        }
+        if !n.mac_address.is_empty() {
+            return err(NetworkField::MacAddress, "not supported with slirp4netns");
+        }
+        if let Some(key) = n.context.keys().next() {
+            return Err(ConfigError::new(
+                field(NetworkField::Contexts),
+                format!("{key:?}: slirp4netns takes no context"),
+            ));
+        }
+        if n.mtu != 0 && !(MIN_MTU..=net::SLIRP_MAX_MTU).contains(&n.mtu) {
+            return Err(ConfigError::new(
+                field(NetworkField::Mtu),
+                format!(
+                    "{} is not 0 ({}) or {MIN_MTU} to {}",
+                    n.mtu,
+                    net::SLIRP_DEFAULT_MTU,
+                    net::SLIRP_MAX_MTU
+                ),
+            ));
         }
         Ok(())
     }
