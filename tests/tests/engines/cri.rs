@@ -147,6 +147,23 @@ async fn pod(cri: &Cri, handler: &str) {
     )
     .await;
     assert_ne!(r.exit_code, 0, "100 MB held under a 64 MiB limit: {r:?}");
+    // A second of busy loop runs into the CPU quota: the kernel throttles the cgroup.
+    exec(
+        &mut c,
+        &server,
+        &["sh", "-c", "timeout 1 sh -c 'while :; do :; done'; true"],
+    )
+    .await;
+    let throttled = cgroup_file(sp, "cpu", "cpu.stat");
+    let periods = throttled
+        .lines()
+        .find_map(|l| l.strip_prefix("nr_throttled "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        periods > 0,
+        "a busy loop under a 20% quota was never throttled: {throttled}"
+    );
 
     // Status, stats, and the log where log_path says, in CRI's format.
     let st = c
