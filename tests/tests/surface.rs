@@ -129,7 +129,11 @@ async fn info_says_what_the_host_can_do() {
         ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
     );
     use pb::NetworkMode as M;
-    let modes = [M::None, M::Host, M::Container, M::Netns].map(|m| m as i32);
+    let mut modes = [M::None, M::Host, M::Container, M::Netns].map(|m| m as i32).to_vec();
+    // The user-mode network where slirp4netns is installed (scripts/test.sh installs it).
+    if execdriver_shim::slirp4netns::available() {
+        modes.push(M::Slirp4netns as i32);
+    }
     assert_eq!(i.network_modes, modes, "no bridge without --bridge");
     assert_eq!(i.event_history, 4096);
     assert_eq!(i.root, d.root.display().to_string());
@@ -145,7 +149,7 @@ async fn info_says_what_the_host_can_do() {
         "{:?}",
         i.network_modes
     );
-    assert_eq!(i.network_modes.len(), 5);
+    assert_eq!(i.network_modes.len(), modes.len() + 1);
 }
 
 #[tokio::test]
