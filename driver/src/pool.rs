@@ -57,6 +57,9 @@ pub struct ShimPool {
     /// Starts every token (see [`root_mark`]).
     mark: String,
     cgroup_parent: String,
+    /// Park sets without a memory cgroup (`--memory-cgroup when-limited`: the containers they
+    /// are for share the parent's).
+    share_memory: bool,
     program: PathBuf,
     parked: Mutex<Vec<Parked>>,
     wake: Notify,
@@ -72,12 +75,19 @@ pub struct ShimPool {
 impl ShimPool {
     /// A pool of `size` shims started from `program` (0: none is kept), with cgroups under
     /// `cgroup_parent`, in `root`'s pool directory.
-    pub fn new(size: usize, root: &Path, cgroup_parent: &str, program: PathBuf) -> Arc<ShimPool> {
+    pub fn new(
+        size: usize,
+        root: &Path,
+        cgroup_parent: &str,
+        share_memory: bool,
+        program: PathBuf,
+    ) -> Arc<ShimPool> {
         Arc::new(ShimPool {
             size,
             dir: root.join(POOL_DIR),
             mark: root_mark(root),
             cgroup_parent: cgroup_parent.to_owned(),
+            share_memory,
             program,
             parked: Mutex::new(Vec::new()),
             wake: Notify::new(),
@@ -190,6 +200,9 @@ impl ShimPool {
             .arg(&dir)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent);
+        if self.share_memory {
+            cmd.arg("--share-parent-memory");
+        }
         if let Some(soft) = crate::shims::inherited_nofile() {
             cmd.arg("--nofile-soft").arg(soft.to_string());
         }

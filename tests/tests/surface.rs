@@ -129,7 +129,9 @@ async fn info_says_what_the_host_can_do() {
         ["NEWNS", "NEWUTS", "NEWIPC", "NEWPID", "NEWNET"]
     );
     use pb::NetworkMode as M;
-    let mut modes = [M::None, M::Host, M::Container, M::Netns].map(|m| m as i32).to_vec();
+    let mut modes = [M::None, M::Host, M::Container, M::Netns]
+        .map(|m| m as i32)
+        .to_vec();
     // The user-mode network where slirp4netns is installed (scripts/test.sh installs it).
     if execdriver_shim::slirp4netns::available() {
         modes.push(M::Slirp4netns as i32);

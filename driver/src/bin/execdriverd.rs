@@ -26,6 +26,7 @@ struct FileConfig {
     shim: Option<PathBuf>,
     cgroup_parent: Option<String>,
     cgroup_devices: Option<String>,
+    memory_cgroup: Option<String>,
     bridge: Option<String>,
     subnet: Option<String>,
     gateway: Option<String>,
@@ -77,6 +78,7 @@ fn apply_config_file(
     take!(opt shim, "shim");
     take!(opt cgroup_parent, "cgroup_parent");
     take!(cgroup_devices, "cgroup_devices");
+    take!(memory_cgroup, "memory_cgroup");
     take!(opt bridge, "bridge");
     take!(opt subnet, "subnet");
     take!(opt gateway, "gateway");
@@ -122,6 +124,12 @@ fn apply_config_file(
         return Err(format!(
             "cgroup-devices {:?}: expected auto or bpf",
             args.cgroup_devices
+        ));
+    }
+    if !["always", "when-limited"].contains(&args.memory_cgroup.as_str()) {
+        return Err(format!(
+            "memory-cgroup {:?}: expected always or when-limited",
+            args.memory_cgroup
         ));
     }
     if !["text", "json"].contains(&args.log_format.as_str()) {
@@ -245,6 +253,7 @@ fn main() -> ExitCode {
             network,
             allow_missing_apparmor: args.allow_missing_apparmor,
             rootless,
+            share_unlimited_memory: args.memory_cgroup == "when-limited",
         },
         event_history: args.event_history,
         shim_pool: args.shim_pool,

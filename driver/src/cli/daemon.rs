@@ -36,6 +36,11 @@ pub struct Args {
     /// (the eBPF filter on the v2 cgroup, also on a hybrid host).
     #[arg(long, default_value = "auto", value_parser = ["auto", "bpf"])]
     pub cgroup_devices: String,
+    /// Memory cgroups on a v1 host: always (one per container) or when-limited (only for
+    /// containers with a memory limit; the others share the cgroup parent's, without
+    /// per-container memory figures, and cost the kernel no memory cgroup each).
+    #[arg(long, default_value = "always", value_parser = ["always", "when-limited"])]
+    pub memory_cgroup: String,
     /// Bridge for bridge-mode containers; created (with the gateway address) if missing.
     /// Needs --subnet.
     #[arg(long, requires = "subnet")]

@@ -196,6 +196,9 @@ pub struct Defaults {
     pub allow_missing_apparmor: bool,
     /// The daemon runs as an ordinary user: containers get a user namespace and no cgroups.
     pub rootless: Option<super::Rootless>,
+    /// Containers without a memory limit share the cgroup parent's v1 memory cgroup
+    /// (`--memory-cgroup when-limited`) instead of getting one each.
+    pub share_unlimited_memory: bool,
 }
 
 impl Default for Defaults {
@@ -206,6 +209,7 @@ impl Default for Defaults {
             network: None,
             allow_missing_apparmor: false,
             rootless: None,
+            share_unlimited_memory: false,
         }
     }
 }

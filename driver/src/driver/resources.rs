@@ -123,6 +123,13 @@ impl Driver {
                     Some((field, reason)) => Error::invalid(format!("resources.{field}"), reason),
                     None => Error::invalid("resources", message),
                 },
+                Error::Shim {
+                    code: protocol::ErrorCode::FailedPrecondition,
+                    message,
+                } => Error::FailedPrecondition(match message.strip_prefix("cgroups.") {
+                    Some(rest) => format!("resources.{rest}"),
+                    None => message,
+                }),
                 e => e,
             })?;
         match reply {

@@ -17,8 +17,14 @@ use execdriver_shim::supervisor::{self, Options};
 enum Mode {
     /// Create the container now.
     Create(Options),
-    /// Park (`--park --state POOL_DIR --cgroup-parent PARENT`): wait for a create to adopt.
-    Park { dir: PathBuf, parent: String },
+    /// Park (`--park --state POOL_DIR --cgroup-parent PARENT [--share-parent-memory]`): wait
+    /// for a create to adopt. With `--share-parent-memory` the pool set has no memory cgroup
+    /// (the nursery joins the parent's), for containers that share it.
+    Park {
+        dir: PathBuf,
+        parent: String,
+        share_memory: bool,
+    },
 }
 
 fn parse_mode() -> Result<Mode, String> {
@@ -26,19 +32,24 @@ fn parse_mode() -> Result<Mode, String> {
     if args.first().map(String::as_str) != Some("--park") {
         return parse_args(args).map(Mode::Create);
     }
-    let (mut dir, mut parent) = (None, None);
+    let (mut dir, mut parent, mut share_memory) = (None, None, false);
     let mut it = args.into_iter().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--state" => dir = it.next().map(PathBuf::from),
             "--cgroup-parent" => parent = it.next(),
+            "--share-parent-memory" => share_memory = true,
             // Before the nursery is forked: containers inherit it from there.
             "--nofile-soft" => apply_nofile_soft(&it.next().unwrap_or_default())?,
             other => return Err(format!("--park: unknown argument {other:?}")),
         }
     }
     match (dir, parent) {
-        (Some(dir), Some(parent)) if dir.is_absolute() => Ok(Mode::Park { dir, parent }),
+        (Some(dir), Some(parent)) if dir.is_absolute() => Ok(Mode::Park {
+            dir,
+            parent,
+            share_memory,
+        }),
         _ => Err("usage: execdriver-shim --park --state /ABSOLUTE/DIR --cgroup-parent P".into()),
     }
 }
@@ -126,14 +137,23 @@ fn main() -> ExitCode {
     };
     let code = match mode {
         Mode::Create(opts) => supervisor::run(opts, report),
-        Mode::Park { dir, parent } => park(&dir, &parent, report),
+        Mode::Park {
+            dir,
+            parent,
+            share_memory,
+        } => park(&dir, &parent, share_memory, report),
     };
     ExitCode::from(code as u8)
 }
 
 /// A parked shim: makes its pool set, says so (one byte, `P`, on its stdout), and waits for
 /// the create that adopts it; then it is that container's shim.
-fn park(dir: &std::path::Path, parent: &str, mut report: supervisor::Report) -> i32 {
+fn park(
+    dir: &std::path::Path,
+    parent: &str,
+    share_memory: bool,
+    mut report: supervisor::Report,
+) -> i32 {
     use std::io::Write;
     let token = dir
         .file_name()
@@ -149,7 +169,7 @@ fn park(dir: &std::path::Path, parent: &str, mut report: supervisor::Report) -> 
         let _ = std::fs::remove_dir_all(dir);
         return 0;
     }
-    let parked = match supervisor::Parked::park(parent, &token) {
+    let parked = match supervisor::Parked::park(parent, &token, share_memory) {
         Ok(p) => p,
         Err(e) => {
             execdriver_shim::log::error!("parked shim {token}: {e}");

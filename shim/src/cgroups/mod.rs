@@ -128,6 +128,9 @@ pub struct Cgroup {
     /// `parent/name`, relative to each hierarchy's root.
     pub relative: PathBuf,
     pub dirs: Vec<(Hierarchy, PathBuf)>,
+    /// Cgroups the container's processes join but does not own (the parent's memory cgroup,
+    /// see [`Cgroup::sharing_memory`]): made if missing, never emptied, frozen or removed.
+    pub joined: Vec<(Hierarchy, PathBuf)>,
 }
 
 impl Cgroup {
@@ -141,7 +144,40 @@ impl Cgroup {
             .iter()
             .map(|h| (h.clone(), h.mountpoint.join(&relative)))
             .collect();
-        Ok(Cgroup { relative, dirs })
+        Ok(Cgroup {
+            relative,
+            dirs,
+            joined: Vec::new(),
+        })
+    }
+
+    /// This cgroup with its v1 memory hierarchy's directory replaced by the parent's, joined
+    /// and shared (container.json `share_parent_memory`). Nothing changes where the memory
+    /// controller is not on a v1 hierarchy of its own.
+    pub fn sharing_memory(mut self) -> Cgroup {
+        let parent = self
+            .relative
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let (memory, rest): (Vec<_>, Vec<_>) = self
+            .dirs
+            .into_iter()
+            .partition(|(h, _)| !h.v2 && h.controllers.iter().any(|c| c == "memory"));
+        self.dirs = rest;
+        self.joined = memory
+            .into_iter()
+            .map(|(h, _)| {
+                let dir = h.mountpoint.join(&parent);
+                (h, dir)
+            })
+            .collect();
+        self
+    }
+
+    /// Whether the memory hierarchy is shared with the parent ([`Cgroup::sharing_memory`]).
+    pub fn shares_memory(&self) -> bool {
+        !self.joined.is_empty()
     }
 
     /// Creates the directories (and their parents). cpuset parents get the cpus and mems of
@@ -151,6 +187,17 @@ impl Cgroup {
     pub fn create(&self) -> Result<()> {
         for (h, dir) in &self.dirs {
             self.create_in(h, dir)?;
+        }
+        self.create_joined()
+    }
+
+    /// Makes the joined (shared) directories where missing.
+    fn create_joined(&self) -> Result<()> {
+        for (_, dir) in &self.joined {
+            fs::create_dir_all(dir).map_err(|source| Error::Create {
+                path: dir.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -205,6 +252,7 @@ impl Cgroup {
     /// rename; the init is born into it). Then the counters the pool's own process ran up
     /// are reset ([`Cgroup::reset_counters`]).
     pub fn adopt(&self, pool: &Cgroup) -> Result<()> {
+        self.create_joined()?;
         for (h, dir) in &self.dirs {
             if h.v2 {
                 self.create_in(h, dir)?;
@@ -265,7 +313,7 @@ impl Cgroup {
 
     /// Moves `pid` into every one of the container's cgroups.
     pub fn add(&self, pid: Pid) -> Result<()> {
-        for (_, dir) in &self.dirs {
+        for (_, dir) in self.dirs.iter().chain(&self.joined) {
             add_to(dir, pid)?;
         }
         Ok(())
@@ -539,7 +587,10 @@ pub trait Manager {
 /// Opens the manager for a container's `cgroups` section on this host: v1 when any v1
 /// hierarchy is mounted (v1 or hybrid), v2 on a pure v2 host.
 pub fn open(layout: &Layout, cg: &Cgroups, devices: DeviceMode) -> Result<Box<dyn Manager>> {
-    let cgroup = Cgroup::new(layout, &cg.parent, &cg.name)?;
+    let mut cgroup = Cgroup::new(layout, &cg.parent, &cg.name)?;
+    if cg.share_parent_memory {
+        cgroup = cgroup.sharing_memory();
+    }
     if devices == DeviceMode::Bpf && cgroup.v2_dir().is_none() {
         return Err(Error::Unsupported(
             "the eBPF device filter needs the cgroup v2 hierarchy, which is not mounted".into(),

@@ -30,6 +30,13 @@ impl V1 {
 
     /// The directory of `controller`, or an error naming the field that needs it.
     fn need(&self, controller: &str, field: &str) -> Result<&Path> {
+        if controller == "memory" && self.cg.shares_memory() {
+            return Err(Error::Unsupported(format!(
+                "cgroups.{field}: the container shares its parent's memory cgroup \
+                 (share_parent_memory; execdriverd --memory-cgroup when-limited): a memory \
+                 limit needs a memory cgroup of its own, which only a create makes"
+            )));
+        }
         self.dir(controller).ok_or_else(|| {
             Error::Unsupported(format!(
                 "cgroups.{field}: the {controller} controller is not mounted on this host"
@@ -428,6 +435,44 @@ mod tests {
 
     fn get(root: &Path, rel: &str) -> String {
         fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    #[test]
+    fn a_shared_memory_cgroup_is_joined_never_owned() {
+        let (root, layout) = fake_v1(&["cpu", "memory", "pids"]);
+        let cg = Cgroup::new(&layout, "p", "c").unwrap().sharing_memory();
+        assert!(cg.shares_memory());
+        cg.create().unwrap();
+        assert!(root.0.join("cpu/p/c").is_dir() && root.0.join("pids/p/c").is_dir());
+        assert!(root.0.join("memory/p").is_dir() && !root.0.join("memory/p/c").exists());
+        // Processes join the parent's memory cgroup too.
+        cg.add(nix::unistd::Pid::from_raw(4242)).unwrap();
+        assert_eq!(get(&root.0, "memory/p/cgroup.procs"), "4242");
+        assert_eq!(get(&root.0, "cpu/p/c/cgroup.procs"), "4242");
+        // A memory limit needs a cgroup of its own; stats have no memory block.
+        let m = V1::new(cg.clone(), false);
+        let e = m
+            .set(&Cgroups {
+                name: "c".into(),
+                memory: 32 << 20,
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cgroups.memory") && e.contains("share"), "{e}");
+        assert!(m.stats().unwrap().memory.is_none());
+        // Removal leaves the shared cgroup (and what is in it) alone.
+        fs::remove_file(root.0.join("cpu/p/c/cgroup.procs")).unwrap();
+        fs::remove_file(root.0.join("pids/p/c/cgroup.procs")).unwrap();
+        cg.destroy().unwrap();
+        assert!(!root.0.join("cpu/p/c").exists());
+        assert_eq!(get(&root.0, "memory/p/cgroup.procs"), "4242");
+        // Without a memory hierarchy of its own, sharing changes nothing.
+        let (_r2, l2) = fake_v1(&["cpu"]);
+        assert!(!Cgroup::new(&l2, "p", "c")
+            .unwrap()
+            .sharing_memory()
+            .shares_memory());
     }
 
     #[test]

@@ -105,6 +105,14 @@ impl Shim {
             return self.no_cgroups();
         };
         let merged = r.merged_into(&current);
+        if current.share_parent_memory && merged.limits_memory() {
+            return Response::error(
+                ErrorCode::FailedPrecondition,
+                "cgroups.memory: the container shares its parent's memory cgroup (made without a \
+                 memory limit under execdriverd --memory-cgroup when-limited); a memory limit \
+                 needs a memory cgroup of its own, which only a create makes",
+            );
+        }
         if let Err(e) = merged.validate_resources() {
             return Response::error(ErrorCode::InvalidArgument, e.to_string());
         }

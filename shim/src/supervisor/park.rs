@@ -31,13 +31,20 @@ pub struct Parked {
     /// The pool's v1 directories (renamed to the container's when adopted).
     pub(super) pool: Cgroup,
     parent: String,
+    /// Its set has no memory cgroup of its own (made for containers sharing the parent's).
+    share_memory: bool,
 }
 
 impl Parked {
     /// Makes the pool cgroups under `parent` (named after `token`) and parks a nursery in them.
-    pub fn park(parent: &str, token: &str) -> Result<Parked, Error> {
+    /// With `share_memory`, the set has no memory cgroup: the nursery joins the parent's, as
+    /// the containers that adopt it do (`share_parent_memory`).
+    pub fn park(parent: &str, token: &str, share_memory: bool) -> Result<Parked, Error> {
         let layout = Layout::detect()?;
-        let pool = Cgroup::new(&layout, parent, &pool_cgroup_name(token))?.v1_only();
+        let mut pool = Cgroup::new(&layout, parent, &pool_cgroup_name(token))?.v1_only();
+        if share_memory {
+            pool = pool.sharing_memory();
+        }
         if let Err(e) = pool.create() {
             // What it made in the hierarchies before the one that failed.
             let _ = pool.destroy();
@@ -46,13 +53,15 @@ impl Parked {
         let procs: Vec<PathBuf> = pool
             .dirs
             .iter()
+            .chain(&pool.joined)
             .map(|(_, d)| d.join("cgroup.procs"))
             .collect();
         match Nursery::start(&procs) {
             Ok(nursery) => Ok(Parked {
                 nursery,
-                pool,
                 parent: parent.trim_matches('/').to_owned(),
+                share_memory,
+                pool,
             }),
             Err(e) => {
                 let _ = pool.destroy();
@@ -61,9 +70,12 @@ impl Parked {
         }
     }
 
-    /// Whether a container with these cgroups can be made from this pool set (same parent).
+    /// Whether a container with these cgroups can be made from this pool set (same parent, and
+    /// a memory cgroup of its own or the parent's as the set has).
     pub(super) fn fits(&self, cg: &Cgroups) -> bool {
-        !cg.name.is_empty() && cg.parent.trim_matches('/') == self.parent
+        !cg.name.is_empty()
+            && cg.parent.trim_matches('/') == self.parent
+            && cg.share_parent_memory == self.share_memory
     }
 
     /// Ends the nursery and removes the pool's cgroups (what is left of them).

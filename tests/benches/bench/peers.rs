@@ -156,7 +156,12 @@ impl Env {
         let tmp = TempDir::new("edbench");
         let rootfs = tmp.path.join("rootfs");
         make_rootfs(&rootfs);
-        let daemon = Daemon::start();
+        // BENCH_MEMORY_CGROUP=when-limited: the daemon's --memory-cgroup (the scale figures
+        // are taken both ways).
+        let daemon = match std::env::var("BENCH_MEMORY_CGROUP") {
+            Ok(mode) if !mode.is_empty() => Daemon::start_with(&["--memory-cgroup", &mode]),
+            _ => Daemon::start(),
+        };
         let containerd = Containerd::start(&tmp.path.join("containerd"));
         let crun = have("crun").then(CrunRunner::start);
         let runc = have("runc");

@@ -23,6 +23,7 @@ mod hierarchy;
 mod limits;
 mod pool;
 mod requests;
+mod shared_memory;
 mod shim;
 mod stats;
 mod update;

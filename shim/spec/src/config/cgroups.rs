@@ -99,6 +99,13 @@ pub struct Cgroups {
     /// cgroup v2 files written as they are, after the fields above (`"memory.high": "1G"`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub unified: std::collections::BTreeMap<String, String>,
+    /// In the v1 memory hierarchy, the container's processes join `parent` (a memory cgroup
+    /// every such container shares) instead of a cgroup of their own: no per-container memory
+    /// figures or OOM count, and no memory limit (so none of the memory fields may be set).
+    /// Each memory cgroup costs the kernel memory for every filesystem mounted anywhere (its
+    /// shrinker bookkeeping): on a host with thousands of containers, about 1 MiB each.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub share_parent_memory: bool,
 }
 
 /// A block device and a value for it: a weight (10 to 1000) or a rate.
@@ -241,10 +248,22 @@ impl Cgroups {
         }
     }
 
+    /// Whether any memory field is set (what a shared memory cgroup cannot take).
+    pub fn limits_memory(&self) -> bool {
+        self.limits().iter().any(|f| f.starts_with("memory."))
+            || self.unified.keys().any(|k| k.starts_with("memory."))
+    }
+
     /// Checks the resource fields (not `name` and `parent`).
     pub fn validate_resources(&self) -> Result<(), ConfigError> {
         use CgroupField as F;
         let err = |f: CgroupField, why: String| Err(ConfigError::new(Field::Cgroups(f), why));
+        if self.share_parent_memory && self.limits_memory() {
+            return err(
+                F::SharedMemory,
+                "a container with a memory limit needs a memory cgroup of its own".into(),
+            );
+        }
         let unlimited_or = |f: CgroupField, v: i64, min: i64| {
             if v == 0 || v == -1 || v >= min {
                 Ok(())

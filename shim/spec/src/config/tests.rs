@@ -391,6 +391,20 @@ fn cgroup_resources_are_checked_and_errors_name_the_field() {
             Box::new(|c| c.memory_reservation = -5),
             "cgroups.memory_reservation",
         ),
+        (
+            Box::new(|c| {
+                c.share_parent_memory = true;
+                c.memory = 64 << 20
+            }),
+            "cgroups.share_parent_memory",
+        ),
+        (
+            Box::new(|c| {
+                c.share_parent_memory = true;
+                c.unified.insert("memory.high".into(), "1G".into());
+            }),
+            "cgroups.share_parent_memory",
+        ),
         (Box::new(|c| c.cpu_shares = 1), "cgroups.cpu_shares"),
         (Box::new(|c| c.cpu_shares = 300_000), "cgroups.cpu_shares"),
         (Box::new(|c| c.cpu_period = 999), "cgroups.cpu_period"),
