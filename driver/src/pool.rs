@@ -57,9 +57,9 @@ pub struct ShimPool {
     /// Starts every token (see [`root_mark`]).
     mark: String,
     cgroup_parent: String,
-    /// Park sets without a memory cgroup (`--memory-cgroup when-limited`: the containers they
-    /// are for share the parent's).
-    share_memory: bool,
+    /// Park sets without a cgroup of these controllers (`--cgroups-when-limited`: the
+    /// containers they are for share the parent's).
+    share: Vec<String>,
     program: PathBuf,
     parked: Mutex<Vec<Parked>>,
     wake: Notify,
@@ -79,7 +79,7 @@ impl ShimPool {
         size: usize,
         root: &Path,
         cgroup_parent: &str,
-        share_memory: bool,
+        share: Vec<String>,
         program: PathBuf,
     ) -> Arc<ShimPool> {
         Arc::new(ShimPool {
@@ -87,7 +87,7 @@ impl ShimPool {
             dir: root.join(POOL_DIR),
             mark: root_mark(root),
             cgroup_parent: cgroup_parent.to_owned(),
-            share_memory,
+            share,
             program,
             parked: Mutex::new(Vec::new()),
             wake: Notify::new(),
@@ -200,8 +200,8 @@ impl ShimPool {
             .arg(&dir)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent);
-        if self.share_memory {
-            cmd.arg("--share-parent-memory");
+        for c in &self.share {
+            cmd.arg("--share-parent").arg(c);
         }
         if let Some(soft) = crate::shims::inherited_nofile() {
             cmd.arg("--nofile-soft").arg(soft.to_string());

@@ -26,7 +26,7 @@ struct FileConfig {
     shim: Option<PathBuf>,
     cgroup_parent: Option<String>,
     cgroup_devices: Option<String>,
-    memory_cgroup: Option<String>,
+    cgroups_when_limited: Option<Vec<String>>,
     bridge: Option<String>,
     subnet: Option<String>,
     gateway: Option<String>,
@@ -78,7 +78,7 @@ fn apply_config_file(
     take!(opt shim, "shim");
     take!(opt cgroup_parent, "cgroup_parent");
     take!(cgroup_devices, "cgroup_devices");
-    take!(memory_cgroup, "memory_cgroup");
+    take!(cgroups_when_limited, "cgroups_when_limited");
     take!(opt bridge, "bridge");
     take!(opt subnet, "subnet");
     take!(opt gateway, "gateway");
@@ -126,10 +126,14 @@ fn apply_config_file(
             args.cgroup_devices
         ));
     }
-    if !["always", "when-limited"].contains(&args.memory_cgroup.as_str()) {
+    if let Some(c) = args
+        .cgroups_when_limited
+        .iter()
+        .find(|c| !execdriver_spec::config::SHAREABLE.contains(&c.as_str()))
+    {
         return Err(format!(
-            "memory-cgroup {:?}: expected always or when-limited",
-            args.memory_cgroup
+            "cgroups-when-limited {c:?}: expected {}",
+            execdriver_spec::config::SHAREABLE.join(" or ")
         ));
     }
     if !["text", "json"].contains(&args.log_format.as_str()) {
@@ -253,7 +257,7 @@ fn main() -> ExitCode {
             network,
             allow_missing_apparmor: args.allow_missing_apparmor,
             rootless,
-            share_unlimited_memory: args.memory_cgroup == "when-limited",
+            when_limited: args.cgroups_when_limited.clone(),
         },
         event_history: args.event_history,
         shim_pool: args.shim_pool,

@@ -36,11 +36,12 @@ pub struct Args {
     /// (the eBPF filter on the v2 cgroup, also on a hybrid host).
     #[arg(long, default_value = "auto", value_parser = ["auto", "bpf"])]
     pub cgroup_devices: String,
-    /// Memory cgroups on a v1 host: always (one per container) or when-limited (only for
-    /// containers with a memory limit; the others share the cgroup parent's, without
-    /// per-container memory figures, and cost the kernel no memory cgroup each).
-    #[arg(long, default_value = "always", value_parser = ["always", "when-limited"])]
-    pub memory_cgroup: String,
+    /// v1 controllers whose cgroup a container gets only when it sets a limit of theirs
+    /// (comma-separated: memory, cpuset); without one it shares the cgroup parent's. For
+    /// thousands of containers: each memory cgroup costs the kernel about 1 MiB then, and each
+    /// cpuset is checked against all its siblings. Shared: no per-container memory figures.
+    #[arg(long, value_delimiter = ',', value_parser = ["memory", "cpuset"])]
+    pub cgroups_when_limited: Vec<String>,
     /// Bridge for bridge-mode containers; created (with the gateway address) if missing.
     /// Needs --subnet.
     #[arg(long, requires = "subnet")]

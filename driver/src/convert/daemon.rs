@@ -196,9 +196,9 @@ pub struct Defaults {
     pub allow_missing_apparmor: bool,
     /// The daemon runs as an ordinary user: containers get a user namespace and no cgroups.
     pub rootless: Option<super::Rootless>,
-    /// Containers without a memory limit share the cgroup parent's v1 memory cgroup
-    /// (`--memory-cgroup when-limited`) instead of getting one each.
-    pub share_unlimited_memory: bool,
+    /// v1 controllers (memory, cpuset) whose cgroup a container gets only with a limit of
+    /// theirs; without one it shares the cgroup parent's (`--cgroups-when-limited`).
+    pub when_limited: Vec<String>,
 }
 
 impl Default for Defaults {
@@ -209,7 +209,7 @@ impl Default for Defaults {
             network: None,
             allow_missing_apparmor: false,
             rootless: None,
-            share_unlimited_memory: false,
+            when_limited: Vec::new(),
         }
     }
 }

@@ -199,10 +199,13 @@ pub fn create_request(
         ..Default::default()
     };
     let mut config = config;
-    if defaults.share_unlimited_memory {
-        if let Some(cg) = config.cgroups.as_mut().filter(|cg| !cg.limits_memory()) {
-            cg.share_parent_memory = true;
-        }
+    if let Some(cg) = config.cgroups.as_mut() {
+        cg.share_parent = defaults
+            .when_limited
+            .iter()
+            .filter(|c| !cg.limits_controller(c))
+            .cloned()
+            .collect();
     }
     if let Some(r) = &defaults.rootless {
         r.apply(&mut config)?;

@@ -58,7 +58,7 @@ impl Driver {
             config.shim_pool,
             &config.root,
             &config.defaults.cgroup_parent,
-            config.defaults.share_unlimited_memory,
+            config.defaults.when_limited.clone(),
             shim_exe.program(),
         );
         let mut driver = Driver {

@@ -17,13 +17,13 @@ use execdriver_shim::supervisor::{self, Options};
 enum Mode {
     /// Create the container now.
     Create(Options),
-    /// Park (`--park --state POOL_DIR --cgroup-parent PARENT [--share-parent-memory]`): wait
-    /// for a create to adopt. With `--share-parent-memory` the pool set has no memory cgroup
-    /// (the nursery joins the parent's), for containers that share it.
+    /// Park (`--park --state POOL_DIR --cgroup-parent PARENT [--share-parent C]...`): wait
+    /// for a create to adopt. With `--share-parent C` the pool set has no cgroup of controller
+    /// C (the nursery joins the parent's), for containers that share it.
     Park {
         dir: PathBuf,
         parent: String,
-        share_memory: bool,
+        share: Vec<String>,
     },
 }
 
@@ -32,24 +32,20 @@ fn parse_mode() -> Result<Mode, String> {
     if args.first().map(String::as_str) != Some("--park") {
         return parse_args(args).map(Mode::Create);
     }
-    let (mut dir, mut parent, mut share_memory) = (None, None, false);
+    let (mut dir, mut parent, mut share) = (None, None, Vec::new());
     let mut it = args.into_iter().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--state" => dir = it.next().map(PathBuf::from),
             "--cgroup-parent" => parent = it.next(),
-            "--share-parent-memory" => share_memory = true,
+            "--share-parent" => share.extend(it.next()),
             // Before the nursery is forked: containers inherit it from there.
             "--nofile-soft" => apply_nofile_soft(&it.next().unwrap_or_default())?,
             other => return Err(format!("--park: unknown argument {other:?}")),
         }
     }
     match (dir, parent) {
-        (Some(dir), Some(parent)) if dir.is_absolute() => Ok(Mode::Park {
-            dir,
-            parent,
-            share_memory,
-        }),
+        (Some(dir), Some(parent)) if dir.is_absolute() => Ok(Mode::Park { dir, parent, share }),
         _ => Err("usage: execdriver-shim --park --state /ABSOLUTE/DIR --cgroup-parent P".into()),
     }
 }
@@ -137,11 +133,7 @@ fn main() -> ExitCode {
     };
     let code = match mode {
         Mode::Create(opts) => supervisor::run(opts, report),
-        Mode::Park {
-            dir,
-            parent,
-            share_memory,
-        } => park(&dir, &parent, share_memory, report),
+        Mode::Park { dir, parent, share } => park(&dir, &parent, share, report),
     };
     ExitCode::from(code as u8)
 }
@@ -151,7 +143,7 @@ fn main() -> ExitCode {
 fn park(
     dir: &std::path::Path,
     parent: &str,
-    share_memory: bool,
+    share: Vec<String>,
     mut report: supervisor::Report,
 ) -> i32 {
     use std::io::Write;
@@ -169,7 +161,7 @@ fn park(
         let _ = std::fs::remove_dir_all(dir);
         return 0;
     }
-    let parked = match supervisor::Parked::park(parent, &token, share_memory) {
+    let parked = match supervisor::Parked::park(parent, &token, share) {
         Ok(p) => p,
         Err(e) => {
             execdriver_shim::log::error!("parked shim {token}: {e}");

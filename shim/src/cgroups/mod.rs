@@ -128,8 +128,8 @@ pub struct Cgroup {
     /// `parent/name`, relative to each hierarchy's root.
     pub relative: PathBuf,
     pub dirs: Vec<(Hierarchy, PathBuf)>,
-    /// Cgroups the container's processes join but does not own (the parent's memory cgroup,
-    /// see [`Cgroup::sharing_memory`]): made if missing, never emptied, frozen or removed.
+    /// Cgroups the container's processes join but does not own (the parent's, see
+    /// [`Cgroup::sharing`]): made if missing, never emptied, frozen or removed.
     pub joined: Vec<(Hierarchy, PathBuf)>,
 }
 
@@ -151,21 +151,21 @@ impl Cgroup {
         })
     }
 
-    /// This cgroup with its v1 memory hierarchy's directory replaced by the parent's, joined
-    /// and shared (container.json `share_parent_memory`). Nothing changes where the memory
-    /// controller is not on a v1 hierarchy of its own.
-    pub fn sharing_memory(mut self) -> Cgroup {
+    /// This cgroup with the directories of the v1 hierarchies holding `controllers` replaced
+    /// by the parent's, joined and shared (container.json `share_parent`). Nothing changes for
+    /// a controller not on a v1 hierarchy (v2 has one tree for all).
+    pub fn sharing(mut self, controllers: &[String]) -> Cgroup {
         let parent = self
             .relative
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let (memory, rest): (Vec<_>, Vec<_>) = self
+        let (shared, rest): (Vec<_>, Vec<_>) = self
             .dirs
             .into_iter()
-            .partition(|(h, _)| !h.v2 && h.controllers.iter().any(|c| c == "memory"));
+            .partition(|(h, _)| !h.v2 && h.controllers.iter().any(|c| controllers.contains(c)));
         self.dirs = rest;
-        self.joined = memory
+        self.joined = shared
             .into_iter()
             .map(|(h, _)| {
                 let dir = h.mountpoint.join(&parent);
@@ -175,9 +175,11 @@ impl Cgroup {
         self
     }
 
-    /// Whether the memory hierarchy is shared with the parent ([`Cgroup::sharing_memory`]).
-    pub fn shares_memory(&self) -> bool {
-        !self.joined.is_empty()
+    /// Whether `controller`'s hierarchy is shared with the parent ([`Cgroup::sharing`]).
+    pub fn shares(&self, controller: &str) -> bool {
+        self.joined
+            .iter()
+            .any(|(h, _)| h.controllers.iter().any(|c| c == controller))
     }
 
     /// Creates the directories (and their parents). cpuset parents get the cpus and mems of
@@ -191,52 +193,17 @@ impl Cgroup {
         self.create_joined()
     }
 
-    /// Makes the joined (shared) directories where missing.
-    fn create_joined(&self) -> Result<()> {
-        for (_, dir) in &self.joined {
-            fs::create_dir_all(dir).map_err(|source| Error::Create {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        Ok(())
+    fn create_in(&self, h: &Hierarchy, dir: &Path) -> Result<()> {
+        make_dirs(h, &self.relative, dir)
     }
 
-    fn create_in(&self, h: &Hierarchy, dir: &Path) -> Result<()> {
-        let is_cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
-        // Walk down from the hierarchy root so each new level can be initialised.
-        let mut cur = h.mountpoint.clone();
-        for part in self.relative.components() {
-            if h.v2 {
-                enable_controllers(&cur)?;
-            }
-            cur.push(part);
-            match fs::create_dir(&cur) {
-                Ok(()) => {}
-                // The container's own directory must be new: never adopt one.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur == *dir => {
-                    return Err(Error::Exists(cur));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(source) => {
-                    return Err(Error::Create {
-                        path: cur.clone(),
-                        source,
-                    })
-                }
-            }
-            if is_cpuset {
-                for file in ["cpuset.cpus", "cpuset.mems"] {
-                    let own = fs::read_to_string(cur.join(file)).unwrap_or_default();
-                    if own.trim().is_empty() {
-                        let parent = cur.parent().map(|p| p.join(file)).unwrap_or_default();
-                        let value = fs::read_to_string(&parent).unwrap_or_default();
-                        write(&cur.join(file), value.trim())?;
-                    }
-                }
-            }
+    /// Makes the joined (shared) directories where missing, initialised as [`make_dirs`]
+    /// does; one that exists is fine.
+    fn create_joined(&self) -> Result<()> {
+        let parent = self.relative.parent().unwrap_or(Path::new(""));
+        for (h, _) in &self.joined {
+            make_dirs(h, parent, Path::new(""))?;
         }
-        debug_assert_eq!(&cur, dir);
         Ok(())
     }
 
@@ -418,6 +385,48 @@ impl Cgroup {
     }
 }
 
+/// Makes `relative` (and the levels above it) in hierarchy `h`, walking down from its root
+/// so each new level is initialised: a v1 cpuset level gets its parent's cpus and mems
+/// (without which v1 refuses tasks), a v2 level above enables [`V2_CONTROLLERS`] for the one
+/// below. `leaf`, when it is the last level, must be new (a container never adopts a cgroup);
+/// pass an empty path to accept an existing one.
+fn make_dirs(h: &Hierarchy, relative: &Path, leaf: &Path) -> Result<()> {
+    let is_cpuset = !h.v2 && h.controllers.iter().any(|c| c == "cpuset");
+    let mut cur = h.mountpoint.clone();
+    for part in relative.components() {
+        if h.v2 {
+            enable_controllers(&cur)?;
+        }
+        cur.push(part);
+        match fs::create_dir(&cur) {
+            Ok(()) => {}
+            // The container's own directory must be new: never adopt one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && cur == *leaf => {
+                return Err(Error::Exists(cur));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(Error::Create {
+                    path: cur.clone(),
+                    source,
+                })
+            }
+        }
+        if is_cpuset {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let own = fs::read_to_string(cur.join(file)).unwrap_or_default();
+                if own.trim().is_empty() {
+                    let parent = cur.parent().map(|p| p.join(file)).unwrap_or_default();
+                    let value = fs::read_to_string(&parent).unwrap_or_default();
+                    write(&cur.join(file), value.trim())?;
+                }
+            }
+        }
+    }
+    debug_assert!(leaf.as_os_str().is_empty() || cur == leaf);
+    Ok(())
+}
+
 /// Moves `pid` into the cgroup `dir`.
 pub fn add_to(dir: &Path, pid: Pid) -> Result<()> {
     write(&dir.join("cgroup.procs"), &pid.to_string())
@@ -588,8 +597,8 @@ pub trait Manager {
 /// hierarchy is mounted (v1 or hybrid), v2 on a pure v2 host.
 pub fn open(layout: &Layout, cg: &Cgroups, devices: DeviceMode) -> Result<Box<dyn Manager>> {
     let mut cgroup = Cgroup::new(layout, &cg.parent, &cg.name)?;
-    if cg.share_parent_memory {
-        cgroup = cgroup.sharing_memory();
+    if !cg.share_parent.is_empty() {
+        cgroup = cgroup.sharing(&cg.share_parent);
     }
     if devices == DeviceMode::Bpf && cgroup.v2_dir().is_none() {
         return Err(Error::Unsupported(

@@ -30,11 +30,11 @@ impl V1 {
 
     /// The directory of `controller`, or an error naming the field that needs it.
     fn need(&self, controller: &str, field: &str) -> Result<&Path> {
-        if controller == "memory" && self.cg.shares_memory() {
+        if self.cg.shares(controller) {
             return Err(Error::Unsupported(format!(
-                "cgroups.{field}: the container shares its parent's memory cgroup \
-                 (share_parent_memory; execdriverd --memory-cgroup when-limited): a memory \
-                 limit needs a memory cgroup of its own, which only a create makes"
+                "cgroups.{field}: the container shares its parent's {controller} cgroup \
+                 (share_parent; execdriverd --cgroups-when-limited): a {controller} limit needs \
+                 a {controller} cgroup of its own, which only a create makes"
             )));
         }
         self.dir(controller).ok_or_else(|| {
@@ -440,8 +440,10 @@ mod tests {
     #[test]
     fn a_shared_memory_cgroup_is_joined_never_owned() {
         let (root, layout) = fake_v1(&["cpu", "memory", "pids"]);
-        let cg = Cgroup::new(&layout, "p", "c").unwrap().sharing_memory();
-        assert!(cg.shares_memory());
+        let cg = Cgroup::new(&layout, "p", "c")
+            .unwrap()
+            .sharing(&["memory".into()]);
+        assert!(cg.shares("memory") && !cg.shares("cpu"));
         cg.create().unwrap();
         assert!(root.0.join("cpu/p/c").is_dir() && root.0.join("pids/p/c").is_dir());
         assert!(root.0.join("memory/p").is_dir() && !root.0.join("memory/p/c").exists());
@@ -471,8 +473,8 @@ mod tests {
         let (_r2, l2) = fake_v1(&["cpu"]);
         assert!(!Cgroup::new(&l2, "p", "c")
             .unwrap()
-            .sharing_memory()
-            .shares_memory());
+            .sharing(&["memory".into()])
+            .shares("memory"));
     }
 
     #[test]

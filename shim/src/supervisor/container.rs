@@ -105,12 +105,23 @@ impl Shim {
             return self.no_cgroups();
         };
         let merged = r.merged_into(&current);
-        if current.share_parent_memory && merged.limits_memory() {
+        if let Some(c) = current
+            .share_parent
+            .iter()
+            .find(|c| merged.limits_controller(c))
+        {
+            let field = if c == "cpuset" {
+                "cpuset_cpus"
+            } else {
+                c.as_str()
+            };
             return Response::error(
                 ErrorCode::FailedPrecondition,
-                "cgroups.memory: the container shares its parent's memory cgroup (made without a \
-                 memory limit under execdriverd --memory-cgroup when-limited); a memory limit \
-                 needs a memory cgroup of its own, which only a create makes",
+                format!(
+                    "cgroups.{field}: the container shares its parent's {c} cgroup (made without \
+                     a {c} limit under execdriverd --cgroups-when-limited); a {c} limit needs a \
+                     {c} cgroup of its own, which only a create makes"
+                ),
             );
         }
         if let Err(e) = merged.validate_resources() {

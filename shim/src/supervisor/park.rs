@@ -32,18 +32,19 @@ pub struct Parked {
     pub(super) pool: Cgroup,
     parent: String,
     /// Its set has no memory cgroup of its own (made for containers sharing the parent's).
-    share_memory: bool,
+    share: Vec<String>,
 }
 
 impl Parked {
     /// Makes the pool cgroups under `parent` (named after `token`) and parks a nursery in them.
-    /// With `share_memory`, the set has no memory cgroup: the nursery joins the parent's, as
-    /// the containers that adopt it do (`share_parent_memory`).
-    pub fn park(parent: &str, token: &str, share_memory: bool) -> Result<Parked, Error> {
+    /// The set has no cgroup of the controllers in `share`: the nursery joins the parent's
+    /// there, as the containers that adopt it do (`share_parent`).
+    pub fn park(parent: &str, token: &str, mut share: Vec<String>) -> Result<Parked, Error> {
+        share.sort();
         let layout = Layout::detect()?;
         let mut pool = Cgroup::new(&layout, parent, &pool_cgroup_name(token))?.v1_only();
-        if share_memory {
-            pool = pool.sharing_memory();
+        if !share.is_empty() {
+            pool = pool.sharing(&share);
         }
         if let Err(e) = pool.create() {
             // What it made in the hierarchies before the one that failed.
@@ -60,7 +61,7 @@ impl Parked {
             Ok(nursery) => Ok(Parked {
                 nursery,
                 parent: parent.trim_matches('/').to_owned(),
-                share_memory,
+                share,
                 pool,
             }),
             Err(e) => {
@@ -73,9 +74,11 @@ impl Parked {
     /// Whether a container with these cgroups can be made from this pool set (same parent, and
     /// a memory cgroup of its own or the parent's as the set has).
     pub(super) fn fits(&self, cg: &Cgroups) -> bool {
-        !cg.name.is_empty()
-            && cg.parent.trim_matches('/') == self.parent
-            && cg.share_parent_memory == self.share_memory
+        !cg.name.is_empty() && cg.parent.trim_matches('/') == self.parent && {
+            let mut want = cg.share_parent.clone();
+            want.sort();
+            want == self.share
+        }
     }
 
     /// Ends the nursery and removes the pool's cgroups (what is left of them).

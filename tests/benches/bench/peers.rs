@@ -156,10 +156,10 @@ impl Env {
         let tmp = TempDir::new("edbench");
         let rootfs = tmp.path.join("rootfs");
         make_rootfs(&rootfs);
-        // BENCH_MEMORY_CGROUP=when-limited: the daemon's --memory-cgroup (the scale figures
-        // are taken both ways).
-        let daemon = match std::env::var("BENCH_MEMORY_CGROUP") {
-            Ok(mode) if !mode.is_empty() => Daemon::start_with(&["--memory-cgroup", &mode]),
+        // BENCH_WHEN_LIMITED=memory,cpuset: the daemon's --cgroups-when-limited (the scale
+        // figures are taken both ways).
+        let daemon = match std::env::var("BENCH_WHEN_LIMITED") {
+            Ok(list) if !list.is_empty() => Daemon::start_with(&["--cgroups-when-limited", &list]),
             _ => Daemon::start(),
         };
         let containerd = Containerd::start(&tmp.path.join("containerd"));

@@ -23,10 +23,10 @@ mod hierarchy;
 mod limits;
 mod pool;
 mod requests;
-mod shared_memory;
 mod shim;
 mod stats;
 mod update;
+mod when_limited;
 
 const MIB: i64 = 1 << 20;
 

@@ -99,14 +99,18 @@ pub struct Cgroups {
     /// cgroup v2 files written as they are, after the fields above (`"memory.high": "1G"`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub unified: std::collections::BTreeMap<String, String>,
-    /// In the v1 memory hierarchy, the container's processes join `parent` (a memory cgroup
-    /// every such container shares) instead of a cgroup of their own: no per-container memory
-    /// figures or OOM count, and no memory limit (so none of the memory fields may be set).
-    /// Each memory cgroup costs the kernel memory for every filesystem mounted anywhere (its
-    /// shrinker bookkeeping): on a host with thousands of containers, about 1 MiB each.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub share_parent_memory: bool,
+    /// v1 controllers (`memory`, `cpuset`) in whose hierarchy the container's processes join
+    /// `parent` (a cgroup every such container shares) instead of a cgroup of their own, so
+    /// no limit of theirs may be set. A memory cgroup costs the kernel shrinker bookkeeping
+    /// for every filesystem mounted anywhere (about 1 MiB each among thousands of containers)
+    /// and takes per-container memory figures and OOM counts with it; every cpuset made or
+    /// removed is checked against all its siblings and rebuilds the scheduler's domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub share_parent: Vec<String>,
 }
+
+/// The controllers `share_parent` may name.
+pub const SHAREABLE: [&str; 2] = ["memory", "cpuset"];
 
 /// A block device and a value for it: a weight (10 to 1000) or a rate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,21 +252,34 @@ impl Cgroups {
         }
     }
 
-    /// Whether any memory field is set (what a shared memory cgroup cannot take).
-    pub fn limits_memory(&self) -> bool {
-        self.limits().iter().any(|f| f.starts_with("memory."))
-            || self.unified.keys().any(|k| k.starts_with("memory."))
+    /// Whether any field of `controller` is set (what a shared cgroup cannot take): `memory`
+    /// or `cpuset` (cpus, mems).
+    pub fn limits_controller(&self, controller: &str) -> bool {
+        let prefix = format!("{controller}.");
+        let field = |f: &&str| match controller {
+            "cpuset" => *f == "cpu.cpus" || *f == "cpu.mems",
+            c => f.starts_with(&format!("{c}.")),
+        };
+        self.limits().iter().any(field) || self.unified.keys().any(|k| k.starts_with(&prefix))
     }
 
     /// Checks the resource fields (not `name` and `parent`).
     pub fn validate_resources(&self) -> Result<(), ConfigError> {
         use CgroupField as F;
         let err = |f: CgroupField, why: String| Err(ConfigError::new(Field::Cgroups(f), why));
-        if self.share_parent_memory && self.limits_memory() {
-            return err(
-                F::SharedMemory,
-                "a container with a memory limit needs a memory cgroup of its own".into(),
-            );
+        for c in &self.share_parent {
+            if !SHAREABLE.contains(&c.as_str()) {
+                return err(
+                    F::ShareParent,
+                    format!("{c:?}: only {} can be shared", SHAREABLE.join(" and ")),
+                );
+            }
+            if self.limits_controller(c) {
+                return err(
+                    F::ShareParent,
+                    format!("a container with a {c} limit needs a {c} cgroup of its own"),
+                );
+            }
         }
         let unlimited_or = |f: CgroupField, v: i64, min: i64| {
             if v == 0 || v == -1 || v >= min {

@@ -106,7 +106,7 @@ pub enum CgroupField {
     BlkioThrottle,
     HugepageLimits,
     Unified,
-    SharedMemory,
+    ShareParent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +176,7 @@ impl CgroupField {
             CgroupField::BlkioThrottle => "blkio_read_bps",
             CgroupField::HugepageLimits => "hugepage_limits",
             CgroupField::Unified => "unified",
-            CgroupField::SharedMemory => "share_parent_memory",
+            CgroupField::ShareParent => "share_parent",
         }
     }
 }

@@ -20,7 +20,7 @@ mod validate;
 pub use crate::hooks::{Hook, Hooks};
 pub use cgroups::{
     parse_cpu_list, BlkioDevice, Cgroups, Device, HugepageLimit, MAX_MAJOR, MAX_MINOR, MAX_PIDS,
-    MIN_MEMORY,
+    MIN_MEMORY, SHAREABLE,
 };
 pub use error::{
     CgroupField, ConfigError, DeviceField, Field, FilesystemField, HookField, IdKind, IdMapField,

@@ -393,17 +393,28 @@ fn cgroup_resources_are_checked_and_errors_name_the_field() {
         ),
         (
             Box::new(|c| {
-                c.share_parent_memory = true;
+                c.share_parent = vec!["memory".into()];
                 c.memory = 64 << 20
             }),
-            "cgroups.share_parent_memory",
+            "cgroups.share_parent",
         ),
         (
             Box::new(|c| {
-                c.share_parent_memory = true;
+                c.share_parent = vec!["memory".into()];
                 c.unified.insert("memory.high".into(), "1G".into());
             }),
-            "cgroups.share_parent_memory",
+            "cgroups.share_parent",
+        ),
+        (
+            Box::new(|c| {
+                c.share_parent = vec!["cpuset".into()];
+                c.cpuset_cpus = "0".into();
+            }),
+            "cgroups.share_parent",
+        ),
+        (
+            Box::new(|c| c.share_parent = vec!["pids".into()]),
+            "cgroups.share_parent",
         ),
         (Box::new(|c| c.cpu_shares = 1), "cgroups.cpu_shares"),
         (Box::new(|c| c.cpu_shares = 300_000), "cgroups.cpu_shares"),

@@ -272,6 +272,6 @@ fn cgroup_path(f: CgroupField) -> &'static str {
         CgroupField::HugepageLimits => "linux.resources.hugepageLimits",
         CgroupField::Unified => "linux.resources.unified",
         CgroupField::Devices => "linux.resources.devices",
-        CgroupField::Freezer | CgroupField::SharedMemory => "linux.resources",
+        CgroupField::Freezer | CgroupField::ShareParent => "linux.resources",
     }
 }

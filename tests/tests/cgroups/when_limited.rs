@@ -1,7 +1,7 @@
-//! `--memory-cgroup when-limited`: containers without a memory limit join the cgroup parent's
-//! memory cgroup (shared), those with one get their own; every other hierarchy stays each
-//! container's own; parked shims serve the unlimited ones; a delete touches no other
-//! container; an Update asking for a memory limit of a sharing container is refused.
+//! `--cgroups-when-limited memory,cpuset`: containers without a memory (cpuset) limit join the
+//! cgroup parent's memory (cpuset) cgroup, shared; those with one get their own; every other
+//! hierarchy stays each container's own; parked shims serve the unlimited ones; a delete
+//! touches no other container; an Update asking for a limit of a shared controller is refused.
 
 use super::*;
 use execdriver_tests::eventually;
@@ -23,12 +23,17 @@ fn cgroup_of(pid: i32, controller: &str) -> String {
 }
 
 #[tokio::test]
-async fn unlimited_containers_share_the_parents_memory_cgroup() {
+async fn unlimited_containers_share_the_parents_memory_and_cpuset_cgroups() {
     if !has_v1("memory") {
         println!("skipped: no v1 memory hierarchy on this host");
         return;
     }
-    let d = Daemon::start_with(&["--memory-cgroup", "when-limited", "--shim-pool", "1"]);
+    let d = Daemon::start_with(&[
+        "--cgroups-when-limited",
+        "memory,cpuset",
+        "--shim-pool",
+        "1",
+    ]);
     let mut c = d.client().await;
     let parent = format!("/{}", d.cgroup_parent);
     // The pool's set has no memory cgroup: its nursery waits in the parent's.
@@ -55,7 +60,12 @@ async fn unlimited_containers_share_the_parents_memory_cgroup() {
 
     let mut ids = Vec::new();
     for memory in [0, 0, 64 * MIB] {
-        let req = with_resources(&d, &["sleep", "1000"], |r| r.memory = memory);
+        let req = with_resources(&d, &["sleep", "1000"], |r| {
+            r.memory = memory;
+            if memory != 0 {
+                r.cpuset_cpus = "0".into();
+            }
+        });
         ids.push(req.id.clone());
         c.run(req)
             .await
@@ -76,11 +86,16 @@ async fn unlimited_containers_share_the_parents_memory_cgroup() {
         assert_eq!(cgroup_of(pids[i], "pids"), own);
         assert_eq!(cgroup_of(pids[i], "cpu"), own);
         let memory = cgroup_of(pids[i], "memory");
+        let cpuset = cgroup_of(pids[i], "cpuset");
         if i < 2 {
             assert_eq!(memory, parent, "container {i}");
+            assert_eq!(cpuset, parent, "container {i}");
             assert!(cgroup_dir(&d.cgroup_parent, id, "memory").is_some_and(|p| !p.exists()));
+            assert!(cgroup_dir(&d.cgroup_parent, id, "cpuset").is_some_and(|p| !p.exists()));
         } else {
             assert_eq!(memory, own);
+            assert_eq!(cpuset, own);
+            assert_eq!(cgroup_file(&d, id, "cpuset", "cpuset.cpus"), "0");
             assert_eq!(
                 cgroup_file(&d, id, "memory", "memory.limit_in_bytes"),
                 (64 * MIB).to_string()
@@ -102,7 +117,27 @@ async fn unlimited_containers_share_the_parents_memory_cgroup() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("memory"), "{}", err.message());
+    assert!(
+        err.message().contains("resources.memory"),
+        "{}",
+        err.message()
+    );
+    let err = c
+        .update(pb::UpdateRequest {
+            id: ids[0].clone(),
+            resources: Some(pb::Resources {
+                cpuset_cpus: "0".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("resources.cpuset_cpus"),
+        "{}",
+        err.message()
+    );
     // A delete takes its own processes only: the other sharing container runs on.
     force_delete(&mut c, &ids[0]).await;
     assert!(!std::path::Path::new(&format!("/proc/{}", pids[0])).exists());
