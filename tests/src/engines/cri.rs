@@ -23,7 +23,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use super::containerd::{image_archive, oci_archive, IMAGE};
-use super::{output, require, stop_child, wait_for_socket, Out, Runtime, Scratch};
+use super::{layer_tar, output, require, stop_child, wait_for_socket, Out, Runtime, Scratch};
 use crate::{pause_helper, unique, Netns};
 
 /// The generated `runtime.v1` messages and client.
@@ -278,17 +278,7 @@ fn pause_archive(dir: &Path) -> PathBuf {
     let rootfs = dir.join("pause-rootfs");
     std::fs::create_dir_all(&rootfs).expect("pause rootfs");
     std::fs::copy(pause_helper(), rootfs.join("pause")).expect("copy the pause program");
-    let tar = dir.join("pause.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["--numeric-owner", "-cf"])
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar of the pause rootfs failed");
-    let _ = std::fs::remove_dir_all(&rootfs);
+    let tar = layer_tar(&rootfs, &dir.join("pause.tar"));
     let config = serde_json::json!({"Entrypoint": ["/pause"]});
     image_archive(dir, PAUSE_IMAGE, &tar, config, "pause-oci.tar")
 }

@@ -293,18 +293,23 @@ pub fn stop_child(child: &mut std::process::Child, grace: Duration) {
 pub fn busybox_tar(dir: &Path) -> PathBuf {
     let rootfs = dir.join("busybox-rootfs");
     make_rootfs(&rootfs);
-    let tar = dir.join("busybox.tar");
+    layer_tar(&rootfs, &dir.join("busybox.tar"))
+}
+
+/// Archives the directory `rootfs` as the image layer `tar` (numeric owners), removes the
+/// directory, and returns the tarball's path.
+pub fn layer_tar(rootfs: &Path, tar: &Path) -> PathBuf {
     let status = Command::new("tar")
         .arg("-C")
-        .arg(&rootfs)
+        .arg(rootfs)
         .args(["--numeric-owner", "-cf"])
-        .arg(&tar)
+        .arg(tar)
         .arg(".")
         .status()
         .expect("run tar");
-    assert!(status.success(), "tar of the busybox rootfs failed");
-    let _ = std::fs::remove_dir_all(&rootfs);
-    tar
+    assert!(status.success(), "tar of {} failed", rootfs.display());
+    let _ = std::fs::remove_dir_all(rootfs);
+    tar.to_owned()
 }
 
 /// The hex sha256 of a file (coreutils' sha256sum).

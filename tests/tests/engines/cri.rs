@@ -166,16 +166,7 @@ async fn pod(cri: &Cri, handler: &str) {
     );
 
     // Status, stats, and the log where log_path says, in CRI's format.
-    let st = c
-        .container_status(api::ContainerStatusRequest {
-            container_id: server.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
-        .unwrap();
+    let st = status_of(&mut c, &server).await;
     assert_eq!(st.state, api::ContainerState::ContainerRunning as i32);
     let log_path = std::path::Path::new(&pod_config.log_directory).join("server.log");
     assert_eq!(st.log_path, log_path.display().to_string());
@@ -209,16 +200,7 @@ async fn pod(cri: &Cri, handler: &str) {
         })
         .await
         .unwrap_or_else(|e| panic!("StopContainer: {e}\n{}", cri.log()));
-        let st = c
-            .container_status(api::ContainerStatusRequest {
-                container_id: id.clone(),
-                verbose: false,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-            .unwrap();
+        let st = status_of(&mut c, id).await;
         assert_eq!(st.state, api::ContainerState::ContainerExited as i32);
         assert!(st.finished_at > 0);
         assert_eq!(st.exit_code, 137, "{st:?}");
@@ -286,6 +268,18 @@ async fn exec(
     .await
     .unwrap_or_else(|e| panic!("ExecSync {cmd:?}: {e}"))
     .into_inner()
+}
+
+async fn status_of(c: &mut RuntimeServiceClient<Channel>, id: &str) -> api::ContainerStatus {
+    c.container_status(api::ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("ContainerStatus {id}: {e}"))
+    .into_inner()
+    .status
+    .unwrap_or_else(|| panic!("ContainerStatus {id}: no status"))
 }
 
 /// The container's host pid, from ContainerStatus's verbose `info`.
