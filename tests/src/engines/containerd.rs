@@ -49,18 +49,7 @@ impl Containerd {
             scratch.path("state").display(),
             socket.display()
         );
-        std::fs::write(scratch.path("config.toml"), config).expect("config.toml");
-        let log = std::fs::File::create(scratch.path("containerd.log")).expect("log");
-        let child = Command::new(containerd)
-            .arg("--config")
-            .arg(scratch.path("config.toml"))
-            .arg("--log-level")
-            .arg("warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let child = spawn(Command::new(containerd), &scratch, &config);
         let mut c = Containerd {
             child: Some(child),
             socket,
@@ -124,6 +113,22 @@ impl Drop for Containerd {
         // `scratch` then kills the shims left (their command lines name our socket), the
         // containers (in our cgroup parent), unmounts and removes the directory.
     }
+}
+
+/// Starts containerd (`cmd`, its program) with `config` as scratch/config.toml, logging (warn
+/// and up) to scratch/containerd.log.
+pub fn spawn(mut cmd: Command, scratch: &Scratch, config: &str) -> Child {
+    std::fs::write(scratch.path("config.toml"), config).expect("config.toml");
+    let log = std::fs::File::create(scratch.path("containerd.log")).expect("log");
+    cmd.arg("--config")
+        .arg(scratch.path("config.toml"))
+        .arg("--log-level")
+        .arg("warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start containerd")
 }
 
 /// Writes `data` as a blob of the layout at `dir`; returns (digest, size).

@@ -17,12 +17,12 @@
 //! removed on drop, also when a test fails half-way.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use super::containerd::{image_archive, oci_archive, IMAGE};
+use super::containerd::{image_archive, oci_archive, spawn, IMAGE};
 use super::{layer_tar, output, require, stop_child, wait_for_socket, Out, Runtime, Scratch};
 use crate::{pause_helper, unique, Netns};
 
@@ -126,19 +126,7 @@ impl Cri {
             default = runtimes.first().map(|r| r.name).unwrap_or("runc"),
             confdir = confdir.display(),
         );
-        std::fs::write(scratch.path("config.toml"), config).expect("config.toml");
-        let log = std::fs::File::create(scratch.path("containerd.log")).expect("log");
-        let child = netns
-            .command(containerd)
-            .arg("--config")
-            .arg(scratch.path("config.toml"))
-            .arg("--log-level")
-            .arg("warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let child = spawn(netns.command(containerd), &scratch, &config);
         let mut c = Cri {
             child: Some(child),
             socket,

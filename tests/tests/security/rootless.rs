@@ -244,6 +244,22 @@ fn v2_cgroup_of(pid: &str) -> String {
         .to_owned()
 }
 
+/// `run --memory 64m`, which must fail: its stderr.
+fn refused_memory_limit(d: &RootlessDaemon) -> String {
+    let out = d.ctl(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--rootfs",
+        d.rootfs(),
+        "--",
+        "true",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn run_lines(d: &RootlessDaemon, script: &str) -> Vec<String> {
     let out = d.ok(&[
         "run",
@@ -282,18 +298,7 @@ fn a_rootless_daemon_runs_containers_in_a_user_namespace() {
     assert_eq!(lines, ["refused"]);
 
     // A limit is refused, naming it and why.
-    let out = d.ctl(&[
-        "run",
-        "--rm",
-        "--memory",
-        "64m",
-        "--rootfs",
-        d.rootfs(),
-        "--",
-        "true",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{out:?}");
+    let stderr = refused_memory_limit(&d);
     assert!(
         stderr.contains("memory") && stderr.contains("rootless"),
         "{stderr}"
@@ -434,18 +439,7 @@ fn a_rootless_daemon_in_a_delegated_cgroup_gives_each_container_one() {
     assert!(usage > 10_000_000, "{stats}");
 
     // This host's subtree offers no memory controller: a memory limit is refused, saying so.
-    let out = d.ctl(&[
-        "run",
-        "--rm",
-        "--memory",
-        "64m",
-        "--rootfs",
-        d.rootfs(),
-        "--",
-        "true",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{out:?}");
+    let stderr = refused_memory_limit(&d);
     assert!(
         stderr.contains("memory") && stderr.contains("offers no memory controller"),
         "{stderr}"
