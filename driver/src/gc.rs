@@ -142,6 +142,27 @@ pub fn release_as(dir: &Path, id: &str, fallback_parent: &str) -> Released {
             }
         }
     }
+    release_links(dir, &mut out);
+    out.mounts = execdriver_shim::state::unmount_under(dir);
+    for m in execdriver_shim::state::mounts_under(dir) {
+        out.left.push(format!("mount {}", m.display()));
+    }
+    out.temp_files = remove_temp_files(dir);
+    out
+}
+
+/// What is left of a container whose shim removed its cgroups and ended (it answered Shutdown
+/// with `released`): the host ends of its veths, when the init's end did not remove them, and
+/// temp files. Its cgroups and mounts are not looked for.
+pub fn release_after_shutdown(dir: &Path) -> Released {
+    let mut out = Released::default();
+    release_links(dir, &mut out);
+    out.temp_files = remove_temp_files(dir);
+    out
+}
+
+/// Deletes the host veths `network.json` lists that still exist (by index and name).
+fn release_links(dir: &Path, out: &mut Released) {
     let links = shim_net::load_host_links(dir);
     if !links.is_empty() {
         match shim_net::Netlink::open() {
@@ -160,12 +181,6 @@ pub fn release_as(dir: &Path, id: &str, fallback_parent: &str) -> Released {
             Err(e) => out.left.push(format!("veths: {e}")),
         }
     }
-    out.mounts = execdriver_shim::state::unmount_under(dir);
-    for m in execdriver_shim::state::mounts_under(dir) {
-        out.left.push(format!("mount {}", m.display()));
-    }
-    out.temp_files = remove_temp_files(dir);
-    out
 }
 
 /// Removes `.NAME.tmp` files (interrupted atomic writes) from `dir`.
@@ -310,12 +325,11 @@ impl Report {
 /// Removes `dir` so that a crash part-way leaves it incomplete (no meta.json: the next pass
 /// removes the rest), not a half container.
 pub fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
+    // Not synced: a crash of the daemon sees the removal in order; after a crash of the host
+    // (whose containers ended with it) a journalling filesystem keeps the order too, and at
+    // worst the container is found again, stopped.
     match std::fs::remove_file(dir.join(state::META)) {
-        Ok(()) => {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }

@@ -295,14 +295,15 @@ impl Driver {
                 self.end_shim(&c).await?;
             }
         }
-        match self.shut_down(&c).await {
-            Ok(()) => {}
+        let released = match self.shut_down(&c).await {
+            Ok(released) => released,
             Err(e) if force => {
                 warn!(id = %id, error = %e, "delete -f: the shim did not shut down; ending it");
                 self.end_shim(&c).await?;
+                false
             }
             Err(e) => return Err(e),
-        }
+        };
         let exit = ExitRecord::load(&c.dir).ok();
         // Its exit is reported (if the watcher has not yet) before the directory goes.
         if let Some(e) = &exit {
@@ -316,7 +317,11 @@ impl Driver {
             // The shim removed its cgroups and the host ends of its veths; what it could not
             // (or what a killed shim left) is removed here, or parked and retried later.
             let left = tokio::task::spawn_blocking(move || {
-                let released = gc::release(&dir, &parent);
+                let released = if released {
+                    gc::release_after_shutdown(&dir)
+                } else {
+                    gc::release(&dir, &parent)
+                };
                 if released.left.is_empty() {
                     return gc::remove_state_dir(&dir).map(|_| Vec::new());
                 }
@@ -350,11 +355,12 @@ impl Driver {
     }
 
     /// Asks the shim of a stopped container to remove its cgroups and exit, and waits until it
-    /// has; buries it when it is gone already.
-    async fn shut_down(&self, c: &Container) -> Result<()> {
+    /// has; buries it when it is gone already. True when the shim said it removed all it made
+    /// (nothing to look for but its veths).
+    async fn shut_down(&self, c: &Container) -> Result<bool> {
         match shims::connect_live(&c.dir).await? {
             Some(mut conn) => {
-                tokio::time::timeout(
+                let answer = tokio::time::timeout(
                     shims::CALL_TIMEOUT,
                     conn.call(request::Kind::Shutdown(Empty {})),
                 )
@@ -368,10 +374,13 @@ impl Driver {
                 })??;
                 // The shim closes the connection as it exits.
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.recv()).await;
+                Ok(matches!(answer, response::Kind::Released(_)))
             }
-            None => self.bury(c).await,
+            None => {
+                self.bury(c).await;
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// Ends the shim of `c` (SIGKILL through a pidfd, so never a process that reused its pid)

@@ -332,6 +332,16 @@ impl Cgroup {
     /// A frozen cgroup must be thawed first ([`Manager::destroy`] does; nested ones are
     /// thawed here).
     pub fn destroy(&self) -> Result<()> {
+        // The usual case, a container whose processes are all gone and which made no cgroup
+        // of its own: one rmdir each. Any directory the kernel refuses (EBUSY: a process
+        // still in it, or a nested cgroup) takes the full way below.
+        let removed = |d: &PathBuf| match fs::remove_dir(d) {
+            Ok(()) => true,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        };
+        if self.dirs.iter().fold(true, |all, (_, d)| removed(d) && all) {
+            return Ok(());
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let mut pids = Vec::new();

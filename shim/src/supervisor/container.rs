@@ -186,13 +186,24 @@ impl Shim {
         }
         // The shim ends whatever happens: what it could not remove the driver finds (it
         // releases the container's cgroups again) and retries later.
-        if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.destroy() {
-                log::warn!("shim {}: shutdown: {e}; the driver retries", self.id);
-            }
-        }
+        let released = match &self.cgroup {
+            Some(cg) => match cg.destroy() {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("shim {}: shutdown: {e}; the driver retries", self.id);
+                    false
+                }
+            },
+            None => true,
+        };
         self.done = true;
-        Response::ok()
+        if released {
+            Response {
+                kind: Some(response::Kind::Released(protocol::Empty {})),
+            }
+        } else {
+            Response::ok()
+        }
     }
 }
 
