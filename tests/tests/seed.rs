@@ -188,7 +188,7 @@ fn seed_sample_container_json_runs() {
 
     assert!(matches!(
         call(&sock, request::Kind::Shutdown(Empty {})),
-        response::Kind::Ok(_)
+        response::Kind::Released(_)
     ));
     let status = shim.0.wait().unwrap();
     assert!(status.success());
@@ -331,7 +331,7 @@ fn seed_sample_with_its_network_runs() {
 
     assert!(matches!(
         call(&sock, request::Kind::Shutdown(Empty {})),
-        response::Kind::Ok(_)
+        response::Kind::Released(_)
     ));
     assert!(shim.0.wait().unwrap().success());
     let mut rest = Vec::new();

@@ -80,6 +80,30 @@ async fn delete_empties_and_removes_every_cgroup() {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
     assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
+
+    // A cgroup nested in the container's (as one with a writable cgroupfs may make): the
+    // shim's one rmdir per directory is refused, it walks the tree, and every directory goes.
+    let req = d.request(&["true"]);
+    let id = req.id.clone();
+    c.create(req).await.unwrap();
+    let out = attach_collect(&mut c, &id, None, true).await;
+    assert_eq!(out.exit.exit_code, Some(0));
+    let mut nested = Vec::new();
+    for h in &layout.hierarchies {
+        let dir = h.mountpoint.join(&d.cgroup_parent).join(&id).join("inner");
+        std::fs::create_dir(&dir).unwrap();
+        nested.push(dir);
+    }
+    c.delete(pb::DeleteRequest {
+        id: id.clone(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    for dir in &nested {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    assert!(d.cgroup_dirs().is_empty(), "{:?}", d.cgroup_dirs());
 }
 
 #[tokio::test]
