@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use execdriver_tests::{bin, pb, Client};
 use tokio_stream::StreamExt;
 
-use super::peers::Env;
+use super::peers::{s, time_cmd, Env};
 use super::report::{ms, Report, Row};
 use super::{api_phases, SETTLE};
 
@@ -89,6 +89,8 @@ pub(crate) async fn scale(env: &mut Env, report: &mut Report) {
     let mut idle_shims: Vec<u32> = Vec::new();
     let mut rows = Vec::new();
     let mut at: Vec<(usize, f64, f64, f64)> = Vec::new(); // level, api, cli, rss
+    // At each level: the lower bound as the API's and as the CLI's, crun (NaN without it).
+    let mut bounds: Vec<(f64, f64, f64)> = Vec::new();
     let mut events = c
         .events(pb::EventsRequest::default())
         .await
@@ -137,6 +139,41 @@ pub(crate) async fn scale(env: &mut Env, report: &mut Report) {
                 .is_ok_and(|s| s.success());
             assert!(ok, "execdriverctl run --rm failed");
             cli.samples.push(ms(t.elapsed()));
+        }
+        // The kernel's own part at this level: the lower bound of the start table (namespaces,
+        // fork, chroot, exec, exit), with the API probe's namespaces and with the CLI's.
+        let mut lower = Row::new(
+            format!("at {n}: unshare --fork ... chroot (lower bound, as the API's)"),
+            "ms",
+        );
+        let mut lower_net = Row::new(
+            format!("at {n}: unshare --fork ... --net chroot (lower bound, as the CLI's)"),
+            "ms",
+        );
+        // And a peer that pivots as execdriver does (the lower bound only chroots).
+        let mut crun = Row::new(format!("at {n}: crun run /bin/true (as the API's)"), "ms");
+        let bundle = env.path("bundle-nonet");
+        let crun_root = env.path("crun-root");
+        for round in 0..10 {
+            if let Some(r) = env.crun.as_mut() {
+                tokio::time::sleep(SETTLE).await;
+                let id = format!("edb-crun-scale-{n}-{round}");
+                let argv = s(&["crun", "--root", &crun_root, "run", "-b", &bundle, &id]);
+                if let (d, 0) = r.time("run", 1, &argv) {
+                    crun.samples.push(ms(d));
+                }
+            }
+            for (row, net) in [(&mut lower, false), (&mut lower_net, true)] {
+                tokio::time::sleep(SETTLE).await;
+                let mut argv = s(&["unshare", "--fork", "--pid", "--mount", "--uts", "--ipc"]);
+                if net {
+                    argv.push("--net".into());
+                }
+                argv.extend(s(&["chroot", &rootfs, "/bin/true"]));
+                if let Some(d) = time_cmd(&argv) {
+                    row.samples.push(ms(d));
+                }
+            }
         }
         let seen = exits_seen(&mut events, &ran, Duration::from_secs(5)).await;
         let once = seen.values().filter(|n| **n == 1).count();
@@ -189,7 +226,12 @@ pub(crate) async fn scale(env: &mut Env, report: &mut Report) {
         let mut shim = Row::new(format!("at {n}: shim PSS (each idle shim)"), "KiB");
         shim.samples = idle_shims.iter().filter_map(|p| pss(*p)).collect();
         at.push((n, api.median(), cli.median(), rss));
-        rows.extend([api, cli, list, list_cli, state, info, r, f]);
+        bounds.push((lower.median(), lower_net.median(), crun.median()));
+        rows.extend([api, cli, lower, lower_net]);
+        if !crun.samples.is_empty() {
+            rows.push(crun);
+        }
+        rows.extend([list, list_cli, state, info, r, f]);
         if !shim.samples.is_empty() {
             rows.push(shim);
         }
@@ -257,6 +299,33 @@ pub(crate) async fn scale(env: &mut Env, report: &mut Report) {
                 1.2,
                 true,
             );
+            // How much of that growth is the kernel's own: the lower bound's at the same
+            // levels, and what is above it (the part of the start that is execdriver's).
+            if let (Some(b0), Some(b1)) = (bounds.first(), bounds.last()) {
+                let (from, to) = (first.0, last.0);
+                report.line(&format!(
+                    "- the lower bound at {to} / at {from}: {:.2} (as the API's), {:.2} (as the CLI's, with NEWNET)",
+                    b1.0 / b0.0,
+                    b1.1 / b0.1
+                ));
+                if b0.2.is_finite() && b1.2.is_finite() {
+                    report.line(&format!(
+                        "- crun run at {to} / at {from}: {:.2} ({:.2} -> {:.2} ms; it pivots as execdriver does)",
+                        b1.2 / b0.2,
+                        b0.2,
+                        b1.2
+                    ));
+                }
+                report.line(&format!(
+                    "- above the lower bound, at {to} / at {from}: gRPC {:.2} ({:.2} -> {:.2} ms), CLI {:.2} ({:.2} -> {:.2} ms)",
+                    (last.1 - b1.0) / (first.1 - b0.0),
+                    first.1 - b0.0,
+                    last.1 - b1.0,
+                    (last.2 - b1.1) / (first.2 - b0.1),
+                    first.2 - b0.1,
+                    last.2 - b1.1
+                ));
+            }
         }
     }
 }
