@@ -306,6 +306,28 @@ fn main() {
             }
             println!("{:.1}", t.elapsed().as_nanos() as f64 / n as f64);
         }
+        // A chroot escape (root with CAP_SYS_CHROOT): chroot into a directory below while the
+        // working directory stays above it, climb with "..", chroot there. Prints the names in
+        // the "/" reached, sorted, then whether a file can be made there.
+        "escape" => {
+            let _ = std::fs::create_dir("/tmp/edtest-escape");
+            std::os::unix::fs::chroot("/tmp/edtest-escape").expect("chroot");
+            for _ in 0..64 {
+                std::env::set_current_dir("..").expect("chdir ..");
+            }
+            std::os::unix::fs::chroot(".").expect("chroot .");
+            let mut names: Vec<String> = std::fs::read_dir("/")
+                .expect("read /")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            println!("{}", names.join(" "));
+            match std::fs::write("/edtest-escape-probe", b"x") {
+                Ok(()) => println!("writable"),
+                Err(e) => println!("{e}"),
+            }
+        }
         // The real, effective, saved and filesystem uids (/proc/self/status), as seen here.
         "uids" => {
             let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");

@@ -161,7 +161,7 @@ fn park(
         let _ = std::fs::remove_dir_all(dir);
         return 0;
     }
-    let parked = match supervisor::Parked::park(parent, &token, share) {
+    let parked = match supervisor::Parked::park(parent, &token, share, dir) {
         Ok(p) => p,
         Err(e) => {
             execdriver_shim::log::error!("parked shim {token}: {e}");

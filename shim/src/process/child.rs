@@ -135,6 +135,8 @@ pub(super) struct Joins<'a> {
     pub paths: &'a Joined,
     /// The idmapped mounts made by the shim, to attach.
     pub idmapped: &'a rootfs::Idmapped,
+    /// Born in a nursery's pivoted mount namespace ([`rootfs::staging`]).
+    pub staged: bool,
 }
 
 /// The container's init: new namespaces are in place; make its world.
@@ -147,6 +149,11 @@ pub(super) fn init_child(
     joins: Joins<'_>,
     launch: &Launch,
 ) -> Result<Option<Exec>, ChildError> {
+    // Before anything else moves its root: the staging root of a pivoted namespace.
+    let staging = match joins.staged {
+        true => Some(rootfs::staging::reach().map_err(|e| ChildError::internal("rootfs", e))?),
+        false => None,
+    };
     // [proc] Namespaces joined by path, first (the user namespace before the others), so the
     // shim's setup (cgroups, veths) finds the init where it will stay.
     joins.paths.enter().map_err(ChildError::precondition)?;
@@ -196,15 +203,20 @@ pub(super) fn init_child(
         .map_err(|e| e.to_string()),
         _ => Ok(()),
     };
-    rootfs::setup_with(config, rootfs, joins.idmapped, &mut create_container_hooks).map_err(
-        |e| match e {
-            rootfs::Error::MissingSource { .. }
-            | rootfs::Error::NotADirectory(_)
-            | rootfs::Error::BeforePivot(_)
-            | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
-            e => ChildError::internal("rootfs", e),
-        },
-    )?;
+    rootfs::setup_with(
+        config,
+        rootfs,
+        joins.idmapped,
+        staging,
+        &mut create_container_hooks,
+    )
+    .map_err(|e| match e {
+        rootfs::Error::MissingSource { .. }
+        | rootfs::Error::NotADirectory(_)
+        | rootfs::Error::BeforePivot(_)
+        | rootfs::Error::Field { .. } => ChildError::precondition(e.to_string()),
+        e => ChildError::internal("rootfs", e),
+    })?;
     let pty = match pty_size {
         Some((rows, cols)) => Some(open_console(rows, cols, spec.user.uid, true)?),
         None => None,

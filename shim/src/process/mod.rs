@@ -124,6 +124,9 @@ struct Birth<'a> {
     cgroup: Option<std::os::fd::BorrowedFd<'a>>,
     /// Leave out CLONE_NEWNET: the caller already is in the network namespace made for it.
     in_own_netns: bool,
+    /// The caller is in a mount namespace pivoted ahead ([`crate::rootfs::staging`]): the
+    /// init's copy of it is entered without `pivot_root`.
+    staged: bool,
 }
 
 /// Clones a container's init into the config's namespaces; the child sets itself up (talking
@@ -203,6 +206,7 @@ fn clone_init(
                 netns: join_net.as_ref(),
                 paths: &joined,
                 idmapped: &idmapped,
+                staged: birth.staged,
             };
             // Everything else (the parent's end of the sync socket among them) is closed.
             let r = close_inherited(&keep)

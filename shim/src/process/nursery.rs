@@ -73,9 +73,10 @@ pub struct Nursery {
 }
 
 impl Nursery {
-    /// Forks the nursery: it joins the cgroups whose `cgroup.procs` files are `procs`, and
-    /// makes a network namespace with `lo` up. Returns once it is parked.
-    pub fn start(procs: &[PathBuf]) -> Result<Nursery, Error> {
+    /// Forks the nursery: it joins the cgroups whose `cgroup.procs` files are `procs`, makes
+    /// a network namespace with `lo` up and, given a `staging` directory, a mount namespace
+    /// pivoted ahead ([`crate::rootfs::staging`]). Returns once it is parked.
+    pub fn start(procs: &[PathBuf], staging: Option<&Path>) -> Result<Nursery, Error> {
         let (ours, theirs) = sync_pair()?;
         // SAFETY: the shim is single-threaded.
         #[allow(unsafe_code)]
@@ -83,7 +84,7 @@ impl Nursery {
         match forked.map_err(Error::Clone)? {
             Forked::Child => {
                 drop(ours);
-                nursery_main(procs, theirs)
+                nursery_main(procs, staging, theirs)
             }
             Forked::Parent(pid) => {
                 drop(theirs);
@@ -212,12 +213,12 @@ fn recv(sock: &OwnedFd) -> Result<Option<(Msg, Vec<OwnedFd>)>, Error> {
 }
 
 /// The nursery's life: park, wait, bear (or, when the shim goes away, just exit).
-fn nursery_main(procs: &[PathBuf], sock: OwnedFd) -> ! {
+fn nursery_main(procs: &[PathBuf], staging: Option<&Path>, sock: OwnedFd) -> ! {
     let _ = nix::sys::prctl::set_name(c"execdriver-nurs");
     // It dies with its shim; the shim's pool clean-up (or the daemon's sweep) removes the
     // cgroups.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    let host_net = match park(procs) {
+    let (host_net, host_mnt) = match park(procs, staging) {
         Ok(f) => f,
         Err(message) => {
             let _ = send(
@@ -243,7 +244,14 @@ fn nursery_main(procs: &[PathBuf], sock: OwnedFd) -> ! {
             config,
             stdio,
             into_cgroup,
-        } => bear(&config, stdio, into_cgroup, fds, &host_net),
+        } => bear(
+            &config,
+            stdio,
+            into_cgroup,
+            fds,
+            &host_net,
+            host_mnt.as_ref(),
+        ),
         other => Msg::Failed {
             precondition: false,
             message: format!("unexpected {other:?}"),
@@ -253,8 +261,10 @@ fn nursery_main(procs: &[PathBuf], sock: OwnedFd) -> ! {
     sys::exit_now(0)
 }
 
-/// Joins the pool's cgroups and makes the network namespace; returns the host's.
-fn park(procs: &[PathBuf]) -> Result<File, String> {
+/// Joins the pool's cgroups and makes the network namespace; returns the host's. With
+/// `staging`, also the pivoted mount namespace, and then the host's mount namespace (None when
+/// it could not be made: the init then pivots as without a nursery).
+fn park(procs: &[PathBuf], staging: Option<&Path>) -> Result<(File, Option<File>), String> {
     for p in procs {
         // "0": the writing process.
         std::fs::write(p, "0").map_err(|e| format!("joining {}: {e}", p.display()))?;
@@ -262,7 +272,23 @@ fn park(procs: &[PathBuf]) -> Result<File, String> {
     let host = File::open("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(NEWNET): {e}"))?;
     crate::network::loopback_up().map_err(|e| format!("lo up: {e}"))?;
-    Ok(host)
+    let host_mnt = match staging {
+        Some(dir) => {
+            let mnt =
+                File::open("/proc/self/ns/mnt").map_err(|e| format!("/proc/self/ns/mnt: {e}"))?;
+            match crate::rootfs::staging::prepare(dir) {
+                Ok(()) => Some(mnt),
+                Err(e) => {
+                    crate::log::warn!("nursery: no staging root ({e}): its init will pivot");
+                    nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS)
+                        .map_err(|e| format!("back to the host's mount namespace: {e}"))?;
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    Ok((host, host_mnt))
 }
 
 fn bear(
@@ -271,6 +297,7 @@ fn bear(
     into_cgroup: bool,
     fds: Vec<OwnedFd>,
     host_net: &File,
+    host_mnt: Option<&File>,
 ) -> Msg {
     let failed = |e: Error| Msg::Failed {
         precondition: e.code() == crate::protocol::ErrorCode::FailedPrecondition,
@@ -321,10 +348,23 @@ fn bear(
             return failed(Error::Join(e.into()));
         }
     }
+    // The pivoted mount namespace is for a container that makes a mount namespace of its own
+    // and joins none (and has no user namespace, which must own it); any other goes back to
+    // the host's, as it would start from the shim.
+    let staged = host_mnt.is_some()
+        && config.has_namespace(Namespace::Mount)
+        && !config.has_namespace(Namespace::User)
+        && config.namespace_paths.is_empty();
+    if let Some(mnt) = host_mnt.filter(|_| !staged) {
+        if let Err(e) = nix::sched::setns(mnt, CloneFlags::CLONE_NEWNS) {
+            return failed(Error::Join(e.into()));
+        }
+    }
     let birth = Birth {
         sibling: true,
         cgroup: cgroup.as_ref().map(|f| f.as_fd()),
         in_own_netns: own_netns,
+        staged,
     };
     match clone_init(
         &config,

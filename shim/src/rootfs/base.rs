@@ -34,6 +34,13 @@ pub enum Error {
     },
     #[error("rootfs {0} is not a directory")]
     NotADirectory(PathBuf),
+    /// The staging root a parked nursery made (see `staging`) could not be used.
+    #[error("staging root: {what}: {source}")]
+    Staging {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// A requested mount could not be made where it asked: the request's field is named.
     #[error("{field}: {source}")]
     Field {

@@ -18,6 +18,7 @@ mod idmap;
 mod mounts;
 pub mod options;
 mod paths;
+pub mod staging;
 
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -47,16 +48,18 @@ use base::{do_mount, refused};
 /// inside the rootfs. After `pivot_root`, "/" is the rootfs, and the masked and read-only
 /// paths, the working directory and everything the process does resolve inside it.
 pub fn setup(config: &Config, rootfs: &Path) -> Result<()> {
-    setup_with(config, rootfs, &Idmapped::default(), &mut || Ok(()))
+    setup_with(config, rootfs, &Idmapped::default(), None, &mut || Ok(()))
 }
 
 /// [`setup`], with the idmapped mounts made outside ([`Idmapped::prepare`]), running
 /// `before_pivot` once the mounts are made, before pivot_root (in the container's mount
-/// namespace, the host's tree still visible).
+/// namespace, the host's tree still visible). With `staging` (a namespace a parked nursery
+/// pivoted ahead, [`staging::reach`]) the rootfs is entered without `pivot_root`.
 pub fn setup_with(
     config: &Config,
     rootfs: &Path,
     idmapped: &Idmapped,
+    staging: Option<OwnedFd>,
     before_pivot: &mut dyn FnMut() -> std::result::Result<(), String>,
 ) -> Result<()> {
     if !rootfs.is_dir() {
@@ -141,7 +144,10 @@ pub fn setup_with(
         None => builtin::mount_all(config, root.as_fd())?,
     }
     before_pivot().map_err(Error::BeforePivot)?;
-    enter_root(root.as_fd(), rootfs)?;
+    match staging {
+        Some(staging) => staging::enter(root.as_fd(), staging, rootfs)?,
+        None => enter_root(root.as_fd(), rootfs)?,
+    }
     make_working_dir(&config.working_dir)?;
     mask_paths(&config.masked())?;
     readonly_paths(&config.readonly())?;

@@ -39,7 +39,14 @@ impl Parked {
     /// Makes the pool cgroups under `parent` (named after `token`) and parks a nursery in them.
     /// The set has no cgroup of the controllers in `share`: the nursery joins the parent's
     /// there, as the containers that adopt it do (`share_parent`).
-    pub fn park(parent: &str, token: &str, mut share: Vec<String>) -> Result<Parked, Error> {
+    /// Its nursery pivots ahead (a staging root mounted on `dir`, the parked shim's state
+    /// directory, in the nursery's own mount namespace) unless the shim is rootless.
+    pub fn park(
+        parent: &str,
+        token: &str,
+        mut share: Vec<String>,
+        dir: &Path,
+    ) -> Result<Parked, Error> {
         share.sort();
         let layout = Layout::detect()?;
         let mut pool = Cgroup::new(&layout, parent, &pool_cgroup_name(token))?.v1_only();
@@ -57,7 +64,8 @@ impl Parked {
             .chain(&pool.joined)
             .map(|(_, d)| d.join("cgroup.procs"))
             .collect();
-        match Nursery::start(&procs) {
+        let staging = (!crate::sys::rootless()).then_some(dir);
+        match Nursery::start(&procs, staging) {
             Ok(nursery) => Ok(Parked {
                 nursery,
                 parent: parent.trim_matches('/').to_owned(),

@@ -89,7 +89,7 @@ pub(crate) async fn scale(env: &mut Env, report: &mut Report) {
     let mut idle_shims: Vec<u32> = Vec::new();
     let mut rows = Vec::new();
     let mut at: Vec<(usize, f64, f64, f64)> = Vec::new(); // level, api, cli, rss
-    // At each level: the lower bound as the API's and as the CLI's, crun (NaN without it).
+                                                          // At each level: the lower bound as the API's and as the CLI's, crun (NaN without it).
     let mut bounds: Vec<(f64, f64, f64)> = Vec::new();
     let mut events = c
         .events(pb::EventsRequest::default())

@@ -30,15 +30,18 @@ async fn pool_of(d: &Daemon, n: usize) -> Vec<String> {
     .unwrap_or_else(|| panic!("the pool never had {n} sets: {:?}\n{}", names(), d.log()))
 }
 
-/// The processes working in the pool directory of `root`: parked shims and their nurseries.
+/// The processes working in the pool directory of `root`: parked shims and their nurseries
+/// (a nursery that pivoted ahead works in the host's tree below its staging root, `/old`).
 fn parked_shims(root: &Path) -> Vec<i32> {
     let pool = root.join(".pool");
+    let staged = Path::new("/old").join(pool.strip_prefix("/").unwrap());
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&pool))
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(&pool) || cwd.starts_with(&staged))
         })
         .collect()
 }
@@ -157,6 +160,68 @@ async fn a_create_adopts_a_parked_shim_and_its_container_sees_only_its_own() {
     );
     assert!(!d.root.join(".pool").exists());
     assert!(parked_shims(&d.root).is_empty());
+}
+
+/// A parked shim's nursery pivots ahead (`rootfs::staging`): its container is entered without
+/// `pivot_root` (whose cost grows with every thread on the host), and that shows in nothing a
+/// container relies on: its mount table starts at its rootfs, a user namespace can be made
+/// inside (the kernel does not count it chrooted), and a chroot escape by its root reaches its
+/// own root, as after a pivot_root, never the staging root or the host's tree.
+#[tokio::test]
+async fn a_parked_shims_container_is_entered_without_pivot_root_and_hides_the_host() {
+    let d = Daemon::start_with(&["--shim-pool", "2"]);
+    let mut c = d.client().await;
+    pool_of(&d, 2).await;
+    eventually(Duration::from_secs(10), || {
+        (parked_shims(&d.root).len() == 4).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("two shims and their nurseries: {}", d.log()));
+    execdriver_tests::install_helper(&d.rootfs);
+    let mut req = d.request(&[
+        "sh",
+        "-c",
+        "head -1 /proc/self/mountinfo; cut -d' ' -f1 /proc/self/mountinfo | tr '\\n' ' '; echo; \
+         unshare -U -r id -u; ls / | tr '\\n' ' '; echo; edtest-sys escape",
+    ]);
+    // Unconfined: Docker's default profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN.
+    req.security = Some(pb::SecurityConfig {
+        seccomp: Some(pb::SeccompConfig {
+            profile: "unconfined".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = req.id.clone();
+    c.create(req).await.expect("create");
+    let out = execdriver_tests::attach_collect(&mut c, &id, None, true).await;
+    let shim_log = std::fs::read_to_string(d.root.join(&id).join("shim.log")).unwrap_or_default();
+    assert!(shim_log.contains("made from a parked shim"), "{shim_log}");
+    let text = out.stdout();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(out.exit.exit_code, Some(0), "{text}{}", out.stderr());
+    assert_eq!(lines.len(), 6, "{text}{}", out.stderr());
+    // The first mount is the rootfs at "/"; its parent (the staging root) is not in the table.
+    let root: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(root[4], "/", "{text}");
+    let ids: Vec<&str> = lines[1].split_whitespace().collect();
+    assert!(
+        !ids.contains(&root[1]),
+        "the root's parent is listed: {text}"
+    );
+    assert_eq!(
+        lines[2],
+        "0",
+        "a user namespace inside: {text}{}",
+        out.stderr()
+    );
+    // The escape climbs no higher than after a pivot_root: the rootfs sits on the staging
+    // root's own "/", which has no parent, so ".." stops at the container's root.
+    let own: Vec<&str> = lines[3].split_whitespace().collect();
+    let reached: Vec<&str> = lines[4].split_whitespace().collect();
+    assert_eq!(reached, own, "{text}");
+    assert!(own.contains(&"bin") && !own.contains(&"old"), "{text}");
+    force_delete(&mut c, &id).await;
 }
 
 /// Parked shims killed by hand: the next create starts its own shim and succeeds; a restart

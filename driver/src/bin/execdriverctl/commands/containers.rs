@@ -2,6 +2,7 @@
 //! pause, resume, update. kill, stop and delete take several ids: each is reported, and the
 //! exit is non-zero when any failed.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use execdriver_proto as pb;
@@ -178,14 +179,21 @@ pub async fn list(
     let label_filter = key_values("--label", &labels)?.into_iter().collect();
     let resp: pb::ListResponse = st(client.list(pb::ListRequest { label_filter }).await)?;
     let states: Vec<StateJson> = resp.containers.iter().map(StateJson::from).collect();
+    // One buffer for all the lines (10,000 containers: one write, not one per line); a reader
+    // that goes away early (`| head`) ends the output, not the command.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if quiet {
         for s in &states {
-            println!("{}", s.id);
+            let _ = writeln!(out, "{}", s.id);
         }
+        let _ = out.flush();
         return Ok(ExitCode::SUCCESS);
     }
     match format {
-        Some(Format::Json) => print_json(&states),
+        Some(Format::Json) => {
+            let text = serde_json::to_string_pretty(&states).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+        }
         Some(f) => {
             // Every line made before any is printed: a bad field prints nothing.
             let lines = states
@@ -193,13 +201,14 @@ pub async fn list(
                 .map(|s| f.render(&serde_json::to_value(s).unwrap_or_default()))
                 .collect::<Result<Vec<_>, _>>()?;
             for l in lines {
-                println!("{l}");
+                let _ = writeln!(out, "{l}");
             }
         }
         None => {
-            println!("{:<24} {:<9} {:>8}  CREATED", "ID", "STATUS", "PID");
+            let _ = writeln!(out, "{:<24} {:<9} {:>8}  CREATED", "ID", "STATUS", "PID");
             for j in states {
-                println!(
+                let _ = writeln!(
+                    out,
                     "{:<24} {:<9} {:>8}  {}",
                     j.id,
                     j.status,
@@ -209,6 +218,7 @@ pub async fn list(
             }
         }
     }
+    let _ = out.flush();
     Ok(ExitCode::SUCCESS)
 }
 
