@@ -535,13 +535,16 @@ impl Tracker {
             self.send(&st, e);
         }
         st.exited = true;
-        let mut e = self.event(pb::EventType::Exited, "", exit.finished_at);
-        e.exit = Some(exit_status(exit));
-        self.send(&st, e);
+        // Marked before it is sent: a client that has seen the event never sees it again from
+        // a daemon restarted after it (killed right after the send, say). A daemon killed
+        // between the two sends it never; its restart says events may have been lost.
         if let Err(e) = state::write_atomic(&self.dir, EXIT_EMITTED, b"", false) {
             // The directory is gone (deleted meanwhile): nothing to mark.
             debug!(id = %self.id, error = %e, "writing {EXIT_EMITTED}");
         }
+        let mut e = self.event(pb::EventType::Exited, "", exit.finished_at);
+        e.exit = Some(exit_status(exit));
+        self.send(&st, e);
     }
 
     pub fn exec_added(&self, exec_id: &str) {
