@@ -3,21 +3,7 @@
 use execdriver_shim::cgroups::Layout;
 use execdriver_tests::{pb, run, Daemon};
 
-use super::{cgroup_file, force_delete, has_v1, with_resources};
-
-/// The default seccomp profile refuses mknod of a block device before the devices cgroup sees
-/// it (tests/tests/security/seccomp.rs); the device checks run without it, to test the cgroup
-/// alone.
-fn cgroup_only(mut req: pb::CreateRequest) -> pb::CreateRequest {
-    req.security = Some(pb::SecurityConfig {
-        seccomp: Some(pb::SeccompConfig {
-            profile: "unconfined".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    req
-}
+use super::{cgroup_file, force_delete, has_v1, unconfined, with_resources};
 
 /// The device checks both enforcement paths run: /dev/sda's numbers may be made (mknod is
 /// allowed, as Docker does) but not opened; /dev/null works; /dev/kmsg (1:11) opens only when
@@ -30,7 +16,7 @@ const DEVICE_SCRIPT: &str = "mknod /dev/sdx b 8 0 && echo mknod-ok; \
 
 async fn check_devices(d: &Daemon) {
     let mut c = d.client().await;
-    let out = run(&mut c, cgroup_only(d.request(&["sh", "-c", DEVICE_SCRIPT]))).await;
+    let out = run(&mut c, unconfined(d.request(&["sh", "-c", DEVICE_SCRIPT]))).await;
     let text = out.stdout();
     for want in ["mknod-ok", "sdx-refused", "null-ok", "kmsg-refused"] {
         assert!(
@@ -49,7 +35,7 @@ async fn check_devices(d: &Daemon) {
             ..Default::default()
         }]
     });
-    let out = run(&mut c, cgroup_only(req)).await;
+    let out = run(&mut c, unconfined(req)).await;
     let text = out.stdout();
     assert!(text.contains("kmsg-open"), "{text:?} {}", out.stderr());
     assert!(text.contains("sdx-refused"), "{text:?}");

@@ -75,6 +75,20 @@ fn with_resources(
     req
 }
 
+/// `req` without a seccomp filter: the default profile refuses mknod of a block device before
+/// the devices cgroup sees it (tests/tests/security/seccomp.rs), and unshare(CLONE_NEWUSER)
+/// without CAP_SYS_ADMIN, as Docker's does.
+fn unconfined(mut req: pb::CreateRequest) -> pb::CreateRequest {
+    req.security = Some(pb::SecurityConfig {
+        seccomp: Some(pb::SeccompConfig {
+            profile: "unconfined".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    req
+}
+
 async fn state(c: &mut execdriver_tests::Client, id: &str) -> pb::ContainerState {
     c.state(pb::StateRequest {
         id: id.into(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use execdriver_tests::{eventually, pb, run, Daemon};
 
-use super::{cgroup_dir, force_delete, state, with_resources, MIB};
+use super::{cgroup_dir, force_delete, state, unconfined, with_resources, MIB};
 
 /// The pool sets of `d` (their names), once it has `n` of them.
 async fn pool_of(d: &Daemon, n: usize) -> Vec<String> {
@@ -178,20 +178,13 @@ async fn a_parked_shims_container_is_entered_without_pivot_root_and_hides_the_ho
     .await
     .unwrap_or_else(|| panic!("two shims and their nurseries: {}", d.log()));
     execdriver_tests::install_helper(&d.rootfs);
-    let mut req = d.request(&[
+    let req = d.request(&[
         "sh",
         "-c",
         "head -1 /proc/self/mountinfo; cut -d' ' -f1 /proc/self/mountinfo | tr '\\n' ' '; echo; \
          unshare -U -r id -u; ls / | tr '\\n' ' '; echo; edtest-sys escape",
     ]);
-    // Unconfined: Docker's default profile refuses unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN.
-    req.security = Some(pb::SecurityConfig {
-        seccomp: Some(pb::SeccompConfig {
-            profile: "unconfined".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
+    let req = unconfined(req);
     let id = req.id.clone();
     c.create(req).await.expect("create");
     let out = execdriver_tests::attach_collect(&mut c, &id, None, true).await;
