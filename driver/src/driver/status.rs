@@ -113,20 +113,22 @@ impl Driver {
         filter: &BTreeMap<String, String>,
         sees: &(dyn Fn(Option<u32>) -> bool + Sync),
     ) -> Result<Vec<pb::ContainerState>> {
-        let mut all: Vec<Arc<Container>> = self
+        // Sorted by creation time taken out beside each (at 10,000 containers, a comparison
+        // that reads both containers' records missed the cache at every step).
+        let mut all: Vec<(i64, Arc<Container>)> = self
             .table()
             .containers
             .values()
             .filter(|c| sees(c.meta.owner))
             .filter(|c| filter.iter().all(|(k, v)| c.meta.labels.get(k) == Some(v)))
-            .cloned()
+            .map(|c| (c.meta.created_at, c.clone()))
             .collect();
-        all.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
+        all.sort_unstable_by(|(ta, a), (tb, b)| ta.cmp(tb).then_with(|| a.id.cmp(&b.id)));
         // What the daemon knows (every state change passes through it, and each shim's exit
         // arrives on its subscription): no round trip per container. A shim not heard from
         // yet (just after a restart) is asked.
         let mut out = Vec::with_capacity(all.len());
-        for c in all {
+        for (_, c) in all {
             if c.buried.load(std::sync::atomic::Ordering::Relaxed) {
                 out.push(self.container_state(&c, None));
                 continue;

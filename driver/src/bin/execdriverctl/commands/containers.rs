@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use execdriver_driver::driver::status_name;
 use execdriver_proto as pb;
 
 use crate::args::{CreateArgs, LimitArgs, RunArgs};
@@ -12,7 +13,8 @@ use crate::attach::{attach_and_stream, attach_json, proxy_signals};
 use crate::client::{st, Client, Failure, FAILED};
 use crate::format::Format;
 use crate::output::{
-    describe_exit, exit_code, print_json, print_state, resources_json, ProcessJson, StateJson,
+    describe_exit, exit_code, print_json, print_state, resources_json, rfc3339, ProcessJson,
+    StateJson,
 };
 use crate::request::{create_request, key_values, parse_signal};
 use crate::resources::{check_cpus, resources};
@@ -178,27 +180,29 @@ pub async fn list(
 ) -> Result<ExitCode, Failure> {
     let label_filter = key_values("--label", &labels)?.into_iter().collect();
     let resp: pb::ListResponse = st(client.list(pb::ListRequest { label_filter }).await)?;
-    let states: Vec<StateJson> = resp.containers.iter().map(StateJson::from).collect();
     // One buffer for all the lines (10,000 containers: one write, not one per line); a reader
     // that goes away early (`| head`) ends the output, not the command.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    // The table and -q straight from the reply: at 10,000 containers a JSON copy of each was
+    // half the command's time (its allocations' page faults).
     if quiet {
-        for s in &states {
-            let _ = writeln!(out, "{}", s.id);
+        for c in &resp.containers {
+            let _ = writeln!(out, "{}", c.id);
         }
         let _ = out.flush();
         return Ok(ExitCode::SUCCESS);
     }
+    let json = || resp.containers.iter().map(StateJson::from);
     match format {
         Some(Format::Json) => {
+            let states: Vec<StateJson> = json().collect();
             let text = serde_json::to_string_pretty(&states).unwrap_or_default();
             let _ = writeln!(out, "{text}");
         }
         Some(f) => {
             // Every line made before any is printed: a bad field prints nothing.
-            let lines = states
-                .iter()
-                .map(|s| f.render(&serde_json::to_value(s).unwrap_or_default()))
+            let lines = json()
+                .map(|s| f.render(&serde_json::to_value(&s).unwrap_or_default()))
                 .collect::<Result<Vec<_>, _>>()?;
             for l in lines {
                 let _ = writeln!(out, "{l}");
@@ -206,14 +210,14 @@ pub async fn list(
         }
         None => {
             let _ = writeln!(out, "{:<24} {:<9} {:>8}  CREATED", "ID", "STATUS", "PID");
-            for j in states {
+            for c in &resp.containers {
                 let _ = writeln!(
                     out,
                     "{:<24} {:<9} {:>8}  {}",
-                    j.id,
-                    j.status,
-                    j.pid,
-                    j.created_at.unwrap_or_default()
+                    c.id,
+                    status_name(c.status),
+                    c.pid,
+                    rfc3339(&c.created_at).unwrap_or_default()
                 );
             }
         }
