@@ -136,7 +136,7 @@ pub(super) struct Joins<'a> {
     /// The idmapped mounts made by the shim, to attach.
     pub idmapped: &'a rootfs::Idmapped,
     /// Born in a nursery's pivoted mount namespace ([`rootfs::staging`]).
-    pub staged: bool,
+    pub staged: Option<rootfs::staging::Staged>,
 }
 
 /// The container's init: new namespaces are in place; make its world.
@@ -151,8 +151,10 @@ pub(super) fn init_child(
 ) -> Result<Option<Exec>, ChildError> {
     // Before anything else moves its root: the staging root of a pivoted namespace.
     let staging = match joins.staged {
-        true => Some(rootfs::staging::reach().map_err(|e| ChildError::internal("rootfs", e))?),
-        false => None,
+        Some(staged) => {
+            Some(rootfs::staging::reach(staged).map_err(|e| ChildError::internal("rootfs", e))?)
+        }
+        None => None,
     };
     // [proc] Namespaces joined by path, first (the user namespace before the others), so the
     // shim's setup (cgroups, veths) finds the init where it will stay.

@@ -126,7 +126,7 @@ struct Birth<'a> {
     in_own_netns: bool,
     /// The caller is in a mount namespace pivoted ahead ([`crate::rootfs::staging`]): the
     /// init's copy of it is entered without `pivot_root`.
-    staged: bool,
+    staged: Option<crate::rootfs::staging::Staged>,
 }
 
 /// Clones a container's init into the config's namespaces; the child sets itself up (talking

@@ -264,7 +264,7 @@ fn nursery_main(procs: &[PathBuf], staging: Option<&Path>, sock: OwnedFd) -> ! {
 /// Joins the pool's cgroups and makes the network namespace; returns the host's. With
 /// `staging`, also the pivoted mount namespace, and then the host's mount namespace (None when
 /// it could not be made: the init then pivots as without a nursery).
-fn park(procs: &[PathBuf], staging: Option<&Path>) -> Result<(File, Option<File>), String> {
+fn park(procs: &[PathBuf], staging: Option<&Path>) -> Result<(File, Option<HostMnt>), String> {
     for p in procs {
         // "0": the writing process.
         std::fs::write(p, "0").map_err(|e| format!("joining {}: {e}", p.display()))?;
@@ -277,7 +277,7 @@ fn park(procs: &[PathBuf], staging: Option<&Path>) -> Result<(File, Option<File>
             let mnt =
                 File::open("/proc/self/ns/mnt").map_err(|e| format!("/proc/self/ns/mnt: {e}"))?;
             match crate::rootfs::staging::prepare(dir) {
-                Ok(()) => Some(mnt),
+                Ok(staged) => Some(HostMnt { mnt, staged }),
                 Err(e) => {
                     crate::log::warn!("nursery: no staging root ({e}): its init will pivot");
                     nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS)
@@ -291,13 +291,19 @@ fn park(procs: &[PathBuf], staging: Option<&Path>) -> Result<(File, Option<File>
     Ok((host, host_mnt))
 }
 
+/// The host's mount namespace, left for a pivoted one ([`crate::rootfs::staging`]).
+struct HostMnt {
+    mnt: File,
+    staged: crate::rootfs::staging::Staged,
+}
+
 fn bear(
     config_path: &Path,
     pipes: Pipes,
     into_cgroup: bool,
     fds: Vec<OwnedFd>,
     host_net: &File,
-    host_mnt: Option<&File>,
+    host_mnt: Option<&HostMnt>,
 ) -> Msg {
     let failed = |e: Error| Msg::Failed {
         precondition: e.code() == crate::protocol::ErrorCode::FailedPrecondition,
@@ -351,12 +357,13 @@ fn bear(
     // The pivoted mount namespace is for a container that makes a mount namespace of its own
     // and joins none (and has no user namespace, which must own it); any other goes back to
     // the host's, as it would start from the shim.
-    let staged = host_mnt.is_some()
-        && config.has_namespace(Namespace::Mount)
-        && !config.has_namespace(Namespace::User)
-        && config.namespace_paths.is_empty();
-    if let Some(mnt) = host_mnt.filter(|_| !staged) {
-        if let Err(e) = nix::sched::setns(mnt, CloneFlags::CLONE_NEWNS) {
+    let staged = host_mnt.filter(|_| {
+        config.has_namespace(Namespace::Mount)
+            && !config.has_namespace(Namespace::User)
+            && config.namespace_paths.is_empty()
+    });
+    if let Some(h) = host_mnt.filter(|_| staged.is_none()) {
+        if let Err(e) = nix::sched::setns(&h.mnt, CloneFlags::CLONE_NEWNS) {
             return failed(Error::Join(e.into()));
         }
     }
@@ -364,7 +371,7 @@ fn bear(
         sibling: true,
         cgroup: cgroup.as_ref().map(|f| f.as_fd()),
         in_own_netns: own_netns,
-        staged,
+        staged: staged.map(|h| h.staged),
     };
     match clone_init(
         &config,

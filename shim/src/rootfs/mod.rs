@@ -186,24 +186,21 @@ fn make_working_dir(cwd: &str) -> Result<()> {
 }
 
 /// Hides each path that exists: /dev/null bound over a file, an empty read-only tmpfs over a
-/// directory (after pivot_root: the paths are the container's).
+/// directory (after pivot_root: the paths are the container's). One tmpfs for all the
+/// directories, bound over the second and later ones: each filesystem a container makes is
+/// a shrinker the kernel sizes every memory cgroup's shrinker map by (`alloc_shrinker_info`,
+/// measured 1.25 MiB of kmalloc-1k per new memory cgroup with 10,000 containers of 8
+/// filesystems each).
 fn mask_paths(paths: &[String]) -> Result<()> {
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut empty: Option<&Path> = None;
     for p in paths {
         let path = Path::new(p);
         let md = match fs::symlink_metadata(path) {
             Ok(md) => md,
             Err(_) => continue, // this kernel does not have it
         };
-        if md.is_dir() {
-            do_mount(
-                Some(Path::new("tmpfs")),
-                path,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=0,mode=555"),
-                "masked path",
-            )?;
-        } else {
+        if !md.is_dir() {
             do_mount(
                 Some(Path::new("/dev/null")),
                 path,
@@ -212,6 +209,32 @@ fn mask_paths(paths: &[String]) -> Result<()> {
                 None,
                 "masked path",
             )?;
+            continue;
+        }
+        match empty {
+            None => {
+                do_mount(
+                    Some(Path::new("tmpfs")),
+                    path,
+                    Some("tmpfs"),
+                    flags,
+                    Some("size=0,mode=555"),
+                    "masked path",
+                )?;
+                empty = Some(path);
+            }
+            // Read-only already (the tmpfs is); the bind's own flags say so too.
+            Some(first) => {
+                do_mount(
+                    Some(first),
+                    path,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                    "masked path",
+                )?;
+                base::remount_bind(path, flags, MsFlags::empty())?;
+            }
         }
     }
     Ok(())

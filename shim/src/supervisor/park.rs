@@ -39,8 +39,9 @@ impl Parked {
     /// Makes the pool cgroups under `parent` (named after `token`) and parks a nursery in them.
     /// The set has no cgroup of the controllers in `share`: the nursery joins the parent's
     /// there, as the containers that adopt it do (`share_parent`).
-    /// Its nursery pivots ahead (a staging root mounted on `dir`, the parked shim's state
-    /// directory, in the nursery's own mount namespace) unless the shim is rootless.
+    /// Its nursery pivots ahead (a staging root: `dir`'s empty `staging` directory, `dir`
+    /// the parked shim's state directory, bound in the nursery's own mount namespace) unless
+    /// the shim is rootless.
     pub fn park(
         parent: &str,
         token: &str,
@@ -122,7 +123,9 @@ pub fn wait_for_adoption(from: fs::File) -> Option<Vec<String>> {
 }
 
 /// Moves the shim from its pool directory to the container's state directory `dir`: working
-/// directory, diagnostics (`shim.log`), and the pool directory removed.
+/// directory, diagnostics (`shim.log`), the nursery's staging root (renamed: the host's tree
+/// is mounted on its `old` in the nursery's namespace, and removing that directory would
+/// unmount it there), and the pool directory removed.
 pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<()> {
     std::env::set_current_dir(dir)?;
     let log = fs::OpenOptions::new()
@@ -130,6 +133,10 @@ pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<()> {
         .append(true)
         .open(dir.join(crate::state::SHIM_LOG))?;
     nix::unistd::dup2_stderr(&log).map_err(io::Error::from)?;
+    let staging = pool_dir.join(crate::rootfs::staging::DIR);
+    if staging.exists() {
+        fs::rename(&staging, dir.join(crate::rootfs::staging::DIR))?;
+    }
     let _ = fs::remove_dir_all(pool_dir);
     Ok(())
 }

@@ -19,7 +19,8 @@ async fn proc_and_sys_are_masked_and_read_only() {
                   echo \"/proc/scsi $(ls -A /proc/scsi 2>/dev/null | wc -l)\"; \
                   echo edtest > /proc/sys/kernel/hostname 2>/dev/null; echo sysctl=$?; \
                   echo h > /proc/sysrq-trigger 2>/dev/null; echo sysrq=$?; \
-                  hostname; grep -E ' /proc/(sys|irq|bus|sysrq-trigger) ' /proc/self/mountinfo";
+                  hostname; grep -E ' /proc/(sys|irq|bus|sysrq-trigger) ' /proc/self/mountinfo; \
+                  grep -E ' /(proc/acpi|proc/scsi|sys/firmware) ' /proc/self/mountinfo | sed 's/^/masked /'";
     let mut req = sh(&d, script);
     req.hostname = "inside".into();
     let text = run(&mut c, req).await.stdout();
@@ -62,6 +63,22 @@ async fn proc_and_sys_are_masked_and_read_only() {
                 .unwrap_or_else(|| panic!("{p} is not a mount: {text}"));
             assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
         }
+    }
+    // The masked directories: one empty read-only tmpfs (the same device) bound over each
+    // (a filesystem per directory would cost the kernel a shrinker each).
+    let masked: Vec<Vec<&str>> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("masked "))
+        .map(|l| l.split(' ').collect())
+        .collect();
+    let dirs = ["/proc/acpi", "/proc/scsi", "/sys/firmware"];
+    let on_host = dirs.iter().filter(|p| host_has(p)).count();
+    assert_eq!(masked.len(), on_host, "{text}");
+    for m in &masked {
+        assert_eq!(m[2], masked[0][2], "not one tmpfs: {text}");
+        assert!(m[5].starts_with("ro"), "{text}");
+        let fstype = m.iter().skip_while(|f| **f != "-").nth(1);
+        assert_eq!(fstype, Some(&"tmpfs"), "{text}");
     }
     // Without the masks the same script sees the host's files and writes the (namespaced)
     // hostname sysctl: the test would have noticed.
