@@ -53,8 +53,8 @@ pub struct Staged {
 impl Staged {
     fn of(st: &nix::sys::stat::FileStat) -> Staged {
         Staged {
-            dev: st.st_dev as u64,
-            ino: st.st_ino as u64,
+            dev: st.st_dev,
+            ino: st.st_ino,
         }
     }
 }
