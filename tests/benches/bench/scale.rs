@@ -1,7 +1,9 @@
 //! The `scale` section: thousands of idle containers on one daemon. Levels 0, 1000 and 10000
 //! by default (`BENCH_SCALE=0,1000` for others). Idle `sleep` containers are started one after
-//! another through the API up to each level; at each level: a new container's Run+Wait+Delete
-//! (API) and `execdriverctl run --rm` (the CLI a user types), List, State and Info, the
+//! another through the API up to each level; at each level, once the host has settled (its
+//! CPUs 85% idle over a second, at most a minute): the kernel's unreclaimable slab, a new
+//! container's Run+Wait+Delete (API) and `execdriverctl run --rm` (the CLI a user types) in
+//! turns, the kernel's lower bound and crun, List, State and Info, the
 //! daemon's memory and descriptors, the shims' PSS, and that Events delivers each exit once.
 //! At the top level the daemon is restarted (SIGTERM, start) and the time until List shows
 //! every container again is taken; then every container is deleted (`delete -f`), each timed.
@@ -55,6 +57,45 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> f64 {
     let t = Instant::now();
     f.await;
     ms(t.elapsed())
+}
+
+/// Waits (at most a minute) until the host's CPUs were at least 85% idle over a second;
+/// returns the seconds waited and the last second's idle share.
+async fn settle() -> (f64, f64) {
+    fn idle_total() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let v: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // idle and iowait, of everything.
+        Some((v.get(3)? + v.get(4)?, v.iter().sum()))
+    }
+    let t = Instant::now();
+    let mut share = f64::NAN;
+    while t.elapsed() < Duration::from_secs(60) {
+        let Some((i0, t0)) = idle_total() else { break };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some((i1, t1)) = idle_total() else { break };
+        share = (i1 - i0) as f64 / (t1 - t0).max(1) as f64;
+        if share >= 0.85 {
+            break;
+        }
+    }
+    (t.elapsed().as_secs_f64(), share)
+}
+
+/// The kernel's unreclaimable slab (/proc/meminfo SUnreclaim), MiB.
+fn unreclaimable_slab_mib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("SUnreclaim:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// How many exit events each id got on `events` within `wait`.
@@ -117,19 +158,32 @@ pub(crate) async fn scale(env: &mut Env, report: &mut Report) {
         if !grow.samples.is_empty() {
             rows.push(grow);
         }
-        // A new container's whole life, through the API and through the CLI.
+        // Started one after another, 10,000 leave the kernel busy for a while (cgroup and
+        // namespace work deferred to its workers): the figures at a level are those of a
+        // host at rest with that many idle containers.
+        let (waited, idle_share) = settle().await;
+        report.line(&format!(
+            "- at {n}: waited {waited:.1} s for the host to settle ({:.0}% idle over the last second)",
+            idle_share * 100.0
+        ));
+        report.line(&format!(
+            "- at {n}: kernel unreclaimable slab {:.0} MiB",
+            unreclaimable_slab_mib()
+        ));
+        // A new container's whole life, through the API and through the CLI, in turns (a
+        // drift of the host's moves both alike).
         let mut api = Row::new(format!("at {n}: gRPC Run+Wait+Delete of /bin/true"), "ms");
-        let mut ran = Vec::new();
-        for _ in 0..20 {
-            tokio::time::sleep(SETTLE).await;
-            let req = env.our_request(&["/bin/true"], false);
-            ran.push(req.id.clone());
-            api.samples
-                .push(ms(api_phases(&mut c, req).await.iter().sum()));
-        }
         let mut cli = Row::new(format!("at {n}: execdriverctl run --rm /bin/true"), "ms");
-        // 30: a process start each, so ten medians moved by a quarter between runs.
-        for _ in 0..30 {
+        let mut ran = Vec::new();
+        // 30 CLI samples: a process start each, so ten medians moved by a quarter between runs.
+        for round in 0..30 {
+            if round < 20 {
+                tokio::time::sleep(SETTLE).await;
+                let req = env.our_request(&["/bin/true"], false);
+                ran.push(req.id.clone());
+                api.samples
+                    .push(ms(api_phases(&mut c, req).await.iter().sum()));
+            }
             tokio::time::sleep(SETTLE).await;
             let t = Instant::now();
             let ok = Command::new(&ctl)
