@@ -39,6 +39,9 @@ const MAX_FAILURES: u32 = 3;
 /// How long the pool rests after [`MAX_FAILURES`].
 const GIVE_UP: Duration = Duration::from_secs(60);
 
+/// How often a full pool looks for parked shims that went (killed, or their nursery was).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 /// A parked shim, as the daemon holds it.
 pub struct Parked {
     /// The process started (it exits once the shim reports a create).
@@ -137,7 +140,10 @@ impl ShimPool {
         let mut failures = 0;
         while !self.stopped.load(Ordering::Relaxed) {
             if self.available() >= self.size {
-                self.wake.notified().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(PRUNE_EVERY) => self.prune().await,
+                }
                 continue;
             }
             let quiet = self.quiet_for();
@@ -170,6 +176,31 @@ impl ShimPool {
                     tokio::time::sleep(Duration::from_millis(200 * failures as u64)).await;
                 }
             }
+        }
+    }
+
+    /// Drops the parked shims that exited (a shim whose nursery was killed goes by itself,
+    /// removing its set): the refill replaces them. What one killed outright left is removed.
+    async fn prune(&self) {
+        let gone: Vec<Parked> = {
+            let mut parked = self.parked();
+            let mut gone = Vec::new();
+            for mut p in std::mem::take(&mut *parked) {
+                match p.child.try_wait() {
+                    Ok(None) => parked.push(p),
+                    _ => gone.push(p),
+                }
+            }
+            gone
+        };
+        for p in gone {
+            warn!(dir = %p.dir.display(), "a parked shim went; parking another");
+            let (dir, parent, token) = (p.dir.clone(), self.cgroup_parent.clone(), p.token());
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+                sweep_cgroups(&parent, &token);
+            })
+            .await;
         }
     }
 

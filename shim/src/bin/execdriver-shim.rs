@@ -175,7 +175,7 @@ fn park(
         .write_all(b"P")
         .and_then(|_| report.pipe.flush());
     let args = match (said, adoption) {
-        (Ok(()), Some(from)) => supervisor::wait_for_adoption(from),
+        (Ok(()), Some(from)) => supervisor::wait_for_adoption(from, &parked),
         _ => None,
     };
     let Some(args) = args else {

@@ -111,6 +111,19 @@ impl Nursery {
         }
     }
 
+    /// Its end of the socket, readable (EOF) once the nursery is gone: a parked nursery sends
+    /// nothing until asked.
+    pub fn gone_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// Whether the nursery is still there (killed, it can bear nothing).
+    pub fn alive(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
     /// Ends a nursery that will not be used: it exits when its socket closes; reaped here.
     pub fn dismiss(self) {
         let pid = self.pid;

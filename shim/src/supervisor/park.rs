@@ -81,13 +81,17 @@ impl Parked {
     }
 
     /// Whether a container with these cgroups can be made from this pool set (same parent, and
-    /// a memory cgroup of its own or the parent's as the set has).
+    /// a memory cgroup of its own or the parent's as the set has) and its nursery is still
+    /// there (one killed meanwhile: the container is made as without a pool).
     pub(super) fn fits(&self, cg: &Cgroups) -> bool {
-        !cg.name.is_empty() && cg.parent.trim_matches('/') == self.parent && {
-            let mut want = cg.share_parent.clone();
-            want.sort();
-            want == self.share
-        }
+        !cg.name.is_empty()
+            && cg.parent.trim_matches('/') == self.parent
+            && {
+                let mut want = cg.share_parent.clone();
+                want.sort();
+                want == self.share
+            }
+            && self.nursery.alive()
     }
 
     /// Ends the nursery and removes the pool's cgroups (what is left of them).
@@ -113,8 +117,30 @@ pub fn daemon_gone(from: &fs::File) -> bool {
 }
 
 /// Waits for the daemon's adoption: one line on `from`, a JSON array of the shim's arguments.
-/// `None` when the daemon closed it (or sent nothing readable): the shim is not wanted.
-pub fn wait_for_adoption(from: fs::File) -> Option<Vec<String>> {
+/// `None` when the daemon closed it (or sent nothing readable): the shim is not wanted; and
+/// when the nursery died first (killed): the shim is of no use, it goes, and the create that
+/// would have taken it starts a shim of its own (the daemon sees this one gone).
+pub fn wait_for_adoption(from: fs::File, parked: &Parked) -> Option<Vec<String>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let mut fds = [
+            PollFd::new(from.as_fd(), PollFlags::POLLIN),
+            PollFd::new(parked.nursery.gone_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+            Ok(_) => {}
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            crate::log::warn!("parked shim: its nursery is gone; not parked any more");
+            return None;
+        }
+    }
     let mut line = String::new();
     match io::BufReader::new(from).read_line(&mut line) {
         Ok(n) if n > 0 => serde_json::from_str(&line).ok(),

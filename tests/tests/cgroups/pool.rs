@@ -1,7 +1,8 @@
 //! Parked shims (`execdriverd --shim-pool N`): a create adopts one, its init is born in cgroups
 //! made ahead and renamed to the container's, in a network namespace made ahead; nothing of
 //! the pool shows in the container; the pool refills; a stopped daemon leaves none of it, and
-//! a parked shim killed by hand costs no create and nothing after a restart.
+//! a parked shim (or its nursery alone) killed by hand costs no create and nothing after a
+//! restart.
 
 use std::path::Path;
 use std::time::Duration;
@@ -255,6 +256,59 @@ async fn killed_parked_shims_cost_no_create_and_leave_nothing_after_a_restart() 
     );
     assert!(!d.root.join(".pool").exists());
     assert!(parked_shims(&d.root).is_empty());
+}
+
+/// A parked shim whose nursery alone was killed costs no create either: the shim notices
+/// and goes (the pool refills), and one adopted before it noticed makes its container as
+/// without a pool. Nothing of theirs is left.
+#[tokio::test]
+async fn parked_shims_whose_nurseries_were_killed_cost_no_create() {
+    let d = Daemon::start_with(&["--shim-pool", "2"]);
+    let mut c = d.client().await;
+    let before = pool_of(&d, 2).await;
+    let parked = eventually(Duration::from_secs(10), || {
+        let p = parked_shims(&d.root);
+        (p.len() == 4).then_some(p)
+    })
+    .await
+    .unwrap_or_else(|| panic!("two shims and their nurseries: {:?}", parked_shims(&d.root)));
+    let nurseries: Vec<i32> = parked
+        .iter()
+        .copied()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "execdriver-nurs")
+        })
+        .collect();
+    assert_eq!(nurseries.len(), 2, "{parked:?}");
+    for pid in &nurseries {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    // At once, while their shims may still be parked.
+    let out = run(&mut c, d.request(&["echo", "still here"])).await;
+    assert_eq!(out.stdout(), "still here\n", "{}", d.log());
+    assert_eq!(out.exit.exit_code, Some(0));
+    // The pool is whole again, none of it the shims whose nurseries were killed.
+    let refilled = eventually(Duration::from_secs(10), || {
+        let p = parked_shims(&d.root);
+        (p.len() == 4 && !p.iter().any(|pid| parked.contains(pid))).then_some(p)
+    })
+    .await;
+    assert!(
+        refilled.is_some(),
+        "{:?}\n{}",
+        parked_shims(&d.root),
+        d.log()
+    );
+    let now = pool_of(&d, 2).await;
+    assert!(
+        now.iter().all(|s| !before.contains(s)),
+        "{before:?} {now:?}"
+    );
 }
 
 /// With no pool (`--shim-pool 0`) nothing is parked and creates work as ever.
