@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The pool's directory in the daemon's root: one directory per parked shim.
 pub const POOL_DIR: &str = ".pool";
@@ -156,7 +156,13 @@ impl ShimPool {
             if self.stopped.load(Ordering::Relaxed) {
                 break;
             }
+            let t = Instant::now();
             let parked = self.park_one().await.map(|p| self.parked().push(p));
+            debug!(
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                ok = parked.is_ok(),
+                "parking a shim"
+            );
             drop(parking);
             match parked {
                 Ok(()) => failures = 0,

@@ -171,12 +171,11 @@ impl Driver {
             // A subscribed shim's death ends its subscription at once (the watcher then looks);
             // only the others (stopped containers, whose watcher is done) are looked at here,
             // off the async threads: thousands of idle containers cost no scan.
-            let unwatched: Vec<Arc<Container>> = self
-                .table()
-                .containers
-                .values()
+            // Filtered outside the table's lock (each container's own lock is taken).
+            let all: Vec<Arc<Container>> = self.table().containers.values().cloned().collect();
+            let unwatched: Vec<Arc<Container>> = all
+                .into_iter()
                 .filter(|c| !c.buried.load(Ordering::Relaxed) && !c.events.watching())
-                .cloned()
                 .collect();
             let gone = tokio::task::spawn_blocking(move || {
                 unwatched
@@ -211,23 +210,37 @@ impl Driver {
     /// Removes directories of no container that are not being created: what a create of a
     /// previous daemon, still finishing when this one started, left once its shim gave up.
     async fn sweep_strays(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.config.root) else {
-            return;
-        };
-        let strays: Vec<(String, PathBuf)> = {
+        // Listed off the async threads and outside the table's lock (10,000 entries take a
+        // few milliseconds, which a create or a List would otherwise wait for).
+        let root = self.config.root.clone();
+        let names: Vec<(String, PathBuf)> = tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(&root)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default();
+        // The table first: with thousands of containers, only strays are stat'ed.
+        let unknown: Vec<(String, PathBuf)> = {
             let t = self.table();
-            entries
-                .flatten()
-                .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), e.path())))
-                // The table first: with thousands of containers, only strays are stat'ed.
-                .filter(|(id, dir)| {
+            names
+                .into_iter()
+                .filter(|(id, _)| {
                     !t.containers.contains_key(id)
                         && !t.creating.contains(id)
                         && convert::validate_id(id).is_ok()
-                        && dir.is_dir()
                 })
                 .collect()
         };
+        let strays: Vec<(String, PathBuf)> = unknown
+            .into_iter()
+            .filter(|(_, dir)| dir.is_dir())
+            .collect();
         for (id, dir) in strays {
             // Held like a Create's, so no Create of this id runs meanwhile.
             let _reservation = {
