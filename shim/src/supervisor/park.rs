@@ -161,7 +161,11 @@ pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<()> {
     nix::unistd::dup2_stderr(&log).map_err(io::Error::from)?;
     let staging = pool_dir.join(crate::rootfs::staging::DIR);
     if staging.exists() {
-        fs::rename(&staging, dir.join(crate::rootfs::staging::DIR))?;
+        if let Err(e) = fs::rename(&staging, dir.join(crate::rootfs::staging::DIR)) {
+            // Not worth the create: the pool directory stays for the daemon's next sweep.
+            crate::log::warn!("parked shim: moving its staging root: {e}; left in the pool");
+            return Ok(());
+        }
     }
     let _ = fs::remove_dir_all(pool_dir);
     Ok(())
