@@ -503,3 +503,39 @@ fn a_unified_file_the_host_lacks_is_refused_naming_the_key() {
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("cgroups.unified.memory.high"), "{err}");
 }
+
+/// Masked directories share one empty read-only tmpfs, bound from the first; where a later
+/// masked directory hides the first (/sys over /sys/firmware), the next gets a tmpfs of its
+/// own, and every path is masked.
+#[test]
+fn masked_directories_share_one_tmpfs_also_when_nested() {
+    let parent = unique("edtest-ocifs");
+    let _cg = CgroupGuard(parent.clone());
+    let dir = TempDir::new("edt-ocifs");
+    make_rootfs(&dir.path);
+    std::fs::create_dir_all(dir.path.join("m1")).unwrap();
+    std::fs::create_dir_all(dir.path.join("m2")).unwrap();
+    std::fs::write(dir.path.join("m2/secret"), "x").unwrap();
+    let mut cfg = config(&parent, &NAMESPACES, standard_mounts(&[]), json!({}));
+    cfg["masked_paths"] = json!(["/sys/firmware", "/m1", "/sys", "/m2"]);
+    let (code, out, err) = run(
+        &dir.path,
+        &cfg,
+        "echo $(ls -A /m2 | wc -l) $(ls -A /sys | wc -l); grep -E ' /(m1|m2|sys) ' /proc/self/mountinfo | awk '{print $3, $5, $6}'",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0 0"), "{out}");
+    let mounts: Vec<Vec<&str>> = lines.map(|l| l.split(' ').collect()).collect();
+    let dev = |p: &str| {
+        mounts
+            .iter()
+            .rev()
+            .find(|m| m[1] == p)
+            .unwrap_or_else(|| panic!("{p} not masked: {out}"))
+    };
+    assert_eq!(dev("/m1")[0], dev("/sys")[0], "not one tmpfs: {out}");
+    for p in ["/m1", "/m2", "/sys"] {
+        assert!(dev(p)[2].starts_with("ro"), "{out}");
+    }
+}

@@ -193,14 +193,24 @@ fn park(
             return 2;
         }
     };
-    if let Err(e) = supervisor::move_in(dir, &opts.state_dir) {
-        execdriver_shim::log::error!(
-            "parked shim {token}: moving to {}: {e}",
-            opts.state_dir.display()
-        );
-        parked.discard();
-        let _ = std::fs::remove_dir_all(dir);
-        return 1;
+    match supervisor::move_in(dir, &opts.state_dir) {
+        Ok(true) => supervisor::run_adopted(opts, report, Some(parked)),
+        // Its staging root stayed in the pool directory: the container is made as without a
+        // pool (the set and the nursery go first; the directory, with the staging root no
+        // longer in use, too).
+        Ok(false) => {
+            parked.discard();
+            let _ = std::fs::remove_dir_all(dir);
+            supervisor::run_adopted(opts, report, None)
+        }
+        Err(e) => {
+            execdriver_shim::log::error!(
+                "parked shim {token}: moving to {}: {e}",
+                opts.state_dir.display()
+            );
+            parked.discard();
+            let _ = std::fs::remove_dir_all(dir);
+            1
+        }
     }
-    supervisor::run_adopted(opts, report, Some(parked))
 }

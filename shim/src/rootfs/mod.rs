@@ -223,17 +223,27 @@ fn mask_paths(paths: &[String]) -> Result<()> {
                 )?;
                 empty = Some(path);
             }
-            // Read-only already (the tmpfs is); the bind's own flags say so too.
+            // Read-only already (the tmpfs is); the bind's own flags say so too. Where the
+            // first is gone (a later masked directory above it), a tmpfs of its own.
             Some(first) => {
-                do_mount(
+                match do_mount(
                     Some(first),
                     path,
                     None,
                     MsFlags::MS_BIND,
                     None,
                     "masked path",
-                )?;
-                base::remount_bind(path, flags, MsFlags::empty())?;
+                ) {
+                    Ok(()) => base::remount_bind(path, flags, MsFlags::empty())?,
+                    Err(_) => do_mount(
+                        Some(Path::new("tmpfs")),
+                        path,
+                        Some("tmpfs"),
+                        flags,
+                        Some("size=0,mode=555"),
+                        "masked path",
+                    )?,
+                }
             }
         }
     }

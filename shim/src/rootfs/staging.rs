@@ -51,14 +51,20 @@ pub struct Staged {
 }
 
 impl Staged {
+    // Not the same types on every target (32-bit ino_t).
+    #[allow(clippy::unnecessary_cast)]
     fn of(st: &nix::sys::stat::FileStat) -> Staged {
         Staged {
-            dev: st.st_dev,
-            ino: st.st_ino,
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
         }
     }
 }
 
+/// A directory of the host's filesystem, not a capped tmpfs: a container that could remount
+/// it (CAP_SYS_ADMIN, and a chroot escape to reach it) could write into it, as such a
+/// container could anywhere it reaches.
+///
 /// In the nursery: makes a mount namespace of its own whose root is the empty directory
 /// `staging` of `parked` (the parked shim's directory) bound read-only, with the host's tree
 /// at `/old`, and chroots into that tree. Nothing of it reaches the host: the tree is made a
@@ -85,6 +91,14 @@ pub fn prepare(parked: &Path) -> nix::Result<Staged> {
         &dir,
         None::<&str>,
         MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    // Private: nothing the host mounts below the directory reaches the containers' roots.
+    mount(
+        None::<&str>,
+        &dir,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
     // Paid here, while parked: the walk over every thread on the host.

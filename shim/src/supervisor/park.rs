@@ -150,9 +150,11 @@ pub fn wait_for_adoption(from: fs::File, parked: &Parked) -> Option<Vec<String>>
 
 /// Moves the shim from its pool directory to the container's state directory `dir`: working
 /// directory, diagnostics (`shim.log`), the nursery's staging root (renamed: the host's tree
-/// is mounted on its `old` in the nursery's namespace, and removing that directory would
-/// unmount it there), and the pool directory removed.
-pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<()> {
+/// is mounted on its `old` in the nursery's namespace, and the container's rootfs will be on
+/// it; removing that directory would unmount them), and the pool directory removed. Returns
+/// whether the parked set can be used: a staging root that could not be moved must not be
+/// (the pool directory, where it stays, is removed by the daemon's sweeps).
+pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<bool> {
     std::env::set_current_dir(dir)?;
     let log = fs::OpenOptions::new()
         .create(true)
@@ -162,13 +164,12 @@ pub fn move_in(pool_dir: &Path, dir: &Path) -> io::Result<()> {
     let staging = pool_dir.join(crate::rootfs::staging::DIR);
     if staging.exists() {
         if let Err(e) = fs::rename(&staging, dir.join(crate::rootfs::staging::DIR)) {
-            // Not worth the create: the pool directory stays for the daemon's next sweep.
-            crate::log::warn!("parked shim: moving its staging root: {e}; left in the pool");
-            return Ok(());
+            crate::log::warn!("parked shim: moving its staging root: {e}; made without it");
+            return Ok(false);
         }
     }
     let _ = fs::remove_dir_all(pool_dir);
-    Ok(())
+    Ok(true)
 }
 
 /// The pool sets under `parent` in every hierarchy (for the daemon's sweep of those a killed
