@@ -201,12 +201,7 @@ impl ShimPool {
         };
         for p in gone {
             warn!(dir = %p.dir.display(), "a parked shim went; parking another");
-            let (dir, parent, token) = (p.dir.clone(), self.cgroup_parent.clone(), p.token());
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = std::fs::remove_dir_all(&dir);
-                sweep_cgroups(&parent, &token);
-            })
-            .await;
+            self.clean_up(p.dir).await;
         }
     }
 
@@ -311,25 +306,28 @@ impl ShimPool {
         if let Err(e) = &written {
             warn!(dir = %p.dir.display(), error = %e, "a parked shim could not be used");
             let _ = tokio::time::timeout(PARK_TIMEOUT, p.child.wait()).await;
-            let (dir, parent, token) = (p.dir.clone(), self.cgroup_parent.clone(), p.token());
-            // Removing cgroups may wait for killed processes: off the async threads.
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = std::fs::remove_dir_all(&dir);
-                sweep_cgroups(&parent, &token);
-            })
-            .await;
+            self.clean_up(p.dir.clone()).await;
         }
         written
     }
+
+    /// Removes what a parked shim that is gone left: its directory and its pool set.
+    pub async fn clean_up(&self, dir: PathBuf) {
+        let (parent, token) = (self.cgroup_parent.clone(), token_of(&dir));
+        // Removing cgroups may wait for killed processes: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&dir);
+            sweep_cgroups(&parent, &token);
+        })
+        .await;
+    }
 }
 
-impl Parked {
-    fn token(&self) -> String {
-        self.dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
+/// A parked shim's token: its directory's name.
+fn token_of(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Removes what parked shims that are gone left: the pool directory under `root` and the

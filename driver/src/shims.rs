@@ -141,10 +141,20 @@ pub async fn spawn(
         while let Some(mut parked) = pool.take() {
             if pool.adopt(&mut parked, &args).await.is_ok() {
                 drop(parked.stdin);
-                let report = await_report(parked.child, parked.stdout, dir).await;
-                // The quiet spell before a refill counts from the create's end.
-                pool.touch();
-                return report;
+                let parked_dir = parked.dir.clone();
+                match read_report(parked.child, parked.stdout, dir).await {
+                    Reported::Done(report) => {
+                        // The quiet spell before a refill counts from the create's end.
+                        pool.touch();
+                        return report;
+                    }
+                    // Its nursery died before it read the create: nothing of the container's
+                    // was made; the next parked shim (or a new one) takes it.
+                    Reported::Abandoned => {
+                        tracing::warn!(dir = %parked_dir.display(), "a parked shim gave up before its create; handing it on");
+                        pool.clean_up(parked_dir).await;
+                    }
+                }
             }
         }
     }
@@ -162,34 +172,51 @@ pub async fn spawn(
     let Some(stdout) = child.stdout.take() else {
         return Err(Error::Internal("shim stdout was not captured".into()));
     };
-    await_report(child, stdout, dir).await
+    match read_report(child, stdout, dir).await {
+        Reported::Done(report) => report,
+        Reported::Abandoned => Err(Error::Internal(
+            "the shim exited without reporting (as a parked shim that gave up)".into(),
+        )),
+    }
+}
+
+/// What a shim started for a create (or a parked one adopted) ended with.
+enum Reported {
+    /// Its report: the container's state, or the create's error.
+    Done(Result<ShimState>),
+    /// A parked shim that exited before reading its create
+    /// ([`state::PARK_ABANDONED`]): nothing was made.
+    Abandoned,
 }
 
 /// Reads the shim's report of its create from `stdout`, and reaps the process started (which
 /// exits once the shim has reported: the shim detaches, the daemon holds no handle on it).
-async fn await_report(
+async fn read_report(
     mut child: tokio::process::Child,
     mut stdout: tokio::process::ChildStdout,
     dir: &Path,
-) -> Result<ShimState> {
+) -> Reported {
     let report = tokio::time::timeout(CREATE_TIMEOUT, read_frame::<Response>(&mut stdout)).await;
     drop(stdout);
     let started = child.wait().await;
     let report = match report {
         Ok(r) => r,
         Err(_) => {
-            return Err(Error::Internal(format!(
+            return Reported::Done(Err(Error::Internal(format!(
                 "the shim did not report within {CREATE_TIMEOUT:?}"
-            )));
+            ))));
         }
     };
-    match report {
+    Reported::Done(match report {
         Ok(Some(Response {
             kind: Some(response::Kind::State(st)),
         })) => Ok(st),
         Ok(Some(Response {
             kind: Some(response::Kind::Error(e)),
         })) => Err(shim_error(e)),
+        Ok(None) if matches!(&started, Ok(s) if s.code() == Some(state::PARK_ABANDONED)) => {
+            return Reported::Abandoned;
+        }
         Ok(_) => {
             let log = std::fs::read_to_string(dir.join(state::SHIM_LOG)).unwrap_or_default();
             let status = match started {
@@ -203,7 +230,7 @@ async fn await_report(
             )))
         }
         Err(e) => Err(Error::io("reading the shim's report")(e)),
-    }
+    })
 }
 
 fn shim_error(e: protocol::ErrorReply) -> Error {

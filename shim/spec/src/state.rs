@@ -33,6 +33,10 @@ pub const LOG: &str = "log";
 pub const SHIM_LOG: &str = "shim.log";
 pub const NETWORK: &str = "network.json";
 
+/// The exit status of a parked shim that gave up before reading an adoption (its nursery
+/// died): it made nothing of the container's, so the daemon hands the create to another.
+pub const PARK_ABANDONED: i32 = 75;
+
 /// The log file of an exec'd process, beside the container's `log`.
 pub fn exec_log_name(exec_id: &str) -> String {
     format!("exec-{exec_id}.log")

@@ -176,13 +176,19 @@ fn park(
         .and_then(|_| report.pipe.flush());
     let args = match (said, adoption) {
         (Ok(()), Some(from)) => supervisor::wait_for_adoption(from, &parked),
-        _ => None,
+        _ => supervisor::Adoption::NotWanted,
     };
-    let Some(args) = args else {
-        // Not wanted (the daemon stopped): leave nothing.
-        parked.discard();
-        let _ = std::fs::remove_dir_all(dir);
-        return 0;
+    let args = match args {
+        supervisor::Adoption::Adopted(args) => args,
+        // Not wanted (the daemon stopped), or of no use: leave nothing.
+        gone => {
+            parked.discard();
+            let _ = std::fs::remove_dir_all(dir);
+            return match gone {
+                supervisor::Adoption::NurseryGone => execdriver_spec::state::PARK_ABANDONED,
+                _ => 0,
+            };
+        }
     };
     let opts = match parse_args(args) {
         Ok(o) => o,

@@ -30,7 +30,9 @@ mod procs;
 mod relay;
 mod setup;
 
-pub use park::{daemon_gone, move_in, pool_cgroup_name, pool_cgroups, wait_for_adoption, Parked};
+pub use park::{
+    daemon_gone, move_in, pool_cgroup_name, pool_cgroups, wait_for_adoption, Adoption, Parked,
+};
 pub use procs::exec_log_name;
 pub use setup::{prepare_process, Report};
 

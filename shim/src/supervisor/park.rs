@@ -116,11 +116,21 @@ pub fn daemon_gone(from: &fs::File) -> bool {
     }
 }
 
-/// Waits for the daemon's adoption: one line on `from`, a JSON array of the shim's arguments.
-/// `None` when the daemon closed it (or sent nothing readable): the shim is not wanted; and
-/// when the nursery died first (killed): the shim is of no use, it goes, and the create that
-/// would have taken it starts a shim of its own (the daemon sees this one gone).
-pub fn wait_for_adoption(from: fs::File, parked: &Parked) -> Option<Vec<String>> {
+/// What a parked shim's wait ended with.
+pub enum Adoption {
+    /// The shim's arguments: a create.
+    Adopted(Vec<String>),
+    /// The daemon closed the pipe (or sent nothing readable): the shim is not wanted.
+    NotWanted,
+    /// The nursery died first (killed): the shim is of no use and goes, with
+    /// [`execdriver_spec::state::PARK_ABANDONED`], so that a create written to it meanwhile
+    /// (unread) is handed to another shim, and the daemon sees this one gone.
+    NurseryGone,
+}
+
+/// Waits for the daemon's adoption: one line on `from`, a JSON array of the shim's arguments,
+/// while the nursery lives.
+pub fn wait_for_adoption(from: fs::File, parked: &Parked) -> Adoption {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     loop {
@@ -130,7 +140,7 @@ pub fn wait_for_adoption(from: fs::File, parked: &Parked) -> Option<Vec<String>>
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
+            Err(_) => return Adoption::NotWanted,
             Ok(_) => {}
         }
         if fds[0].revents().is_some_and(|r| !r.is_empty()) {
@@ -138,13 +148,15 @@ pub fn wait_for_adoption(from: fs::File, parked: &Parked) -> Option<Vec<String>>
         }
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
             crate::log::warn!("parked shim: its nursery is gone; not parked any more");
-            return None;
+            return Adoption::NurseryGone;
         }
     }
     let mut line = String::new();
     match io::BufReader::new(from).read_line(&mut line) {
-        Ok(n) if n > 0 => serde_json::from_str(&line).ok(),
-        _ => None,
+        Ok(n) if n > 0 => serde_json::from_str(&line)
+            .map(Adoption::Adopted)
+            .unwrap_or(Adoption::NotWanted),
+        _ => Adoption::NotWanted,
     }
 }
 
