@@ -266,21 +266,18 @@ async fn parked_shims_whose_nurseries_were_killed_cost_no_create() {
     let d = Daemon::start_with(&["--shim-pool", "2"]);
     let mut c = d.client().await;
     let before = pool_of(&d, 2).await;
+    let is_nursery = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() == "execdriver-nurs")
+    };
+    // Both parked (a nursery names itself just after its fork).
     let parked = eventually(Duration::from_secs(10), || {
         let p = parked_shims(&d.root);
-        (p.len() == 4).then_some(p)
+        (p.len() == 4 && p.iter().filter(|pid| is_nursery(pid)).count() == 2).then_some(p)
     })
     .await
     .unwrap_or_else(|| panic!("two shims and their nurseries: {:?}", parked_shims(&d.root)));
-    let nurseries: Vec<i32> = parked
-        .iter()
-        .copied()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "execdriver-nurs")
-        })
-        .collect();
-    assert_eq!(nurseries.len(), 2, "{parked:?}");
+    let nurseries: Vec<i32> = parked.iter().copied().filter(is_nursery).collect();
     for pid in &nurseries {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid),
@@ -288,7 +285,25 @@ async fn parked_shims_whose_nurseries_were_killed_cost_no_create() {
         )
         .unwrap();
     }
-    // At once, while their shims may still be parked.
+    // Dead (a zombie until its shim reaps it), so its socket is closed; then at once, while
+    // their shims may still be parked. (A nursery killed while it bears is another case: the
+    // create that used it fails.)
+    let dead = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || nurseries
+            .iter()
+            .all(dead)
+            .then_some(()))
+        .await
+        .is_some(),
+        "the nurseries did not die"
+    );
     let out = run(&mut c, d.request(&["echo", "still here"])).await;
     assert_eq!(out.stdout(), "still here\n", "{}", d.log());
     assert_eq!(out.exit.exit_code, Some(0));
