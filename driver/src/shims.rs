@@ -142,7 +142,7 @@ pub async fn spawn(
             if pool.adopt(&mut parked, &args).await.is_ok() {
                 drop(parked.stdin);
                 let parked_dir = parked.dir.clone();
-                match read_report(parked.child, parked.stdout, dir).await {
+                match read_report(parked.child, parked.stdout, dir, true).await {
                     Reported::Done(report) => {
                         // The quiet spell before a refill counts from the create's end.
                         pool.touch();
@@ -151,7 +151,7 @@ pub async fn spawn(
                     // Its nursery died before it read the create: nothing of the container's
                     // was made; the next parked shim (or a new one) takes it.
                     Reported::Abandoned => {
-                        tracing::warn!(dir = %parked_dir.display(), "a parked shim gave up before its create; handing it on");
+                        tracing::warn!(dir = %parked_dir.display(), "a parked shim went before it took the create; handing it on");
                         pool.clean_up(parked_dir).await;
                     }
                 }
@@ -172,7 +172,7 @@ pub async fn spawn(
     let Some(stdout) = child.stdout.take() else {
         return Err(Error::Internal("shim stdout was not captured".into()));
     };
-    match read_report(child, stdout, dir).await {
+    match read_report(child, stdout, dir, false).await {
         Reported::Done(report) => report,
         Reported::Abandoned => Err(Error::Internal(
             "the shim exited without reporting (as a parked shim that gave up)".into(),
@@ -184,8 +184,9 @@ pub async fn spawn(
 enum Reported {
     /// Its report: the container's state, or the create's error.
     Done(Result<ShimState>),
-    /// A parked shim that exited before reading its create
-    /// ([`state::PARK_ABANDONED`]): nothing was made.
+    /// An adopted parked shim that exited before it moved into the container's directory
+    /// (its nursery died: [`state::PARK_ABANDONED`]; or it was killed as it was handed the
+    /// create): nothing of the container's was made.
     Abandoned,
 }
 
@@ -195,6 +196,7 @@ async fn read_report(
     mut child: tokio::process::Child,
     mut stdout: tokio::process::ChildStdout,
     dir: &Path,
+    adopted: bool,
 ) -> Reported {
     let report = tokio::time::timeout(CREATE_TIMEOUT, read_frame::<Response>(&mut stdout)).await;
     drop(stdout);
@@ -214,7 +216,12 @@ async fn read_report(
         Ok(Some(Response {
             kind: Some(response::Kind::Error(e)),
         })) => Err(shim_error(e)),
-        Ok(None) if matches!(&started, Ok(s) if s.code() == Some(state::PARK_ABANDONED)) => {
+        // A parked shim's first step in the container's directory is its log (`move_in`).
+        Ok(None)
+            if adopted
+                && (matches!(&started, Ok(s) if s.code() == Some(state::PARK_ABANDONED))
+                    || !dir.join(state::SHIM_LOG).exists()) =>
+        {
             return Reported::Abandoned;
         }
         Ok(_) => {
