@@ -211,40 +211,32 @@ fn mask_paths(paths: &[String]) -> Result<()> {
             )?;
             continue;
         }
-        match empty {
-            None => {
-                do_mount(
-                    Some(Path::new("tmpfs")),
-                    path,
-                    Some("tmpfs"),
-                    flags,
-                    Some("size=0,mode=555"),
-                    "masked path",
-                )?;
-                empty = Some(path);
-            }
-            // Read-only already (the tmpfs is); the bind's own flags say so too. Where the
-            // first is gone (a later masked directory above it), a tmpfs of its own.
-            Some(first) => {
-                match do_mount(
-                    Some(first),
-                    path,
-                    None,
-                    MsFlags::MS_BIND,
-                    None,
-                    "masked path",
-                ) {
-                    Ok(()) => base::remount_bind(path, flags, MsFlags::empty())?,
-                    Err(_) => do_mount(
-                        Some(Path::new("tmpfs")),
-                        path,
-                        Some("tmpfs"),
-                        flags,
-                        Some("size=0,mode=555"),
-                        "masked path",
-                    )?,
-                }
-            }
+        // The second and later: bound from the first (read-only already, as the tmpfs is;
+        // the bind's own flags say so too). Where the first is gone (a later masked directory
+        // above it), a tmpfs of its own.
+        let bound = empty.is_some_and(|first| {
+            do_mount(
+                Some(first),
+                path,
+                None,
+                MsFlags::MS_BIND,
+                None,
+                "masked path",
+            )
+            .is_ok()
+        });
+        if bound {
+            base::remount_bind(path, flags, MsFlags::empty())?;
+        } else {
+            do_mount(
+                Some(Path::new("tmpfs")),
+                path,
+                Some("tmpfs"),
+                flags,
+                Some("size=0,mode=555"),
+                "masked path",
+            )?;
+            empty.get_or_insert(path);
         }
     }
     Ok(())
